@@ -1,0 +1,1465 @@
+//! Configuration: figment layering (TOML file ← `DOCSPACE_SIEM_*` environment, `__` = nesting)
+//! into raw serde structs, then validation into [`Config`].
+//!
+//! Invariants:
+//! - Unknown keys are errors, at every level (`deny_unknown_fields`, plus per-sink-type checks).
+//! - Validation reports every problem it can find at once, each as `key: problem`, naming the
+//!   environment variable that would set the key too ([`ConfigErrors`]).
+//! - Secrets (API keys, webhook URLs, header values) are [`SecretString`]s from the moment they
+//!   are read: they never appear in `Debug`, in errors or in logs.
+//! - Validation does no network IO; it reads only the credential and TLS files it names.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format as _, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::actions;
+use crate::event::{Outcome, Stream};
+
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "DOCSPACE_SIEM_";
+/// Variables with the prefix that configure the command line, not the agent.
+pub const CLI_ENV: &[&str] = &[
+    "DOCSPACE_SIEM_CONFIG",
+    "DOCSPACE_SIEM_LOG",
+    "DOCSPACE_SIEM_LOG_FORMAT",
+];
+/// Where the config lives when neither `--config` nor `$DOCSPACE_SIEM_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/docspace-siem/docspace-siem.toml";
+/// Default state directory (systemd's `StateDirectory=` wins when set).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/docspace-siem";
+/// Longest sink reconnect/retry backoff (SPEC: a recovered sink is used within a minute).
+pub const MAX_SINK_BACKOFF: Duration = Duration::from_secs(60);
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path, e.g. `portals.main.url`.
+    pub key: String,
+    /// What is wrong, lowercase, no trailing period.
+    pub problem: String,
+}
+
+impl ConfigProblem {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigProblem {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The environment variable that sets this key.
+    pub fn env_var(&self) -> String {
+        let path: Vec<String> = self
+            .key
+            .split('.')
+            .map(|part| part.to_ascii_uppercase().replace('-', "_"))
+            .collect();
+        format!("{ENV_PREFIX}{}", path.join("__"))
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.problem)
+        } else {
+            write!(f, "{}: {} (env {})", self.key, self.problem, self.env_var())
+        }
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where cursors, the lock and dead letters live.
+    pub state_dir: PathBuf,
+    /// Every portal, sorted by name.
+    pub portals: Vec<PortalConfig>,
+    /// Every sink, sorted by name.
+    pub sinks: Vec<SinkConfig>,
+    /// How long a shutdown may drain before giving up (below systemd's `TimeoutStopSec`).
+    pub shutdown_timeout: Duration,
+    /// How often a catch-up reports progress.
+    pub progress_interval: Duration,
+    /// `[api]`: health and metrics listener, if enabled.
+    pub api: Option<ApiConfig>,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Listen address of `/health` and `/metrics`.
+    pub address: std::net::SocketAddr,
+}
+
+/// Where a portal's first run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// This long before the first start.
+    Ago(Duration),
+    /// A fixed instant.
+    At(OffsetDateTime),
+}
+
+impl StartFrom {
+    /// The instant, relative to `now`.
+    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            StartFrom::Ago(d) => now - d,
+            StartFrom::At(t) => t,
+        }
+    }
+}
+
+/// TLS settings of an HTTP client (portal or HTTP sink).
+#[derive(Debug, Clone, Default)]
+pub struct HttpTls {
+    /// Extra trusted CA certificates (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM), for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM), for mutual TLS.
+    pub key_file: Option<PathBuf>,
+    /// Turns certificate checks off (logs a warning at start).
+    pub insecure_skip_verify: bool,
+}
+
+/// One `[portals.NAME]`.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// Table name.
+    pub name: String,
+    /// Base URL, no trailing slash.
+    pub url: Url,
+    /// The `sk-…` API key, sent as `Authorization: Bearer`.
+    pub api_key: SecretString,
+    /// Streams to poll.
+    pub streams: Vec<Stream>,
+    /// Pause between polls once caught up.
+    pub poll_interval: Duration,
+    /// First run only: where to start.
+    pub start_from: StartFrom,
+    /// Each poll reads up to `now − settle`, so rows still being written are not missed.
+    pub settle: Duration,
+    /// Each poll re-reads this much before the watermark to catch late and out-of-order rows.
+    pub overlap: Duration,
+    /// Initial span of a catch-up window (adapts to the event density).
+    pub catchup_window: Duration,
+    /// A window holding more events than this is split in half (bounds memory).
+    pub max_window_events: usize,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Retry interval after errors only an operator can fix (401, 403, 402, plan fallback).
+    pub error_retry: Duration,
+    /// TLS for the portal connection.
+    pub tls: HttpTls,
+}
+
+/// Output format of a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// ECS 9.x JSON.
+    Ecs,
+    /// ArcSight CEF.
+    Cef,
+    /// The DocSpace row plus `portal` and `stream`.
+    Json,
+}
+
+impl Format {
+    /// Parses `ecs` / `cef` / `json`.
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "ecs" => Some(Format::Ecs),
+            "cef" => Some(Format::Cef),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Which events a sink takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Empty = every stream.
+    pub streams: Vec<Stream>,
+    /// Empty = every action.
+    pub actions: Vec<i64>,
+    /// Empty = every outcome.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// One `[sinks.NAME]`.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Table name.
+    pub name: String,
+    /// Encoding of each event.
+    pub format: Format,
+    /// Which events it takes.
+    pub filter: Filter,
+    /// Type-specific settings.
+    pub kind: SinkKind,
+}
+
+/// Type-specific sink settings.
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    /// Newline-delimited on standard output.
+    Stdout,
+    /// Syslog over UDP, TCP or TLS.
+    Syslog(SyslogConfig),
+    /// HTTP POST of JSON arrays.
+    Webhook(WebhookConfig),
+}
+
+/// Syslog transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// One datagram per event (RFC 5426), lossy.
+    Udp,
+    /// Plain TCP (RFC 6587).
+    Tcp,
+    /// TLS (RFC 5425).
+    Tls,
+}
+
+/// TCP/TLS framing (RFC 6587).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `LEN SP MSG` (default; the only framing of RFC 5425).
+    OctetCounting,
+    /// `MSG LF`.
+    Newline,
+}
+
+/// Syslog header flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rfc {
+    /// RFC 5424 (default).
+    Rfc5424,
+    /// RFC 3164 (BSD), for old receivers.
+    Rfc3164,
+}
+
+/// Settings of a syslog sink.
+#[derive(Debug, Clone)]
+pub struct SyslogConfig {
+    /// `host:port`.
+    pub address: String,
+    /// Transport.
+    pub protocol: Protocol,
+    /// TCP/TLS framing.
+    pub framing: Framing,
+    /// Header flavour.
+    pub rfc: Rfc,
+    /// APP-NAME (RFC 5424) / TAG (RFC 3164).
+    pub app_name: String,
+    /// Facility number 0–23.
+    pub facility: u8,
+    /// HOSTNAME field; the machine's host name by default.
+    pub hostname: Option<String>,
+    /// UDP payload cap (RFC 5426); longer messages are truncated with a marker.
+    pub max_datagram: usize,
+    /// A write that makes no progress this long drops the connection.
+    pub write_timeout: Duration,
+    /// Connection timeout.
+    pub connect_timeout: Duration,
+    /// TLS settings (protocol = "tls").
+    pub tls: SyslogTls,
+}
+
+/// TLS settings of a syslog sink.
+#[derive(Debug, Clone, Default)]
+pub struct SyslogTls {
+    /// Trusted CA certificates (PEM); the system store when absent.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    pub key_file: Option<PathBuf>,
+    /// Name checked against the server certificate; the address host by default.
+    pub server_name: Option<String>,
+    /// Turns certificate checks off (logs a warning at start).
+    pub insecure_skip_verify: bool,
+}
+
+/// Settings of a webhook sink.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Target URL (may embed a token, hence secret).
+    pub url: SecretString,
+    /// Extra headers; values may be tokens.
+    pub headers: Vec<(String, SecretString)>,
+    /// Most events in one POST.
+    pub max_events: usize,
+    /// How long a partial batch waits for more events.
+    pub batch_timeout: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// TLS settings.
+    pub tls: HttpTls,
+}
+
+impl WebhookConfig {
+    /// The URL with any user info, query and path tokens hidden, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.url.expose_secret())
+    }
+}
+
+/// Shows only scheme, host and port of a URL (paths and queries of webhooks carry tokens).
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("?");
+            match u.port() {
+                Some(p) => format!("{}://{host}:{p}/…", u.scheme()),
+                None => format!("{}://{host}/…", u.scheme()),
+            }
+        }
+        Err(_) => "<invalid url>".to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw layer: exactly what the TOML/env may hold.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoot {
+    state_dir: Option<String>,
+    shutdown_timeout: Option<String>,
+    progress_interval: Option<String>,
+    #[serde(default)]
+    portals: BTreeMap<String, Value>,
+    #[serde(default)]
+    sinks: BTreeMap<String, Value>,
+    api: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    address: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPortal {
+    url: Option<String>,
+    api_key: Option<SecretString>,
+    api_key_file: Option<String>,
+    streams: Option<Vec<String>>,
+    poll_interval: Option<String>,
+    start_from: Option<String>,
+    settle: Option<String>,
+    overlap: Option<String>,
+    catchup_window: Option<String>,
+    max_window_events: Option<u64>,
+    timeout: Option<String>,
+    error_retry: Option<String>,
+    tls: Option<RawHttpTls>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttpTls {
+    ca_file: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    server_name: Option<String>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    format: Option<String>,
+    filter: Option<RawFilter>,
+    // syslog
+    address: Option<String>,
+    protocol: Option<String>,
+    framing: Option<String>,
+    rfc: Option<Value>,
+    app_name: Option<String>,
+    facility: Option<Value>,
+    hostname: Option<String>,
+    max_datagram: Option<u64>,
+    write_timeout: Option<String>,
+    connect_timeout: Option<String>,
+    tls: Option<RawHttpTls>,
+    // webhook
+    url: Option<SecretString>,
+    url_file: Option<String>,
+    headers: Option<BTreeMap<String, SecretString>>,
+    batch: Option<RawBatch>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    max_events: Option<u64>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilter {
+    streams: Option<Vec<String>>,
+    actions: Option<Vec<Value>>,
+    outcome: Option<Value>,
+}
+
+/// Keys of each sink type beyond `type`, `format`, `filter` (for "not a key of" errors).
+const SYSLOG_KEYS: &[&str] = &[
+    "address",
+    "protocol",
+    "framing",
+    "rfc",
+    "app_name",
+    "facility",
+    "hostname",
+    "max_datagram",
+    "write_timeout",
+    "connect_timeout",
+    "tls",
+];
+const WEBHOOK_KEYS: &[&str] = &["url", "url_file", "headers", "batch", "timeout", "tls"];
+/// Sink types SPEC.md names that later releases add.
+const PLANNED_SINKS: &[&str] = &[
+    "splunk_hec",
+    "elasticsearch",
+    "slack",
+    "teams",
+    "mattermost",
+    "discord",
+    "google_chat",
+];
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The TOML file.
+    pub file: PathBuf,
+    /// Environment variables (injected in tests; `std::env::vars()` in the binary).
+    pub env: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// The file plus the process environment.
+    pub fn from_process(file: PathBuf) -> Sources {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+        }
+    }
+
+    fn get_env(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Loads and validates the configuration.
+pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
+    let one = |key: &str, problem: String| ConfigErrors(vec![ConfigProblem::new(key, problem)]);
+    if !sources.file.is_file() {
+        return Err(one(
+            "",
+            format!(
+                "config file {} does not exist or is not a file (pass --config FILE or set DOCSPACE_SIEM_CONFIG)",
+                sources.file.display()
+            ),
+        ));
+    }
+    // Variables that configure the CLI, not the agent.
+    let env: Vec<(String, String)> = sources
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !CLI_ENV.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    // Overlay the environment ourselves (same rules as figment's `Env::prefixed(..).split("__")`),
+    // so that tests can inject variables without touching the process environment.
+    let mut figment = Figment::new().merge(Toml::file_exact(&sources.file));
+    for (k, v) in &env {
+        let key = k[ENV_PREFIX.len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        let value: figment::value::Value = v
+            .parse::<figment::value::Value>()
+            .unwrap_or_else(|_| figment::value::Value::from(v.clone()));
+        figment = figment.merge(figment::providers::Serialized::default(&key, value));
+    }
+    let root: Value = match figment.extract::<Value>() {
+        Ok(v) => v,
+        Err(errors) => {
+            let problems = errors
+                .into_iter()
+                .map(|e| {
+                    let key = e.path.join(".");
+                    let mut msg = e.kind.to_string();
+                    if let Some(md) = &e.metadata {
+                        msg = format!("{msg} (in {})", md.name);
+                    }
+                    ConfigProblem::new(key, msg)
+                })
+                .collect();
+            return Err(ConfigErrors(problems));
+        }
+    };
+    validate(root, sources)
+}
+
+/// Validates an already-merged config tree (also used by tests).
+fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
+    let mut errs: Vec<ConfigProblem> = Vec::new();
+    let raw: RawRoot = match serde_json::from_value(root) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigProblem::new(
+                "",
+                format!("top level: {e}"),
+            )]));
+        }
+    };
+
+    let state_dir = raw
+        .state_dir
+        .map(PathBuf::from)
+        .or_else(|| sources.get_env("STATE_DIRECTORY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    if !state_dir.is_absolute() {
+        errs.push(ConfigProblem::new(
+            "state_dir",
+            "must be an absolute path (the agent writes nothing into its working directory)",
+        ));
+    }
+    let shutdown_timeout = duration(
+        &mut errs,
+        "shutdown_timeout",
+        raw.shutdown_timeout.as_deref(),
+        Duration::from_secs(15),
+    );
+    let progress_interval = duration(
+        &mut errs,
+        "progress_interval",
+        raw.progress_interval.as_deref(),
+        Duration::from_secs(30),
+    );
+    let api = match raw.api {
+        None => None,
+        Some(v) => match serde_json::from_value::<RawApi>(v) {
+            Ok(a) => {
+                let addr = a.address.unwrap_or_else(|| "127.0.0.1:9898".to_owned());
+                match addr.parse() {
+                    Ok(address) => Some(ApiConfig { address }),
+                    Err(_) => {
+                        errs.push(ConfigProblem::new(
+                            "api.address",
+                            format!("{addr:?} is not an ip:port socket address"),
+                        ));
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                errs.push(ConfigProblem::new("api", e.to_string()));
+                None
+            }
+        },
+    };
+
+    if raw.portals.is_empty() {
+        errs.push(ConfigProblem::new(
+            "portals",
+            "no portal configured: add a [portals.NAME] table with url and api_key_file",
+        ));
+    }
+    let mut portals = Vec::new();
+    for (name, value) in raw.portals {
+        let key = format!("portals.{name}");
+        check_name(&mut errs, &key, &name);
+        match serde_json::from_value::<RawPortal>(value) {
+            Ok(rp) => {
+                if let Some(p) = portal(&mut errs, &key, &name, rp, sources) {
+                    portals.push(p);
+                }
+            }
+            Err(e) => errs.push(ConfigProblem::new(key, e.to_string())),
+        }
+    }
+
+    if raw.sinks.is_empty() {
+        errs.push(ConfigProblem::new(
+            "sinks",
+            "no sink configured: add a [sinks.NAME] table (type = \"stdout\" | \"syslog\" | \"webhook\")",
+        ));
+    }
+    let mut sinks = Vec::new();
+    for (name, value) in raw.sinks {
+        let key = format!("sinks.{name}");
+        check_name(&mut errs, &key, &name);
+        let present: Vec<String> = value
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        match serde_json::from_value::<RawSink>(value) {
+            Ok(rs) => {
+                if let Some(s) = sink(&mut errs, &key, &name, rs, &present, sources) {
+                    sinks.push(s);
+                }
+            }
+            Err(e) => errs.push(ConfigProblem::new(key, e.to_string())),
+        }
+    }
+
+    if errs.is_empty() {
+        Ok(Config {
+            state_dir,
+            portals,
+            sinks,
+            shutdown_timeout,
+            progress_interval,
+            api,
+        })
+    } else {
+        Err(ConfigErrors(errs))
+    }
+}
+
+fn check_name(errs: &mut Vec<ConfigProblem>, key: &str, name: &str) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        errs.push(ConfigProblem::new(
+            key,
+            "table names may hold only ASCII letters, digits, `_` and `-` (they name files and metrics)",
+        ));
+    }
+}
+
+fn duration(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Duration {
+    match value {
+        None => default,
+        Some(s) => match humantime::parse_duration(s.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                errs.push(ConfigProblem::new(
+                    key,
+                    format!("{s:?} is not a duration such as \"30s\", \"5m\" or \"7d\" ({e})"),
+                ));
+                default
+            }
+        },
+    }
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks an http(s) URL: https, or http on loopback only; no credentials in it for portals.
+fn check_url(errs: &mut Vec<ConfigProblem>, key: &str, s: &str, secret: bool) -> Option<Url> {
+    let shown = if secret {
+        redact_url(s)
+    } else {
+        format!("{s:?}")
+    };
+    match Url::parse(s.trim()) {
+        Ok(u) => match u.scheme() {
+            "https" => Some(u),
+            "http" if is_loopback_host(&u) => Some(u),
+            "http" => {
+                errs.push(ConfigProblem::new(
+                    key,
+                    format!(
+                        "{shown} must use https (http is only accepted for loopback addresses)"
+                    ),
+                ));
+                None
+            }
+            other => {
+                errs.push(ConfigProblem::new(
+                    key,
+                    format!("{shown} has scheme {other:?}; use https://"),
+                ));
+                None
+            }
+        },
+        Err(e) => {
+            errs.push(ConfigProblem::new(
+                key,
+                format!("{shown} is not a valid URL ({e})"),
+            ));
+            None
+        }
+    }
+}
+
+/// Resolves a credential path: relative paths live in `$CREDENTIALS_DIRECTORY`.
+fn credential_path(path: &str, sources: &Sources) -> PathBuf {
+    let p = Path::new(path);
+    match (p.is_relative(), sources.get_env("CREDENTIALS_DIRECTORY")) {
+        (true, Some(dir)) => Path::new(dir).join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+fn read_secret_file(errs: &mut Vec<ConfigProblem>, key: &str, path: &Path) -> Option<SecretString> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => {
+            let trimmed = s.trim();
+            if trimmed.is_empty() {
+                errs.push(ConfigProblem::new(
+                    key,
+                    format!("{} is empty", path.display()),
+                ));
+                None
+            } else {
+                Some(SecretString::from(trimmed.to_owned()))
+            }
+        }
+        Err(e) => {
+            errs.push(ConfigProblem::new(
+                key,
+                format!("cannot read {}: {e}", path.display()),
+            ));
+            None
+        }
+    }
+}
+
+fn check_file(errs: &mut Vec<ConfigProblem>, key: &str, path: &Option<String>) -> Option<PathBuf> {
+    let p = PathBuf::from(path.as_ref()?);
+    if !p.is_file() {
+        errs.push(ConfigProblem::new(
+            key,
+            format!("{} does not exist or is not a file", p.display()),
+        ));
+    }
+    Some(p)
+}
+
+fn http_tls(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawHttpTls>) -> HttpTls {
+    let raw = raw.unwrap_or_default();
+    if raw.server_name.is_some() {
+        errs.push(ConfigProblem::new(
+            format!("{key}.tls.server_name"),
+            "is only a key of syslog sinks; HTTP clients check the URL's host name",
+        ));
+    }
+    HttpTls {
+        ca_file: check_file(errs, &format!("{key}.tls.ca_file"), &raw.ca_file),
+        cert_file: check_file(errs, &format!("{key}.tls.cert_file"), &raw.cert_file),
+        key_file: check_file(errs, &format!("{key}.tls.key_file"), &raw.key_file),
+        insecure_skip_verify: raw.insecure_skip_verify,
+    }
+}
+
+fn streams(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<Vec<String>>) -> Vec<Stream> {
+    let mut out = Vec::new();
+    for s in raw.unwrap_or_default() {
+        match Stream::parse(&s) {
+            Some(st) if !out.contains(&st) => out.push(st),
+            Some(_) => {}
+            None => errs.push(ConfigProblem::new(
+                key,
+                format!("unknown stream {s:?}; use \"login\" and/or \"audit\""),
+            )),
+        }
+    }
+    out
+}
+
+fn portal(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    name: &str,
+    rp: RawPortal,
+    sources: &Sources,
+) -> Option<PortalConfig> {
+    let before = errs.len();
+    let url = match rp.url.as_deref() {
+        None => {
+            errs.push(ConfigProblem::new(
+                format!("{key}.url"),
+                "missing: the portal's base URL, e.g. https://docspace.example.com",
+            ));
+            None
+        }
+        Some(u) => check_url(errs, &format!("{key}.url"), u, false).and_then(|u| {
+            if !u.username().is_empty() || u.password().is_some() {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.url"),
+                    "must not hold credentials; use api_key_file",
+                ));
+                None
+            } else {
+                Some(u)
+            }
+        }),
+    };
+    // The file wins over an inline key (SPEC), then systemd credentials named after the portal.
+    let api_key = if let Some(f) = rp.api_key_file.as_deref() {
+        read_secret_file(
+            errs,
+            &format!("{key}.api_key_file"),
+            &credential_path(f, sources),
+        )
+    } else if let Some(k) = rp.api_key {
+        if k.expose_secret().trim().is_empty() {
+            errs.push(ConfigProblem::new(format!("{key}.api_key"), "is empty"));
+            None
+        } else {
+            Some(SecretString::from(k.expose_secret().trim().to_owned()))
+        }
+    } else if let Some(dir) = sources.get_env("CREDENTIALS_DIRECTORY")
+        && Path::new(dir).join(name).is_file()
+    {
+        read_secret_file(
+            errs,
+            &format!("{key}.api_key_file"),
+            &Path::new(dir).join(name),
+        )
+    } else {
+        errs.push(ConfigProblem::new(
+            format!("{key}.api_key_file"),
+            format!(
+                "no API key: set api_key_file, api_key, the env var, or a systemd credential named {name:?}"
+            ),
+        ));
+        None
+    };
+    if let Some(k) = &api_key
+        && k.expose_secret()
+            .chars()
+            .any(|c| c.is_control() || c == ' ')
+    {
+        errs.push(ConfigProblem::new(
+            format!("{key}.api_key"),
+            "holds spaces or control characters; it must be the bare sk-… key",
+        ));
+    }
+    let streams = match rp.streams {
+        None => Stream::ALL.to_vec(),
+        Some(v) => {
+            let s = streams(errs, &format!("{key}.streams"), Some(v));
+            if s.is_empty() {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.streams"),
+                    "is empty; list \"login\" and/or \"audit\"",
+                ));
+            }
+            s
+        }
+    };
+    let poll_interval = duration(
+        errs,
+        &format!("{key}.poll_interval"),
+        rp.poll_interval.as_deref(),
+        Duration::from_secs(30),
+    );
+    if poll_interval < Duration::from_secs(1) {
+        errs.push(ConfigProblem::new(
+            format!("{key}.poll_interval"),
+            "must be at least 1s",
+        ));
+    }
+    let start_from = match rp.start_from.as_deref() {
+        None => StartFrom::Ago(Duration::from_secs(7 * 86_400)),
+        Some(s) => match crate::event::parse_date(s) {
+            Ok(t) => StartFrom::At(t),
+            Err(_) => match humantime::parse_duration(s.trim()) {
+                Ok(d) => StartFrom::Ago(d),
+                Err(_) => {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.start_from"),
+                        format!(
+                            "{s:?} is neither a duration such as \"7d\" or \"12h\" nor an RFC 3339 instant such as \"2025-01-01T00:00:00Z\""
+                        ),
+                    ));
+                    StartFrom::Ago(Duration::from_secs(7 * 86_400))
+                }
+            },
+        },
+    };
+    let settle = duration(
+        errs,
+        &format!("{key}.settle"),
+        rp.settle.as_deref(),
+        Duration::from_secs(60),
+    );
+    let overlap = duration(
+        errs,
+        &format!("{key}.overlap"),
+        rp.overlap.as_deref(),
+        Duration::from_secs(600),
+    );
+    let catchup_window = duration(
+        errs,
+        &format!("{key}.catchup_window"),
+        rp.catchup_window.as_deref(),
+        Duration::from_secs(6 * 3600),
+    );
+    if catchup_window < Duration::from_secs(60) {
+        errs.push(ConfigProblem::new(
+            format!("{key}.catchup_window"),
+            "must be at least 1m",
+        ));
+    }
+    let max_window_events = rp.max_window_events.unwrap_or(20_000);
+    if !(100..=1_000_000).contains(&max_window_events) {
+        errs.push(ConfigProblem::new(
+            format!("{key}.max_window_events"),
+            "must be between 100 and 1000000",
+        ));
+    }
+    let timeout = duration(
+        errs,
+        &format!("{key}.timeout"),
+        rp.timeout.as_deref(),
+        Duration::from_secs(60),
+    );
+    let error_retry = duration(
+        errs,
+        &format!("{key}.error_retry"),
+        rp.error_retry.as_deref(),
+        Duration::from_secs(300),
+    );
+    let tls = http_tls(errs, key, rp.tls);
+    if errs.len() > before {
+        return None;
+    }
+    Some(PortalConfig {
+        error_retry,
+        name: name.to_owned(),
+        url: url?,
+        api_key: api_key?,
+        streams,
+        poll_interval,
+        start_from,
+        settle,
+        overlap,
+        catchup_window,
+        max_window_events: max_window_events as usize,
+        timeout,
+        tls,
+    })
+}
+
+fn filter(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawFilter>) -> Filter {
+    let Some(raw) = raw else {
+        return Filter::default();
+    };
+    let streams = streams(errs, &format!("{key}.filter.streams"), raw.streams);
+    let mut actions_out = Vec::new();
+    for a in raw.actions.unwrap_or_default() {
+        match &a {
+            Value::Number(n) if n.as_i64().is_some() => actions_out.extend(n.as_i64()),
+            Value::String(s) => match s.parse::<i64>() {
+                Ok(n) => actions_out.push(n),
+                Err(_) => match actions::by_name(s) {
+                    Some(act) => actions_out.push(i64::from(act.code)),
+                    None => errs.push(ConfigProblem::new(
+                        format!("{key}.filter.actions"),
+                        format!("{s:?} is not a DocSpace MessageAction name or code"),
+                    )),
+                },
+            },
+            other => errs.push(ConfigProblem::new(
+                format!("{key}.filter.actions"),
+                format!("{other} is not an action id or name"),
+            )),
+        }
+    }
+    let outcome_values: Vec<Value> = match raw.outcome {
+        None => Vec::new(),
+        Some(Value::Array(v)) => v,
+        Some(v) => vec![v],
+    };
+    let mut outcomes = Vec::new();
+    for v in outcome_values {
+        match v.as_str().and_then(Outcome::parse) {
+            Some(o) => outcomes.push(o),
+            None => errs.push(ConfigProblem::new(
+                format!("{key}.filter.outcome"),
+                format!("{v} is not \"success\", \"failure\" or \"unknown\""),
+            )),
+        }
+    }
+    Filter {
+        streams,
+        actions: actions_out,
+        outcomes,
+    }
+}
+
+fn sink(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    name: &str,
+    rs: RawSink,
+    present: &[String],
+    sources: &Sources,
+) -> Option<SinkConfig> {
+    let before = errs.len();
+    let Some(kind) = rs.kind.as_deref() else {
+        errs.push(ConfigProblem::new(
+            format!("{key}.type"),
+            "missing: one of stdout, syslog, webhook",
+        ));
+        return None;
+    };
+    let own: &[&str] = match kind {
+        "stdout" => &[],
+        "syslog" => SYSLOG_KEYS,
+        "webhook" => WEBHOOK_KEYS,
+        other if PLANNED_SINKS.contains(&other) => {
+            errs.push(ConfigProblem::new(
+                format!("{key}.type"),
+                format!("sink type {other:?} is not available in this release; use stdout, syslog or webhook"),
+            ));
+            return None;
+        }
+        other => {
+            errs.push(ConfigProblem::new(
+                format!("{key}.type"),
+                format!("unknown sink type {other:?}; use stdout, syslog or webhook"),
+            ));
+            return None;
+        }
+    };
+    for k in present {
+        if !matches!(k.as_str(), "type" | "format" | "filter") && !own.contains(&k.as_str()) {
+            errs.push(ConfigProblem::new(
+                format!("{key}.{k}"),
+                format!("is not a key of a {kind:?} sink"),
+            ));
+        }
+    }
+    let format = match rs.format.as_deref() {
+        None => match kind {
+            "syslog" => Format::Cef,
+            _ => Format::Ecs,
+        },
+        Some(f) => Format::parse(f).unwrap_or_else(|| {
+            errs.push(ConfigProblem::new(
+                format!("{key}.format"),
+                format!("unknown format {f:?}; use ecs, cef or json"),
+            ));
+            Format::Ecs
+        }),
+    };
+    let filter = filter(errs, key, rs.filter);
+    let kind = match kind {
+        "stdout" => SinkKind::Stdout,
+        "syslog" => {
+            let address = match rs.address {
+                Some(a)
+                    if a.rsplit_once(':')
+                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) =>
+                {
+                    a
+                }
+                Some(a) => {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.address"),
+                        format!("{a:?} is not host:port"),
+                    ));
+                    String::new()
+                }
+                None => {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.address"),
+                        "missing: the receiver as host:port, e.g. siem.example.com:6514",
+                    ));
+                    String::new()
+                }
+            };
+            let protocol = match rs.protocol.as_deref().unwrap_or("tcp") {
+                "udp" => Protocol::Udp,
+                "tcp" => Protocol::Tcp,
+                "tls" => Protocol::Tls,
+                other => {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.protocol"),
+                        format!("unknown protocol {other:?}; use udp, tcp or tls"),
+                    ));
+                    Protocol::Tcp
+                }
+            };
+            let framing = match rs.framing.as_deref() {
+                None | Some("octet_counting") => Framing::OctetCounting,
+                Some("newline") => Framing::Newline,
+                Some(other) => {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.framing"),
+                        format!("unknown framing {other:?}; use octet_counting or newline"),
+                    ));
+                    Framing::OctetCounting
+                }
+            };
+            if protocol == Protocol::Udp && rs.framing.is_some() {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.framing"),
+                    "only applies to tcp and tls; UDP sends one datagram per event",
+                ));
+            }
+            if protocol == Protocol::Tls && framing == Framing::Newline {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.framing"),
+                    "RFC 5425 (syslog over TLS) requires octet_counting",
+                ));
+            }
+            let rfc = match rs
+                .rfc
+                .as_ref()
+                .map(|v| v.to_string().trim_matches('"').to_owned())
+            {
+                None => Rfc::Rfc5424,
+                Some(s) if s == "5424" => Rfc::Rfc5424,
+                Some(s) if s == "3164" => Rfc::Rfc3164,
+                Some(s) => {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.rfc"),
+                        format!("{s} is not 5424 or 3164"),
+                    ));
+                    Rfc::Rfc5424
+                }
+            };
+            let app_name = rs.app_name.unwrap_or_else(|| "docspace-siem".to_owned());
+            if app_name.is_empty()
+                || app_name.len() > 48
+                || !app_name.bytes().all(|b| (33..=126).contains(&b))
+            {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.app_name"),
+                    "must be 1–48 printable ASCII characters without spaces (RFC 5424 APP-NAME)",
+                ));
+            }
+            let facility = match &rs.facility {
+                None => 10,
+                Some(v) => match crate::syslog::parse_facility(v) {
+                    Some(f) => f,
+                    None => {
+                        errs.push(ConfigProblem::new(
+                            format!("{key}.facility"),
+                            format!("{v} is not a facility name (auth, authpriv, local0…local7, …) or number 0–23"),
+                        ));
+                        10
+                    }
+                },
+            };
+            if let Some(h) = &rs.hostname
+                && (h.is_empty() || h.len() > 255 || !h.bytes().all(|b| (33..=126).contains(&b)))
+            {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.hostname"),
+                    "must be 1–255 printable ASCII characters without spaces",
+                ));
+            }
+            let max_datagram = rs.max_datagram.unwrap_or(2048);
+            if !(480..=65_507).contains(&max_datagram) {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.max_datagram"),
+                    "must be between 480 and 65507 (RFC 5426)",
+                ));
+            }
+            let raw_tls = rs.tls.unwrap_or_default();
+            if protocol != Protocol::Tls
+                && (raw_tls.ca_file.is_some()
+                    || raw_tls.cert_file.is_some()
+                    || raw_tls.key_file.is_some())
+            {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.tls"),
+                    "tls settings need protocol = \"tls\"",
+                ));
+            }
+            if raw_tls.cert_file.is_some() != raw_tls.key_file.is_some() {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.tls"),
+                    "mutual TLS needs both cert_file and key_file",
+                ));
+            }
+            let tls = SyslogTls {
+                ca_file: check_file(errs, &format!("{key}.tls.ca_file"), &raw_tls.ca_file),
+                cert_file: check_file(errs, &format!("{key}.tls.cert_file"), &raw_tls.cert_file),
+                key_file: check_file(errs, &format!("{key}.tls.key_file"), &raw_tls.key_file),
+                server_name: raw_tls.server_name,
+                insecure_skip_verify: raw_tls.insecure_skip_verify,
+            };
+            SinkKind::Syslog(SyslogConfig {
+                address,
+                protocol,
+                framing,
+                rfc,
+                app_name,
+                facility,
+                hostname: rs.hostname,
+                max_datagram: max_datagram as usize,
+                write_timeout: duration(
+                    errs,
+                    &format!("{key}.write_timeout"),
+                    rs.write_timeout.as_deref(),
+                    Duration::from_secs(30),
+                ),
+                connect_timeout: duration(
+                    errs,
+                    &format!("{key}.connect_timeout"),
+                    rs.connect_timeout.as_deref(),
+                    Duration::from_secs(10),
+                ),
+                tls,
+            })
+        }
+        "webhook" => {
+            let url = if let Some(f) = rs.url_file.as_deref() {
+                read_secret_file(
+                    errs,
+                    &format!("{key}.url_file"),
+                    &credential_path(f, sources),
+                )
+            } else if let Some(u) = rs.url {
+                Some(u)
+            } else {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.url"),
+                    "missing: set url or url_file",
+                ));
+                None
+            };
+            if let Some(u) = &url {
+                check_url(errs, &format!("{key}.url"), u.expose_secret(), true);
+            }
+            let mut headers = Vec::new();
+            for (h, v) in rs.headers.unwrap_or_default() {
+                if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.headers.{h}"),
+                        "is not a valid HTTP header name",
+                    ));
+                } else if reqwest::header::HeaderValue::from_str(v.expose_secret()).is_err() {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.headers.{h}"),
+                        "holds characters an HTTP header value cannot carry",
+                    ));
+                } else {
+                    headers.push((h, v));
+                }
+            }
+            let (max_events, batch_timeout) = match rs.batch {
+                None => (100, Duration::from_secs(1)),
+                Some(b) => (
+                    b.max_events.unwrap_or(100),
+                    duration(
+                        errs,
+                        &format!("{key}.batch.timeout"),
+                        b.timeout.as_deref(),
+                        Duration::from_secs(1),
+                    ),
+                ),
+            };
+            if !(1..=10_000).contains(&max_events) {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.batch.max_events"),
+                    "must be between 1 and 10000",
+                ));
+            }
+            let timeout = duration(
+                errs,
+                &format!("{key}.timeout"),
+                rs.timeout.as_deref(),
+                Duration::from_secs(30),
+            );
+            let tls = http_tls(errs, key, rs.tls);
+            SinkKind::Webhook(WebhookConfig {
+                url: url.unwrap_or_else(|| SecretString::from(String::new())),
+                headers,
+                max_events: max_events as usize,
+                batch_timeout,
+                timeout,
+                tls,
+            })
+        }
+        _ => return None,
+    };
+    if errs.len() > before {
+        return None;
+    }
+    Some(SinkConfig {
+        name: name.to_owned(),
+        format,
+        filter,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn write(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("c.toml");
+        let mut f = std::fs::File::create(&p).expect("create");
+        f.write_all(body.as_bytes()).expect("write");
+        p
+    }
+
+    fn load_str(body: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(dir.path(), body);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(&Sources { file, env })
+    }
+
+    const GOOD: &str = r#"
+state_dir = "/tmp/x"
+[portals.main]
+url = "https://docspace.example.com"
+api_key = "sk-abc"
+poll_interval = "1s"
+start_from = "2d"
+[sinks.console]
+type = "stdout"
+format = "ecs"
+"#;
+
+    #[test]
+    fn good_config_loads() {
+        let c = load_str(GOOD, &[]).expect("valid");
+        assert_eq!(c.portals.len(), 1);
+        assert_eq!(c.portals[0].poll_interval, Duration::from_secs(1));
+        assert_eq!(
+            c.portals[0].start_from,
+            StartFrom::Ago(Duration::from_secs(2 * 86_400))
+        );
+        assert_eq!(c.portals[0].streams, vec![Stream::Login, Stream::Audit]);
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let c = load_str(
+            GOOD,
+            &[
+                ("DOCSPACE_SIEM_PORTALS__MAIN__API_KEY", "sk-from-env"),
+                ("DOCSPACE_SIEM_PORTALS__MAIN__POLL_INTERVAL", "5s"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.portals[0].api_key.expose_secret(), "sk-from-env");
+        assert_eq!(c.portals[0].poll_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_key_and_env_var() {
+        let err = load_str(
+            r#"
+state_dir = "relative"
+[portals.main]
+url = "http://docspace.example.com"
+poll_interval = "soon"
+[sinks.a]
+type = "syslog"
+address = "nohost"
+protocol = "carrier-pigeon"
+url = "https://x"
+"#,
+            &[],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for expect in [
+            "state_dir: must be an absolute path",
+            "portals.main.url: \"http://docspace.example.com\" must use https",
+            "(env DOCSPACE_SIEM_PORTALS__MAIN__URL)",
+            "portals.main.poll_interval: \"soon\" is not a duration",
+            "portals.main.api_key_file: no API key",
+            "sinks.a.address: \"nohost\" is not host:port",
+            "sinks.a.protocol: unknown protocol",
+            "sinks.a.url: is not a key of a \"syslog\" sink",
+        ] {
+            assert!(text.contains(expect), "missing {expect:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = load_str(&format!("{GOOD}\nbogus = 1\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("unknown field `bogus`"), "{err}");
+        let err = load_str(&GOOD.replace("poll_interval", "pol_interval"), &[]).unwrap_err();
+        assert!(err.to_string().contains("pol_interval"), "{err}");
+    }
+
+    #[test]
+    fn loopback_http_is_accepted_and_secrets_stay_hidden() {
+        let c = load_str(
+            &GOOD.replace("https://docspace.example.com", "http://127.0.0.1:8080"),
+            &[],
+        )
+        .expect("loopback http ok");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("sk-abc"), "secret leaked into Debug: {dbg}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = load(&Sources {
+            file: PathBuf::from("/nonexistent/x.toml"),
+            env: vec![],
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

@@ -1,0 +1,282 @@
+//! Durable cursors, one per portal and stream, under `state_dir/cursors/`, and the lock that keeps
+//! a second agent off the same `state_dir`.
+//!
+//! Invariants:
+//! - A cursor file is written atomically: a fresh temp file in the same directory, `write_all`,
+//!   `fsync(file)`, `rename`, `fsync(dir)`. A crash leaves the old or the new cursor, never a
+//!   torn one; a failed write leaves the old file and is reported (never retried on the same fd).
+//! - A cursor that does not parse, has another version, names another portal/stream or lies in
+//!   the future is never silently replaced: it is moved aside to `*.corrupt-<unix time>` and the
+//!   caller gets [`CursorError::Corrupt`] naming both paths and what to do.
+//! - The watermark only ever holds times of events every sink acknowledged (the pipeline's job).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::event::{Stream, format_utc_millis, parse_date};
+
+/// Version of the on-disk format.
+pub const CURSOR_VERSION: u32 = 1;
+/// Most ids remembered for de-duplication across the overlap.
+pub const MAX_SEEN: usize = 200_000;
+
+/// Errors of the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum CursorError {
+    /// The directory cannot be created or written.
+    #[error("state directory {path}: {source}")]
+    Io {
+        /// What failed.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another agent holds the lock.
+    #[error(
+        "another docspace-siem already uses state directory {0} (lock held on its `lock` file); stop it or give this one its own state_dir"
+    )]
+    Locked(PathBuf),
+    /// The cursor file is damaged and was set aside.
+    #[error(
+        "cursor {path} is corrupt ({reason}); it was moved to {moved_to}. Nothing was sent. To resume, restore a good copy to {path}, or remove it to start again from the portal's start_from"
+    )]
+    Corrupt {
+        /// The cursor file.
+        path: PathBuf,
+        /// Where it went.
+        moved_to: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Where one portal/stream stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Time of the newest event delivered to every sink (UTC).
+    pub watermark: OffsetDateTime,
+    /// `(id, unix seconds)` of events delivered within the overlap before the watermark, so a
+    /// re-read of the overlap emits nothing twice.
+    pub seen: Vec<(i64, i64)>,
+}
+
+impl Cursor {
+    /// A cursor at `t` that has seen nothing.
+    pub fn at(t: OffsetDateTime) -> Cursor {
+        Cursor {
+            watermark: t,
+            seen: Vec::new(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnDisk {
+    version: u32,
+    portal: String,
+    stream: String,
+    watermark: String,
+    seen: Vec<(i64, i64)>,
+    updated_at: String,
+}
+
+/// An opened, locked state directory.
+#[derive(Debug)]
+pub struct StateDir {
+    root: PathBuf,
+    // Held for the life of the agent: the OS lock goes with the descriptor.
+    _lock: File,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CursorError + '_ {
+    move |source| CursorError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl StateDir {
+    /// Creates (0700) and locks the directory.
+    pub fn open(root: &Path) -> Result<StateDir, CursorError> {
+        for dir in [root.to_path_buf(), root.join("cursors")] {
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
+        }
+        let lock_path = root.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(CursorError::Locked(root.to_path_buf()));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of a cursor file.
+    pub fn cursor_path(&self, portal: &str, stream: Stream) -> PathBuf {
+        self.root
+            .join("cursors")
+            .join(format!("{portal}.{}.json", stream.as_str()))
+    }
+
+    /// Loads a cursor; `Ok(None)` on the first run.
+    pub fn load(&self, portal: &str, stream: Stream) -> Result<Option<Cursor>, CursorError> {
+        let path = self.cursor_path(portal, stream);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        match decode(&bytes, portal, stream) {
+            Ok(c) => Ok(Some(c)),
+            Err(reason) => {
+                let moved_to = path.with_extension(format!(
+                    "json.corrupt-{}",
+                    OffsetDateTime::now_utc().unix_timestamp()
+                ));
+                fs::rename(&path, &moved_to).map_err(io(&path))?;
+                Err(CursorError::Corrupt {
+                    path,
+                    moved_to,
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Saves a cursor atomically (temp file, fsync, rename, fsync of the directory).
+    pub fn save(&self, portal: &str, stream: Stream, cursor: &Cursor) -> Result<(), CursorError> {
+        let path = self.cursor_path(portal, stream);
+        let dir = self.root.join("cursors");
+        let body = OnDisk {
+            version: CURSOR_VERSION,
+            portal: portal.to_owned(),
+            stream: stream.as_str().to_owned(),
+            watermark: format_utc_millis(cursor.watermark),
+            seen: cursor.seen.clone(),
+            updated_at: format_utc_millis(OffsetDateTime::now_utc()),
+        };
+        // Serialising plain data cannot fail.
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{portal}.{}.json.tmp-{}",
+            stream.as_str(),
+            std::process::id()
+        ));
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, &path)?;
+            File::open(&dir)?.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(io(&path)(e));
+        }
+        Ok(())
+    }
+}
+
+fn decode(bytes: &[u8], portal: &str, stream: Stream) -> Result<Cursor, String> {
+    let d: OnDisk = serde_json::from_slice(bytes).map_err(|e| format!("not a cursor file: {e}"))?;
+    if d.version != CURSOR_VERSION {
+        return Err(format!("version {} is not {CURSOR_VERSION}", d.version));
+    }
+    if d.portal != portal || d.stream != stream.as_str() {
+        return Err(format!(
+            "it belongs to portal {:?} stream {:?}",
+            d.portal, d.stream
+        ));
+    }
+    let watermark = parse_date(&d.watermark)?;
+    if watermark > OffsetDateTime::now_utc() + time::Duration::days(1) {
+        return Err(format!("watermark {} lies in the future", d.watermark));
+    }
+    Ok(Cursor {
+        watermark,
+        seen: d.seen,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let st = StateDir::open(dir.path()).expect("open");
+        assert_eq!(st.load("main", Stream::Login).expect("load"), None);
+        let c = Cursor {
+            watermark: datetime!(2025-01-15 13:32:07.123 UTC),
+            seen: vec![(5, 1_736_947_927)],
+        };
+        st.save("main", Stream::Login, &c).expect("save");
+        assert_eq!(st.load("main", Stream::Login).expect("load"), Some(c));
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("cursors"))
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn second_agent_is_locked_out() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let _first = StateDir::open(dir.path()).expect("open");
+        let err = StateDir::open(dir.path()).unwrap_err();
+        assert!(matches!(err, CursorError::Locked(_)), "{err}");
+    }
+
+    #[test]
+    fn corrupt_cursors_are_set_aside_not_replaced() {
+        let cases: [&[u8]; 5] = [
+            b"",
+            &[0u8; 4096],
+            b"{\"version\":1,\"portal\":\"main\"",
+            b"{\"version\":999,\"portal\":\"main\",\"stream\":\"login\",\"watermark\":\"2025-01-01T00:00:00Z\",\"seen\":[],\"updated_at\":\"x\"}",
+            b"{\"version\":1,\"portal\":\"main\",\"stream\":\"login\",\"watermark\":\"2999-01-01T00:00:00Z\",\"seen\":[],\"updated_at\":\"x\"}",
+        ];
+        for bytes in cases {
+            let dir = tempfile::tempdir().expect("tmp");
+            let st = StateDir::open(dir.path()).expect("open");
+            let path = st.cursor_path("main", Stream::Login);
+            fs::write(&path, bytes).expect("write");
+            let err = st.load("main", Stream::Login).unwrap_err();
+            let CursorError::Corrupt { moved_to, .. } = &err else {
+                panic!("expected Corrupt, got {err}");
+            };
+            assert!(!path.exists(), "original moved away");
+            assert_eq!(fs::read(moved_to).expect("kept"), bytes);
+            assert!(err.to_string().contains("Nothing was sent"));
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The `docspace-siem` binary: command line, logging, signals and exit codes (SPEC.md).
+//!
+//! Exit codes: 0 clean stop / success; 1 other fatal error or failed check; 65 (`EX_DATAERR`)
+//! input `encode` cannot read; 78 (`EX_CONFIG`) bad configuration or corrupt state.
+
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use docspace_siem::agent::{self, RunOptions};
+use docspace_siem::config::{self, Config, Format};
+use docspace_siem::event::{Event, PortalInfo, Stream};
+use docspace_siem::simulator::{SimConfig, SimStream, SimZone, Simulator};
+use docspace_siem::transform;
+
+const EX_DATAERR: u8 = 65;
+const EX_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "docspace-siem",
+    version,
+    about = "Ships ONLYOFFICE DocSpace login history and audit trail into SIEMs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent until SIGTERM/SIGINT, then drain and save cursors.
+    Run {
+        /// Config file [env: DOCSPACE_SIEM_CONFIG; default /etc/docspace-siem/docspace-siem.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Load and check the config without network; print every problem as `key: problem`.
+    Validate {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// One real request to each portal and a connection to each sink.
+    Check {
+        /// Config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Encode DocSpace API output (envelope, array or one object per line) to stdout.
+    Encode {
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: FormatArg,
+        /// Stream of the input (default: by actionId, 1000–1999 = login).
+        #[arg(long, value_enum)]
+        stream: Option<StreamArg>,
+        /// Portal URL the events came from.
+        #[arg(long, default_value = "https://docspace.invalid")]
+        portal: String,
+        /// Input file, or - for stdin.
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// The whole pipeline against a built-in DocSpace simulator, printing to stdout.
+    Demo {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "ecs")]
+        format: FormatArg,
+        /// Stop after this many events (default: run until Ctrl-C).
+        #[arg(long)]
+        events: Option<u64>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Ecs,
+    Cef,
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Ecs => Format::Ecs,
+            FormatArg::Cef => Format::Cef,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StreamArg {
+    Login,
+    Audit,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Validate { config } => match load(config) {
+            Ok(cfg) => {
+                println!(
+                    "config is valid: {} portal(s), {} sink(s), state_dir {}",
+                    cfg.portals.len(),
+                    cfg.sinks.len(),
+                    cfg.state_dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config } => {
+            let cfg = match load(config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime(|cancel| async move {
+                match agent::run(cfg, cancel, RunOptions::default()).await {
+                    Ok(_) => {
+                        info!("stopped cleanly");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        error!("{e:#}");
+                        eprintln!("docspace-siem: {e:#}");
+                        if e.is_config() {
+                            ExitCode::from(EX_CONFIG)
+                        } else {
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
+            })
+        }
+        Command::Check { config } => {
+            let cfg = match load(config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime(|_cancel| async move {
+                let mut failed = false;
+                for (target, res) in agent::check(&cfg).await {
+                    match res {
+                        Ok(detail) => println!("{target}: OK ({detail})"),
+                        Err(reason) => {
+                            failed = true;
+                            println!("{target}: FAILED: {reason}");
+                        }
+                    }
+                }
+                if failed {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            })
+        }
+        Command::Encode {
+            format,
+            stream,
+            portal,
+            file,
+        } => encode(format.into(), stream, &portal, &file),
+        Command::Demo { format, events } => demo(format.into(), events),
+    }
+}
+
+/// Logs go to stderr (stdout carries events for stdout sinks). `DOCSPACE_SIEM_LOG` sets the
+/// filter (default `info`), `DOCSPACE_SIEM_LOG_FORMAT=json` gives JSON lines.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("DOCSPACE_SIEM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("DOCSPACE_SIEM_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false);
+    if json {
+        builder.json().init();
+    } else if std::env::var_os("JOURNAL_STREAM").is_some() {
+        // journald stamps its own time.
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn config_path(explicit: Option<PathBuf>) -> PathBuf {
+    explicit
+        .or_else(|| std::env::var_os("DOCSPACE_SIEM_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_PATH))
+}
+
+fn load(explicit: Option<PathBuf>) -> Result<Config, ExitCode> {
+    let path = config_path(explicit);
+    config::load(&config::Sources::from_process(path.clone())).map_err(|errs| {
+        eprintln!("{}: invalid configuration:", path.display());
+        for p in &errs.0 {
+            eprintln!("{p}");
+        }
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+/// Runs `f` on a multi-thread runtime with SIGTERM/SIGINT wired to the cancellation token.
+fn runtime<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("docspace-siem: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("signal received");
+            c.cancel();
+        });
+        f(cancel).await
+    });
+    // Do not wait for blocked stdin readers or lingering connections.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `encode`: reads rows, prints one encoded event per line; 65 naming the line on bad input.
+fn encode(format: Format, stream: Option<StreamArg>, portal_url: &str, file: &str) -> ExitCode {
+    let mut input = String::new();
+    let read = if file == "-" {
+        std::io::stdin().read_to_string(&mut input)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut input))
+    };
+    if let Err(e) = read {
+        eprintln!("docspace-siem encode: cannot read {file}: {e}");
+        return ExitCode::from(EX_DATAERR);
+    }
+    let stream = stream.map(|s| match s {
+        StreamArg::Login => Stream::Login,
+        StreamArg::Audit => Stream::Audit,
+    });
+    let name = url::Url::parse(portal_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| portal_url.to_owned());
+    let portal = Arc::new(PortalInfo::new(&name, portal_url));
+    let rows = match rows_of(&input) {
+        Ok(rows) => rows,
+        Err(msg) => {
+            eprintln!("docspace-siem encode: {file}: {msg}");
+            return ExitCode::from(EX_DATAERR);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut buf = Vec::new();
+    for (where_, row) in rows {
+        match Event::from_json(portal.clone(), stream, row) {
+            Ok(ev) => {
+                buf.clear();
+                transform::encode(format, &ev, &mut buf);
+                buf.push(b'\n');
+                if out.write_all(&buf).is_err() {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("docspace-siem encode: {file}: {where_}: {e}");
+                return ExitCode::from(EX_DATAERR);
+            }
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
+}
+
+/// Splits input into rows: an envelope, a bare array, one object, or one object per line.
+fn rows_of(input: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
+    use serde_json::Value;
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
+        let items = match v {
+            Value::Array(a) => a,
+            Value::Object(ref o) if o.contains_key("response") => match o.get("response") {
+                Some(Value::Array(a)) => a.clone(),
+                _ => return Err("the envelope's `response` is not an array of events".into()),
+            },
+            Value::Object(_) => vec![v],
+            _ => return Err("expected a JSON object or array of DocSpace events".into()),
+        };
+        return Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("event #{}", i + 1), v))
+            .collect());
+    }
+    let mut rows = Vec::new();
+    for (i, line) in std::io::Cursor::new(input).lines().enumerate() {
+        let line = line.map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&line)
+            .map_err(|e| format!("line {}: not a JSON object ({e})", i + 1))?;
+        rows.push((format!("line {}", i + 1), v));
+    }
+    Ok(rows)
+}
+
+/// `demo`: a simulated portal with a day of history plus live traffic, through the real
+/// pipeline, into a stdout sink.
+fn demo(format: Format, events: Option<u64>) -> ExitCode {
+    runtime(|cancel| async move {
+        let sim = Simulator::new(SimConfig {
+            api_key: "sk-demo".to_owned(),
+            zone: SimZone::EuropeBerlin,
+            seed: 42,
+        });
+        let now = time::OffsetDateTime::now_utc();
+        sim.generate(
+            SimStream::Login,
+            300,
+            now - time::Duration::hours(24),
+            now - time::Duration::seconds(5),
+        );
+        sim.generate(
+            SimStream::Audit,
+            120,
+            now - time::Duration::hours(24),
+            now - time::Duration::seconds(5),
+        );
+        let server = match sim.serve(([127, 0, 0, 1], 0).into()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("docspace-siem demo: cannot start the simulator: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let live = sim.spawn_live(2.0, cancel.clone());
+        let state_dir =
+            std::env::temp_dir().join(format!("docspace-siem-demo-{}", std::process::id()));
+        let fmt = match format {
+            Format::Ecs => "ecs",
+            Format::Cef => "cef",
+            Format::Json => "json",
+        };
+        let toml = format!(
+            "state_dir = {state:?}\nshutdown_timeout = \"5s\"\n[portals.demo]\nurl = {url:?}\napi_key = \"sk-demo\"\npoll_interval = \"1s\"\nstart_from = \"1d\"\nsettle = \"1s\"\noverlap = \"1m\"\n[sinks.console]\ntype = \"stdout\"\nformat = \"{fmt}\"\n",
+            state = state_dir.display().to_string(),
+            url = server.url,
+        );
+        let cfg_path =
+            std::env::temp_dir().join(format!("docspace-siem-demo-{}.toml", std::process::id()));
+        let cfg = std::fs::write(&cfg_path, toml)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                config::load(&config::Sources {
+                    file: cfg_path.clone(),
+                    env: Vec::new(),
+                })
+                .map_err(|e| e.to_string())
+            });
+        let _ = std::fs::remove_file(&cfg_path);
+        let cfg = match cfg {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("docspace-siem demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        info!(portal = %server.url, "demo: simulated DocSpace portal with a day of history and live traffic");
+        let res = agent::run(
+            cfg,
+            cancel.clone(),
+            RunOptions {
+                stdout_limit: events,
+            },
+        )
+        .await;
+        cancel.cancel();
+        let _ = live.await;
+        let _ = std::fs::remove_dir_all(&state_dir);
+        match res {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("docspace-siem demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,274 @@
+//! The pipeline: one poller task per portal and stream, one task per sink, one committer per
+//! portal and stream, joined by bounded channels.
+//!
+//! ```text
+//! poller(portal, stream) ──Delivery──▶ sink task A ──ack──┐
+//!            │          └─Delivery──▶ sink task B ──ack──┤
+//!            └──Commit(cursor, acks)──▶ committer ◀──────┘ → StateDir::save
+//! ```
+//!
+//! Invariants:
+//! - Every channel is bounded: a slow or dead sink fills its queue, `emit` waits, the poller
+//!   stops polling. Memory is bounded by queue capacity × batch size; nothing is dropped.
+//! - A cursor is saved only after every sink acknowledged every event of its batch and of every
+//!   batch before it (commits are awaited in order). A sink that dies drops its ack senders, so
+//!   the committer stops without saving: at-least-once, never at-most-once.
+//! - Shutdown: cancelling stops the pollers at their next await; sinks drain their queues until
+//!   the channels close; committers save what was acknowledged; then the process exits.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, warn};
+
+use crate::cursor::{Cursor, StateDir};
+use crate::event::{Event, Stream};
+
+/// Batches each sink may have queued before the pollers wait.
+pub const SINK_QUEUE: usize = 4;
+/// Batches a committer may have waiting for acknowledgements.
+pub const COMMIT_QUEUE: usize = 16;
+/// Most events in one batch.
+pub const BATCH_EVENTS: usize = 500;
+
+/// A batch of events for one sink.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Events in order (oldest first) of one portal/stream.
+    pub events: Arc<[Event]>,
+    /// Sent once every event was delivered or dead-lettered.
+    pub done: oneshot::Sender<()>,
+}
+
+/// A cursor waiting for the acknowledgements of its batch.
+#[derive(Debug)]
+pub struct Commit {
+    /// The cursor after this batch.
+    pub cursor: Cursor,
+    /// One per sink.
+    pub acks: Vec<oneshot::Receiver<()>>,
+    /// Events in the batch.
+    pub events: usize,
+}
+
+/// The pipeline is shutting down (a receiver is gone).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("pipeline closed")]
+pub struct Closed;
+
+/// Where a poller sends its batches.
+#[derive(Debug, Clone)]
+pub struct Outlet {
+    sinks: Vec<mpsc::Sender<Delivery>>,
+    commits: mpsc::Sender<Commit>,
+}
+
+impl Outlet {
+    /// Builds an outlet.
+    pub fn new(sinks: Vec<mpsc::Sender<Delivery>>, commits: mpsc::Sender<Commit>) -> Outlet {
+        Outlet { sinks, commits }
+    }
+
+    /// Sends a batch to every sink (waiting while their queues are full), then queues its
+    /// cursor for commit. An empty batch only moves the cursor, still in order.
+    pub async fn emit(&self, events: Vec<Event>, cursor: Cursor) -> Result<(), Closed> {
+        let n = events.len();
+        let events: Arc<[Event]> = events.into();
+        let mut acks = Vec::with_capacity(self.sinks.len());
+        for sink in &self.sinks {
+            let (done, ack) = oneshot::channel();
+            if n == 0 {
+                let _ = done.send(());
+            } else {
+                sink.send(Delivery {
+                    events: events.clone(),
+                    done,
+                })
+                .await
+                .map_err(|_| Closed)?;
+            }
+            acks.push(ack);
+        }
+        self.commits
+            .send(Commit {
+                cursor,
+                acks,
+                events: n,
+            })
+            .await
+            .map_err(|_| Closed)
+    }
+}
+
+/// Saves cursors in order as their batches are acknowledged. Returns the last saved cursor.
+pub async fn run_committer(
+    state: Arc<StateDir>,
+    portal: String,
+    stream: Stream,
+    mut commits: mpsc::Receiver<Commit>,
+    stats: Arc<StreamStats>,
+) -> Option<Cursor> {
+    let mut last = None;
+    while let Some(commit) = commits.recv().await {
+        for ack in commit.acks {
+            if ack.await.is_err() {
+                // A sink task ended without acknowledging: keep the old cursor (replay later).
+                warn!(portal = %portal, stream = %stream, "a sink stopped before acknowledging; cursor not advanced");
+                return last;
+            }
+        }
+        let st = state.clone();
+        let cursor = commit.cursor.clone();
+        let p = portal.clone();
+        let saved = tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await;
+        match saved {
+            Ok(Ok(())) => {
+                stats
+                    .committed
+                    .fetch_add(commit.events as u64, Ordering::Relaxed);
+                stats.set_watermark(commit.cursor.watermark);
+                last = Some(commit.cursor);
+            }
+            Ok(Err(e)) => {
+                // Delivered but not saved: a restart replays these events (duplicates, no loss).
+                error!(portal = %portal, stream = %stream, error = %e, "cannot save cursor; events will be re-sent after a restart");
+                stats.set_error(Some(format!("cannot save cursor: {e}")));
+            }
+            Err(e) => error!(error = %e, "cursor save task failed"),
+        }
+    }
+    last
+}
+
+/// Counters and state of one portal/stream (read by progress logs, `/health`, `/metrics`).
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Events read from the portal and emitted.
+    pub polled: AtomicU64,
+    /// Events whose cursor was saved.
+    pub committed: AtomicU64,
+    /// Requests made.
+    pub requests: AtomicU64,
+    /// Rows that could not be decoded (dead-lettered).
+    pub rejected: AtomicU64,
+    /// Watermark as unix seconds.
+    pub watermark: AtomicU64,
+    /// The last error, cleared by a success.
+    pub error: Mutex<Option<String>>,
+}
+
+impl StreamStats {
+    /// Records the watermark.
+    pub fn set_watermark(&self, t: time::OffsetDateTime) {
+        self.watermark
+            .store(t.unix_timestamp().max(0) as u64, Ordering::Relaxed);
+    }
+
+    /// Sets or clears the last error.
+    pub fn set_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.error.lock() {
+            *g = e;
+        }
+    }
+
+    /// The last error.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// Counters and state of one sink.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Events delivered.
+    pub delivered: AtomicU64,
+    /// Events the sink's filter skipped.
+    pub filtered: AtomicU64,
+    /// Events dead-lettered.
+    pub dead_lettered: AtomicU64,
+    /// Delivery attempts that failed and were retried.
+    pub retries: AtomicU64,
+    /// UDP messages truncated to fit a datagram.
+    pub truncated: AtomicU64,
+    /// The last error, cleared by a success.
+    pub error: Mutex<Option<String>>,
+}
+
+impl SinkStats {
+    /// Sets or clears the last error.
+    pub fn set_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.error.lock() {
+            *g = e;
+        }
+    }
+
+    /// The last error.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// Every stats object, by name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// `(portal, stream)` → stats.
+    pub streams: BTreeMap<(String, Stream), Arc<StreamStats>>,
+    /// sink name → stats.
+    pub sinks: BTreeMap<String, Arc<SinkStats>>,
+}
+
+/// Appends rejected events to `<state_dir>/dead-letter/<name>.ndjson` (mode 0600), one JSON
+/// object per event with the reason.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    path: PathBuf,
+}
+
+impl DeadLetter {
+    /// The dead-letter file of `name` under `state_dir`.
+    pub fn new(state_dir: &Path, name: &str) -> DeadLetter {
+        DeadLetter {
+            path: state_dir.join("dead-letter").join(format!("{name}.ndjson")),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends records; each is `{"reason":…, "event":…}` plus `extra` fields.
+    pub fn append(&self, records: &[(Value, String)]) -> std::io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&self.path)?;
+        let mut buf = Vec::new();
+        for (event, reason) in records {
+            let line = json!({
+                "time": crate::event::format_utc_millis(time::OffsetDateTime::now_utc()),
+                "reason": reason,
+                "event": event,
+            });
+            serde_json::to_writer(&mut buf, &line)?;
+            buf.push(b'\n');
+        }
+        f.write_all(&buf)?;
+        f.sync_data()
+    }
+}

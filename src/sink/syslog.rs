@@ -1,0 +1,254 @@
+//! The syslog sink: RFC 5424 (or 3164) messages over UDP (one datagram per event, RFC 5426),
+//! TCP (RFC 6587 octet counting or newline framing) or TLS (RFC 5425, rustls).
+//!
+//! Connection behaviour (after vector's `sinks/util/tcp.rs`): connect lazily; before each batch
+//! check whether the peer closed (a FIN is seen as EOF); write the whole batch under
+//! `write_timeout`; on any error drop the connection and report a retryable error, so the
+//! generic loop re-sends the whole batch on a fresh connection (duplicates possible, no loss
+//! beyond what the kernel had accepted on a plain TCP connection that then died: plain TCP has
+//! no application acknowledgement, which the README states).
+
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::SinkError;
+use crate::config::{Format, Protocol, SyslogConfig};
+use crate::event::Event;
+use crate::pipeline::SinkStats;
+use crate::syslog::{Header, format_message, frame, severity_for, truncate_for_datagram};
+use crate::transform;
+
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A syslog sink.
+pub struct SyslogSink {
+    cfg: SyslogConfig,
+    header: Header,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    conn: Option<Conn>,
+    udp: Option<UdpSocket>,
+}
+
+impl std::fmt::Debug for SyslogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyslogSink")
+            .field("address", &self.cfg.address)
+            .field("protocol", &self.cfg.protocol)
+            .field("connected", &(self.conn.is_some() || self.udp.is_some()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The machine's host name, for the HOSTNAME field.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+impl SyslogSink {
+    /// Prepares the sink (reads TLS files; connects later).
+    pub fn new(cfg: SyslogConfig) -> Result<SyslogSink, String> {
+        let hostname = cfg.hostname.clone().unwrap_or_else(local_hostname);
+        let header = Header::new(
+            cfg.rfc,
+            cfg.facility,
+            &hostname,
+            &cfg.app_name,
+            &std::process::id().to_string(),
+        );
+        let tls = if cfg.protocol == Protocol::Tls {
+            let config = crate::tls::syslog_client_config(&cfg.tls).map_err(|e| e.to_string())?;
+            let name = cfg
+                .tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| host_of(&cfg.address).to_owned());
+            let server_name = ServerName::try_from(name.clone())
+                .map_err(|_| format!("{name:?} is not a valid TLS server name"))?;
+            Some((TlsConnector::from(config), server_name))
+        } else {
+            None
+        };
+        Ok(SyslogSink {
+            cfg,
+            header,
+            tls,
+            conn: None,
+            udp: None,
+        })
+    }
+
+    /// One syslog message (unframed) for an event.
+    pub fn record(&self, format: Format, ev: &Event, stats: &SinkStats) -> Bytes {
+        let mut msg = Vec::with_capacity(512);
+        transform::encode(format, ev, &mut msg);
+        let id = ev.id.to_string();
+        let action = ev.action_id.to_string();
+        let sd = [
+            ("portal", ev.portal.name.as_str()),
+            ("id", id.as_str()),
+            ("action", action.as_str()),
+        ];
+        let severity = severity_for(ev.semantics().severity);
+        let mut out = BytesMut::with_capacity(msg.len() + 160);
+        format_message(
+            &mut out,
+            &self.header,
+            severity,
+            ev.time,
+            ev.stream.as_str(),
+            &sd,
+            b"",
+        );
+        if self.header.rfc == crate::config::Rfc::Rfc5424 {
+            out.extend_from_slice(b" ");
+        }
+        if self.cfg.protocol == Protocol::Udp
+            && truncate_for_datagram(&mut msg, out.len(), self.cfg.max_datagram)
+        {
+            stats.truncated.fetch_add(1, Ordering::Relaxed);
+        }
+        out.extend_from_slice(&msg);
+        out.freeze()
+    }
+
+    async fn connect(&mut self) -> Result<(), SinkError> {
+        let addr = self.cfg.address.clone();
+        let timeout = self.cfg.connect_timeout;
+        if self.cfg.protocol == Protocol::Udp {
+            let sock = UdpSocket::bind(if addr.starts_with('[') {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            })
+            .await
+            .map_err(|e| SinkError::retryable(format!("syslog udp: cannot bind: {e}")))?;
+            sock.connect(&addr)
+                .await
+                .map_err(|e| SinkError::retryable(format!("syslog udp {addr}: {e}")))?;
+            self.udp = Some(sock);
+            return Ok(());
+        }
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| SinkError::retryable(format!("syslog {addr}: connect timed out")))?
+            .map_err(|e| SinkError::retryable(format!("syslog {addr}: cannot connect: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        self.conn = Some(match &self.tls {
+            None => Conn::Tcp(tcp),
+            Some((connector, name)) => {
+                let tls = tokio::time::timeout(timeout, connector.connect(name.clone(), tcp))
+                    .await
+                    .map_err(|_| SinkError::retryable(format!("syslog tls {addr}: handshake timed out")))?
+                    .map_err(|e| {
+                        SinkError::retryable(format!(
+                            "syslog tls {addr}: handshake failed: {e} (check tls.ca_file, tls.server_name and the receiver's certificate)"
+                        ))
+                    })?;
+                Conn::Tls(Box::new(tls))
+            }
+        });
+        Ok(())
+    }
+
+    /// Whether a plain TCP peer has closed its side (or reset) since the last write.
+    fn peer_closed(&self) -> bool {
+        if let Some(Conn::Tcp(s)) = &self.conn {
+            let mut buf = [0u8; 64];
+            return match s.try_read(&mut buf) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+        }
+        false
+    }
+
+    /// Sends the records in order.
+    pub async fn send(&mut self, records: &[Bytes]) -> Result<(), SinkError> {
+        if self.cfg.protocol == Protocol::Udp {
+            if self.udp.is_none() {
+                self.connect().await?;
+            }
+            let addr = &self.cfg.address;
+            if let Some(sock) = &self.udp {
+                for r in records {
+                    if let Err(e) = sock.send(r).await {
+                        self.udp = None;
+                        return Err(SinkError::retryable(format!("syslog udp {addr}: {e}")));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if self.peer_closed() {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            self.connect().await?;
+        }
+        let mut buf = BytesMut::with_capacity(records.iter().map(|r| r.len() + 8).sum());
+        for r in records {
+            frame(self.cfg.framing, r, &mut buf);
+        }
+        let timeout = self.cfg.write_timeout;
+        let addr = self.cfg.address.clone();
+        let result = match self.conn.as_mut() {
+            Some(Conn::Tcp(s)) => write_all(s, &buf, timeout).await,
+            Some(Conn::Tls(s)) => write_all(s.as_mut(), &buf, timeout).await,
+            None => Err("not connected".to_owned()),
+        };
+        result.map_err(|e| {
+            self.conn = None;
+            SinkError::retryable(format!(
+                "syslog {addr}: {e}; reconnecting and re-sending the batch"
+            ))
+        })
+    }
+
+    /// Connects once, for `check`.
+    pub async fn healthcheck(&mut self) -> Result<String, SinkError> {
+        self.connect().await?;
+        Ok(format!(
+            "syslog {} {:?} connected",
+            self.cfg.address, self.cfg.protocol
+        ))
+    }
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    buf: &[u8],
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, async {
+        w.write_all(buf).await?;
+        w.flush().await
+    })
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "write made no progress for {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
+/// `host` of `host:port` / `[v6]:port`.
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}

@@ -1,0 +1,159 @@
+//! The webhook sink: HTTP POST of a JSON array of encoded events per batch.
+//!
+//! Status handling (after vector's `RetryStrategy`): 2xx delivered; 429 retried after
+//! `Retry-After`; 408 and 5xx except 501 retried with backoff; every other status (4xx, 501,
+//! a 3xx, which is never followed) is a named error and the batch goes to the dead-letter file.
+//!
+//! Invariant: the URL (which often embeds a token) and header values never appear in errors
+//! or logs; only scheme://host/… does.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use secrecy::ExposeSecret as _;
+
+use super::SinkError;
+use crate::config::{Format, WebhookConfig};
+use crate::event::Event;
+use crate::transform;
+
+/// Posts batches to a URL.
+#[derive(Debug)]
+pub struct WebhookSink {
+    cfg: WebhookConfig,
+    format: Format,
+    http: reqwest::Client,
+    shown: String,
+}
+
+impl WebhookSink {
+    /// Builds the client (no request yet).
+    pub fn new(cfg: WebhookConfig, format: Format) -> Result<WebhookSink, String> {
+        let http = crate::tls::http_client(&cfg.tls, cfg.timeout).map_err(|e| e.to_string())?;
+        let shown = cfg.redacted_url();
+        Ok(WebhookSink {
+            cfg,
+            format,
+            http,
+            shown,
+        })
+    }
+
+    /// Most events per POST.
+    pub fn max_events(&self) -> usize {
+        self.cfg.max_events
+    }
+
+    /// How long a partial batch waits.
+    pub fn linger(&self) -> Duration {
+        self.cfg.batch_timeout
+    }
+
+    /// One array element: the JSON document, or a CEF line as a JSON string.
+    pub fn record(&self, ev: &Event) -> Bytes {
+        let mut out = Vec::with_capacity(512);
+        transform::encode(self.format, ev, &mut out);
+        if self.format == Format::Cef {
+            let line = String::from_utf8_lossy(&out).into_owned();
+            return serde_json::to_vec(&line).unwrap_or_default().into();
+        }
+        out.into()
+    }
+
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .request(method, self.cfg.url.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (k, v) in &self.cfg.headers {
+            req = req.header(k.as_str(), v.expose_secret());
+        }
+        req
+    }
+
+    /// POSTs the records as one JSON array.
+    pub async fn send(&mut self, records: &[Bytes]) -> Result<(), SinkError> {
+        let mut body = Vec::with_capacity(records.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+        body.push(b'[');
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(r);
+        }
+        body.push(b']');
+        let resp = self
+            .request(reqwest::Method::POST)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                SinkError::retryable(format!("webhook {}: {}", self.shown, describe(&e)))
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let code = status.as_u16();
+        let what = format!("webhook {} answered HTTP {code}", self.shown);
+        Err(match code {
+            429 => SinkError {
+                retryable: true,
+                retry_after,
+                message: format!("{what} (rate limited)"),
+            },
+            408 | 500 | 502..=599 => SinkError {
+                retryable: true,
+                retry_after,
+                message: what,
+            },
+            300..=399 => SinkError::fatal(format!(
+                "{what}: redirects are not followed; set url to the final address"
+            )),
+            401 | 403 => SinkError::fatal(format!(
+                "{what}: the receiver refused the credentials; check the url token or headers"
+            )),
+            _ => SinkError::fatal(format!("{what}: the receiver rejected the batch")),
+        })
+    }
+
+    /// Any HTTP answer proves the receiver is reachable.
+    pub async fn healthcheck(&mut self) -> Result<String, SinkError> {
+        match self.request(reqwest::Method::HEAD).send().await {
+            Ok(r) => Ok(format!(
+                "{} reachable (HTTP {})",
+                self.shown,
+                r.status().as_u16()
+            )),
+            Err(e) => Err(SinkError::retryable(format!(
+                "webhook {}: {}",
+                self.shown,
+                describe(&e)
+            ))),
+        }
+    }
+}
+
+/// A reqwest error without its URL (which may carry a token): only the kind and the source
+/// chain, which describe the connection, never the request.
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,333 @@
+//! The source: the poll loop of one portal and stream.
+//!
+//! Each poll pins `to = now − settle`, re-reads `overlap` before the watermark, drops the ids it
+//! already emitted, sorts the window oldest first and emits it in batches. A catch-up walks
+//! windows of `catchup_window` (halved when a window holds more than `max_window_events`,
+//! doubled when it is sparse), oldest window first, so memory stays bounded whatever the
+//! backlog.
+//!
+//! Invariants:
+//! - The in-memory cursor only describes what was *emitted*; the durable cursor moves later,
+//!   in the committer, once every sink acknowledged (see [`crate::pipeline`]).
+//! - A failed request or page moves nothing: the same window is read again after a delay that
+//!   depends on the error (backoff with jitter, `Retry-After`, or a slow `error_retry` for
+//!   errors only an operator can fix). There is never a retry storm.
+//! - Cancellation happens only between requests and between batches.
+
+pub mod docspace;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::config::PortalConfig;
+use crate::cursor::{Cursor, MAX_SEEN};
+use crate::event::{Event, Stream, format_utc_seconds};
+use crate::pipeline::{BATCH_EVENTS, DeadLetter, Outlet, StreamStats};
+use crate::retry::{Backoff, retry_after};
+use docspace::{Client, ErrorClass};
+
+/// Longest catch-up window after doubling.
+const MAX_SPAN: Duration = Duration::from_secs(30 * 86_400);
+/// Shortest window after halving.
+const MIN_SPAN: Duration = Duration::from_secs(1);
+
+/// The poll loop of one portal/stream.
+pub struct Poller {
+    /// The portal's client.
+    pub client: Client,
+    /// The portal's settings.
+    pub cfg: Arc<PortalConfig>,
+    /// Which log.
+    pub stream: Stream,
+    /// What was emitted so far (starts at the durable cursor).
+    pub cursor: Cursor,
+    /// Where batches go.
+    pub outlet: Outlet,
+    /// Where undecodable rows go.
+    pub dead_letter: DeadLetter,
+    /// Counters.
+    pub stats: Arc<StreamStats>,
+    /// How often a catch-up logs its progress.
+    pub progress_interval: Duration,
+}
+
+/// Sleeps unless cancelled first; returns false when cancelled.
+async fn pause(cancel: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
+
+impl Poller {
+    /// Runs until cancelled or until the pipeline closes.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let portal = self.cfg.name.clone();
+        let stream = self.stream;
+        let settle = time::Duration::try_from(self.cfg.settle).unwrap_or(time::Duration::MINUTE);
+        let overlap =
+            time::Duration::try_from(self.cfg.overlap).unwrap_or(time::Duration::minutes(10));
+        let mut span = self.cfg.catchup_window;
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        let mut report = Progress::new(self.progress_interval);
+        self.stats.set_watermark(self.cursor.watermark);
+        info!(portal = %portal, stream = %stream, watermark = %format_utc_seconds(self.cursor.watermark), "polling");
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let now = OffsetDateTime::now_utc();
+            let target = now - settle;
+            if self.cursor.watermark >= target {
+                if !pause(&cancel, self.cfg.poll_interval).await {
+                    break;
+                }
+                continue;
+            }
+            let from = self.cursor.watermark - overlap;
+            let span_t = time::Duration::try_from(span).unwrap_or(time::Duration::HOUR);
+            let to = (self.cursor.watermark + span_t).min(target);
+            let result = tokio::select! {
+                r = self.client.window(stream, from, to, self.cfg.max_window_events) => r,
+                _ = cancel.cancelled() => break,
+            };
+            let window = match result {
+                Ok(w) => w,
+                Err(e) => {
+                    self.stats.set_error(Some(e.to_string()));
+                    let delay = match e.class() {
+                        ErrorClass::Transient => backoff.next_delay(),
+                        ErrorClass::RateLimited(s) => retry_after(s, Duration::from_secs(600)),
+                        ErrorClass::NeedsOperator => self.cfg.error_retry,
+                    };
+                    match e.class() {
+                        ErrorClass::NeedsOperator => {
+                            error!(portal = %portal, stream = %stream, retry_in = ?delay, "{e}")
+                        }
+                        _ => {
+                            warn!(portal = %portal, stream = %stream, retry_in = ?delay, "{e}")
+                        }
+                    }
+                    if !pause(&cancel, delay).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            backoff.reset();
+            self.stats.set_error(None);
+            self.stats
+                .requests
+                .fetch_add(u64::from(window.requests), Ordering::Relaxed);
+            if window.too_many && span > MIN_SPAN {
+                span = (span / 2).max(MIN_SPAN);
+                debug!(portal = %portal, stream = %stream, span = ?span, "window too dense; splitting");
+                continue;
+            }
+            if window.too_many {
+                warn!(portal = %portal, stream = %stream, "more than max_window_events events within one second; emitting what was read");
+            }
+            if !window.rejected.is_empty() {
+                let records: Vec<_> = window
+                    .rejected
+                    .iter()
+                    .map(|(row, e)| (row.clone(), format!("undecodable {stream} row: {e}")))
+                    .collect();
+                warn!(portal = %portal, stream = %stream, rows = records.len(), file = %self.dead_letter.path().display(), "rows the agent cannot decode were written to the dead-letter file");
+                self.stats
+                    .rejected
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
+                if let Err(e) = self.dead_letter.append(&records) {
+                    error!(error = %e, "cannot write the dead-letter file; retrying the window");
+                    if !pause(&cancel, backoff.next_delay()).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            let dense = window.events.len();
+            let events = fresh_sorted(window.events, &self.cursor.seen);
+            if self
+                .emit_window(events, to, overlap, &mut report)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            if dense < self.cfg.max_window_events / 4 && to < target {
+                span = (span * 2).min(MAX_SPAN);
+            }
+            report.maybe_log(
+                &portal,
+                stream,
+                &self.stats,
+                self.cursor.watermark,
+                to >= target,
+            );
+        }
+        info!(portal = %portal, stream = %stream, "poller stopped");
+    }
+
+    /// Emits a window's new events in batches; the last batch carries the watermark `to`.
+    async fn emit_window(
+        &mut self,
+        events: Vec<Event>,
+        to: OffsetDateTime,
+        overlap: time::Duration,
+        report: &mut Progress,
+    ) -> Result<(), crate::pipeline::Closed> {
+        let mut rest = events;
+        loop {
+            let tail = if rest.len() > BATCH_EVENTS {
+                rest.split_off(BATCH_EVENTS)
+            } else {
+                Vec::new()
+            };
+            let batch = std::mem::replace(&mut rest, tail);
+            let last = rest.is_empty();
+            for ev in &batch {
+                self.cursor.seen.push((ev.id, ev.time.unix_timestamp()));
+            }
+            let watermark = if last {
+                to
+            } else {
+                batch.last().map_or(to, |e| e.time)
+            };
+            self.cursor.watermark = self.cursor.watermark.max(watermark);
+            prune(&mut self.cursor, overlap);
+            let n = batch.len();
+            self.outlet.emit(batch, self.cursor.clone()).await?;
+            self.stats.polled.fetch_add(n as u64, Ordering::Relaxed);
+            report.count(n);
+            if last {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Drops events already emitted (ids in `seen`) and duplicates within the window, then sorts
+/// oldest first (ties by id).
+pub fn fresh_sorted(events: Vec<Event>, seen: &[(i64, i64)]) -> Vec<Event> {
+    let mut known: HashSet<i64> = seen.iter().map(|(id, _)| *id).collect();
+    let mut out: Vec<Event> = events.into_iter().filter(|e| known.insert(e.id)).collect();
+    out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+    out
+}
+
+/// Forgets ids older than the overlap before the watermark (they can no longer be re-read),
+/// and caps the set.
+fn prune(cursor: &mut Cursor, overlap: time::Duration) {
+    let floor = (cursor.watermark - overlap - time::Duration::seconds(1)).unix_timestamp();
+    cursor.seen.retain(|(_, t)| *t >= floor);
+    if cursor.seen.len() > MAX_SEEN {
+        cursor.seen.sort_by_key(|(_, t)| *t);
+        let excess = cursor.seen.len() - MAX_SEEN;
+        cursor.seen.drain(..excess);
+    }
+}
+
+/// Progress of a catch-up, logged at a steady cadence.
+struct Progress {
+    every: Duration,
+    last: Instant,
+    since: u64,
+    caught_up_logged: bool,
+}
+
+impl Progress {
+    fn new(every: Duration) -> Progress {
+        Progress {
+            every,
+            last: Instant::now(),
+            since: 0,
+            caught_up_logged: false,
+        }
+    }
+
+    fn count(&mut self, n: usize) {
+        self.since += n as u64;
+    }
+
+    fn maybe_log(
+        &mut self,
+        portal: &str,
+        stream: Stream,
+        stats: &StreamStats,
+        watermark: OffsetDateTime,
+        caught_up: bool,
+    ) {
+        let elapsed = self.last.elapsed();
+        if caught_up {
+            if !self.caught_up_logged {
+                info!(portal = %portal, stream = %stream, events = stats.polled.load(Ordering::Relaxed), watermark = %format_utc_seconds(watermark), "caught up");
+                self.caught_up_logged = true;
+            }
+        } else {
+            self.caught_up_logged = false;
+        }
+        if elapsed < self.every || (caught_up && self.since == 0) {
+            return;
+        }
+        let lag = (OffsetDateTime::now_utc() - watermark).whole_seconds();
+        let rate = self.since as f64 / elapsed.as_secs_f64();
+        info!(
+            portal = %portal,
+            stream = %stream,
+            events = stats.polled.load(Ordering::Relaxed),
+            delivered = stats.committed.load(Ordering::Relaxed),
+            rate = format!("{rate:.0}/s"),
+            lag = %humantime::format_duration(Duration::from_secs(lag.max(0) as u64)),
+            watermark = %format_utc_seconds(watermark),
+            "{}", if caught_up { "progress" } else { "catching up" }
+        );
+        self.last = Instant::now();
+        self.since = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::PortalInfo;
+    use serde_json::json;
+
+    fn ev(id: i64, date: &str) -> Event {
+        Event::from_json(
+            Arc::new(PortalInfo::new("p", "https://x")),
+            Some(Stream::Audit),
+            json!({"id": id, "date": date, "actionId": 5011}),
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn dedupes_and_sorts_oldest_first() {
+        let events = vec![
+            ev(3, "2025-01-01T10:00:02Z"),
+            ev(1, "2025-01-01T10:00:01+01:00"),
+            ev(2, "2025-01-01T10:00:00Z"),
+            ev(3, "2025-01-01T10:00:02Z"),
+            ev(9, "2025-01-01T10:00:00Z"),
+        ];
+        let out = fresh_sorted(events, &[(2, 0)]);
+        let ids: Vec<i64> = out.iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![1, 9, 3]);
+    }
+
+    #[test]
+    fn prune_keeps_the_overlap() {
+        let mut c = Cursor {
+            watermark: time::macros::datetime!(2025-01-01 10:00 UTC),
+            seen: vec![(1, 1_735_725_600 - 700), (2, 1_735_725_600 - 100)],
+        };
+        prune(&mut c, time::Duration::minutes(10));
+        assert_eq!(c.seen, vec![(2, 1_735_725_600 - 100)]);
+    }
+}
