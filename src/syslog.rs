@@ -381,7 +381,7 @@ mod tests {
             5 + UDP_TRUNCATED_MARK.len()
         ));
         assert!(String::from_utf8(m.clone()).is_ok());
-        let mut m = b"abc\\=defghijkl".to_vec();
+        let mut m = b"abc\\=defghijklmnopqrstuvwxyz".to_vec();
         assert!(truncate_for_datagram(
             &mut m,
             0,

@@ -152,8 +152,13 @@ impl SyslogSink {
                     .await
                     .map_err(|_| SinkError::retryable(format!("syslog tls {addr}: handshake timed out")))?
                     .map_err(|e| {
+                        let hint = if e.to_string().contains("CaUsedAsEndEntity") {
+                            "the receiver presents a CA certificate as its own; give it a server certificate signed by that CA"
+                        } else {
+                            "check tls.ca_file, tls.server_name and the receiver's certificate"
+                        };
                         SinkError::retryable(format!(
-                            "syslog tls {addr}: handshake failed: {e} (check tls.ca_file, tls.server_name and the receiver's certificate)"
+                            "syslog tls {addr}: handshake failed: {e} ({hint})"
                         ))
                     })?;
                 Conn::Tls(Box::new(tls))

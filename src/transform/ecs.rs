@@ -39,7 +39,7 @@ pub fn document(ev: &Event) -> Value {
     if sem.outcome == Outcome::Failure
         && let Some(t) = &ev.action_text
     {
-        event.insert("reason".into(), json!(t));
+        event.insert("reason".into(), json!(keyword(t)));
     }
 
     let mut doc = Map::new();
@@ -99,13 +99,13 @@ pub fn document(ev: &Event) -> Value {
             "vendor": "ONLYOFFICE",
             "product": "DocSpace",
             "type": "application",
-            "hostname": ev.portal.host,
+            "hostname": keyword(&ev.portal.host),
             "name": ev.portal.name,
         }),
     );
     doc.insert(
         "organization".into(),
-        json!({ "id": ev.portal.host, "name": ev.portal.name }),
+        json!({ "id": keyword(&ev.portal.host), "name": ev.portal.name }),
     );
 
     let mut related_user: Vec<&str> = Vec::new();
@@ -123,7 +123,8 @@ pub fn document(ev: &Event) -> Value {
     }
     let mut related = Map::new();
     if !related_user.is_empty() {
-        related.insert("user".into(), json!(related_user));
+        let users: Vec<String> = related_user.iter().map(|u| keyword(u)).collect();
+        related.insert("user".into(), json!(users));
     }
     if let Some(ip) = ip {
         related.insert("ip".into(), json!([ip.to_string()]));
@@ -139,6 +140,11 @@ pub fn document(ev: &Event) -> Value {
     ds.insert("id".into(), json!(ev.id));
     ds.insert("action_id".into(), json!(ev.action_id));
     ds.insert("action_name".into(), json!(ev.action_name()));
+    let put = |m: &mut Map<String, Value>, k: &str, v: Option<&str>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            m.insert(k.into(), Value::String(v.to_owned()));
+        }
+    };
     put(&mut ds, "action", ev.action_text.as_deref());
     put(&mut ds, "user", ev.user.as_deref());
     put(&mut ds, "user_id", ev.user_id.as_deref());
@@ -174,8 +180,21 @@ pub fn document(ev: &Event) -> Value {
 
 fn put(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
-        map.insert(key.into(), Value::String(v.to_owned()));
+        map.insert(key.into(), Value::String(keyword(v)));
     }
+}
+
+/// ECS keyword fields are not indexed past `ignore_above` (1024 characters): cut longer values
+/// and mark the cut, so the field stays searchable. The full value stays under `docspace.*`.
+pub const IGNORE_ABOVE: usize = 1024;
+
+fn keyword(v: &str) -> String {
+    if v.chars().count() <= IGNORE_ABOVE {
+        return v.to_owned();
+    }
+    let mut s: String = v.chars().take(IGNORE_ABOVE - 3).collect();
+    s.push_str("...");
+    s
 }
 
 /// `"Chrome 131"` → (`Chrome`, `131`); `"Other"` → (`Other`, None).

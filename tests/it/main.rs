@@ -1,1 +1,16 @@
+//! The integration tests: one binary (STYLE.md), one module per area.
+//!
+//! Every test drives real code against loopback peers: the simulated DocSpace of
+//! `docspace_siem::simulator` (every quirk of docs/docspace-api.md), the agent binary as a child
+//! process, the real rsyslog receiver, and the official ECS and real CEF checkers of ../shared.
 
+mod support;
+
+/// Command line: `validate`, `encode`, exit codes, every file in config/.
+mod cli;
+/// End to end through the binary into stdout, syslog (collector, UDP, real rsyslog), webhooks.
+mod delivery;
+/// Restarts, kill -9, SIGTERM, corrupt cursors and the state lock.
+mod restart;
+/// The DocSpace client and window walker against the simulator's quirks.
+mod source;

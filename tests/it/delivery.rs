@@ -1,0 +1,529 @@
+//! End to end through the agent binary: a simulated portal in, stdout / syslog / webhook out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use docspace_siem::simulator::{SimStream, SimZone};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::support::{
+    Agent, HttpCollector, Rsyslog, TcpCollector, UdpCollector, Workdir, eventually, ids_of,
+    parse_cef, portal, validate_ecs,
+};
+
+/// A PEM certificate for configs that need a CA file.
+pub fn test_ca() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-ca.pem")
+}
+
+fn all_ids(sim: &docspace_siem::simulator::Simulator) -> BTreeSet<i64> {
+    let mut s: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    s.extend(sim.ids(SimStream::Audit));
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_ecs_carries_every_event_once_valid_and_in_order() {
+    let (sim, server) = portal(SimZone::EuropeBerlin).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        600,
+        now - time::Duration::days(2),
+        now - time::Duration::minutes(5),
+    );
+    sim.generate(
+        SimStream::Audit,
+        300,
+        now - time::Duration::days(2),
+        now - time::Duration::minutes(5),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.console]\ntype = \"stdout\"\nformat = \"ecs\"\n",
+        Workdir::portal_toml(
+            "main",
+            &server.url,
+            "start_from = \"3d\"\ncatchup_window = \"2h\""
+        )
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let want = all_ids(&sim);
+    eventually(Duration::from_secs(60), "all events on stdout", || {
+        agent.stdout_lines().len() >= want.len()
+    })
+    .await;
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        agent.stderr_text()
+    );
+    let lines = agent.stdout_lines();
+    let docs: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let ids = ids_of(&docs);
+    assert_eq!(ids.len(), want.len(), "no duplicates");
+    assert_eq!(ids.iter().copied().collect::<BTreeSet<_>>(), want);
+    // In order per stream: @timestamp never goes backwards.
+    for ds in ["docspace.login", "docspace.audit"] {
+        let ts: Vec<&str> = docs
+            .iter()
+            .filter(|d| d["event"]["dataset"] == ds)
+            .map(|d| d["@timestamp"].as_str().expect("ts"))
+            .collect();
+        assert!(ts.windows(2).all(|p| p[0] <= p[1]), "{ds} out of order");
+    }
+    validate_ecs(&lines.join("\n"));
+    assert!(
+        !std::fs::read_dir(w.path()).expect("dir").any(|e| {
+            let n = e.expect("entry").file_name();
+            let n = n.to_string_lossy();
+            !(n == "state" || n.starts_with("a.") || n == "config.toml")
+        }),
+        "the agent wrote outside state_dir"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_rsyslog_and_webhooks_receive_thousands_exactly_once() {
+    let rx = Rsyslog::start();
+    let (sim, server) = portal(SimZone::EuropeBerlin).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        2000,
+        now - time::Duration::days(5),
+        now - time::Duration::minutes(3),
+    );
+    sim.generate(
+        SimStream::Audit,
+        1000,
+        now - time::Duration::days(5),
+        now - time::Duration::minutes(3),
+    );
+    let ecs = HttpCollector::start().await;
+    let raw = HttpCollector::start().await;
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        r#"state_dir = "{{state}}"
+{portal}
+[sinks.siem]
+type = "syslog"
+format = "cef"
+address = "127.0.0.1:{tcp}"
+protocol = "tcp"
+[sinks.ecs]
+type = "webhook"
+format = "ecs"
+url = "{ecs}"
+headers = {{ Authorization = "Bearer hook-secret" }}
+batch = {{ max_events = 250, timeout = "200ms" }}
+[sinks.raw]
+type = "webhook"
+format = "json"
+url = "{raw}"
+"#,
+        portal = Workdir::portal_toml("main", &server.url, "start_from = \"6d\""),
+        tcp = rx.tcp,
+        ecs = ecs.url,
+        raw = raw.url,
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let want = all_ids(&sim);
+    eventually(
+        Duration::from_secs(120),
+        "rsyslog to receive every event",
+        || {
+            rx.messages().len() >= want.len()
+                && ecs.events().len() >= want.len()
+                && raw.events().len() >= want.len()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        agent.stderr_text()
+    );
+
+    // rsyslog: every id exactly once, RFC 5424 fields as sent.
+    let msgs = rx.messages();
+    let mut seen = BTreeMap::new();
+    for m in &msgs {
+        assert_eq!(m["app_name"], "docspace-siem", "{m}");
+        assert!(m["msgid"] == "login" || m["msgid"] == "audit", "{m}");
+        let id: i64 = m["rfc5424-sd"]["docspace@32473"]["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no SD id in {m}"));
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), want);
+    assert!(seen.values().all(|n| *n == 1), "duplicates at rsyslog");
+
+    // CEF: real parsers read back the values of the raw rows.
+    let raw_by_id: BTreeMap<i64, Value> = raw
+        .events()
+        .into_iter()
+        .map(|e| (e["id"].as_i64().expect("id"), e))
+        .collect();
+    let lines: Vec<String> = msgs
+        .iter()
+        .map(|m| m["msg"].as_str().expect("msg").to_owned())
+        .collect();
+    let parsed = parse_cef(&lines);
+    for p in &parsed {
+        let id: i64 = p["ext"]["externalId"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("externalId");
+        let row = &raw_by_id[&id];
+        assert_eq!(
+            p["header"]["signature_id"].as_str(),
+            Some(row["actionId"].to_string().as_str())
+        );
+        let actor = row
+            .get("login")
+            .or(row.get("user"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let want: String = actor
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    '\u{FFFD}'
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+            // rsyslog itself escapes control characters it receives (TAB → "#011").
+            .replace('\t', "#011");
+        let got = p["ext"]["suser"].as_str().unwrap_or("");
+        if want.chars().count() <= 1023 {
+            assert_eq!(got.trim_end(), want.trim_end(), "suser of {id}");
+        } else {
+            assert!(got.ends_with("..."), "long suser of {id} is marked as cut");
+        }
+    }
+
+    // Webhooks: exactly once each, headers sent, ECS valid.
+    let ecs_events = ecs.events();
+    assert_eq!(ids_of(&ecs_events).len(), want.len());
+    assert_eq!(
+        ids_of(&ecs_events).into_iter().collect::<BTreeSet<_>>(),
+        want
+    );
+    assert!(
+        ecs.headers
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|h| h.get("authorization").map(String::as_str) == Some("Bearer hook-secret"))
+    );
+    let ndjson: Vec<String> = ecs_events.iter().map(Value::to_string).collect();
+    validate_ecs(&ndjson.join("\n"));
+    assert!(
+        ecs.bodies
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|b| b.as_array().is_some_and(|a| a.len() <= 250))
+    );
+    assert!(!agent.stderr_text().contains("hook-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_rsyslog_over_tls_with_a_private_ca() {
+    let rx = Rsyslog::start();
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        150,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\nformat = \"ecs\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
+        rx.tls,
+        rx.ca().display()
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "TLS delivery", || {
+        rx.messages().len() >= 150
+    })
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    let msgs = rx.messages();
+    assert_eq!(msgs.len(), 150);
+    assert!(
+        msgs.iter().all(|m| m["input"] != "imptcp"),
+        "came in over the TLS listener"
+    );
+    let docs: Vec<String> = msgs
+        .iter()
+        .map(|m| m["msg"].as_str().expect("msg").to_owned())
+        .collect();
+    validate_ecs(&docs.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_an_untrusted_certificate_is_refused_and_named() {
+    let rx = Rsyslog::start();
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        5,
+        now - time::Duration::hours(1),
+        now - time::Duration::minutes(3),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\" }}\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
+        rx.tls,
+        test_ca().display()
+    ));
+    let agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(30), "a named handshake error", || {
+        agent.stderr_text().contains("handshake failed")
+    })
+    .await;
+    assert!(
+        rx.messages().is_empty(),
+        "nothing may reach an untrusted receiver"
+    );
+    assert!(!agent.stderr_text().contains(crate::support::KEY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_sends_one_rfc5424_datagram_per_event() {
+    let udp = UdpCollector::start().await;
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        200,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\nformat = \"cef\"\naddress = \"{}\"\nprotocol = \"udp\"\nmax_datagram = 1024\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
+        udp.addr
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "200 datagrams", || {
+        udp.messages.lock().expect("lock").len() >= 200
+    })
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    let msgs = udp.messages.lock().expect("lock").clone();
+    assert_eq!(msgs.len(), 200);
+    let mut ids = BTreeSet::new();
+    for m in &msgs {
+        assert!(m.len() <= 1024, "datagram over max_datagram");
+        let text = String::from_utf8(m.clone()).expect("utf8 (cut at a char boundary)");
+        let p = syslog_rfc5424::parse_message(&text).expect("RFC 5424");
+        ids.insert(
+            p.sd.find_tuple("docspace@32473", "id")
+                .expect("id")
+                .to_owned(),
+        );
+        assert!(p.msg.starts_with("CEF:0|ONLYOFFICE|DocSpace|"));
+    }
+    assert_eq!(ids.len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syslog_receiver_outage_loses_nothing() {
+    let tcp = TcpCollector::start().await;
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        300,
+        now - time::Duration::hours(5),
+        now - time::Duration::hours(2),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\nformat = \"json\"\naddress = \"{}\"\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
+        tcp.addr
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "first batch", || {
+        tcp.messages().len() >= 300
+    })
+    .await;
+    tcp.stop();
+    // New events while the receiver is down.
+    let later = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        200,
+        later - time::Duration::seconds(90),
+        later - time::Duration::seconds(5),
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    tcp.restart().await;
+    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    let ids = |msgs: Vec<String>| -> BTreeSet<i64> {
+        msgs.iter()
+            .filter_map(|m| {
+                let p = syslog_rfc5424::parse_message(m).ok()?;
+                let v: Value = serde_json::from_str(&p.msg).ok()?;
+                v["id"].as_i64()
+            })
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(90),
+        "every event after the outage",
+        || ids(tcp.messages()) == want,
+    )
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_retries_429_and_5xx_and_dead_letters_a_400() {
+    let hook = HttpCollector::start().await;
+    hook.script(&[(503, None), (429, Some(1)), (500, None)]);
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Audit,
+        40,
+        now - time::Duration::hours(3),
+        now - time::Duration::hours(2),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nurl = \"{}?token=t0p-secret\"\nbatch = {{ max_events = 10, timeout = \"100ms\" }}\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"audit\"]\nstart_from = \"1d\""),
+        hook.url
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "all 40 after retries", || {
+        hook.events().len() >= 40
+    })
+    .await;
+    assert_eq!(
+        ids_of(&hook.events())
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .len(),
+        40
+    );
+    // Now a rejection for good: the next batch goes to the dead-letter file.
+    hook.script(&[(400, None)]);
+    let later = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Audit,
+        3,
+        later - time::Duration::seconds(30),
+        later - time::Duration::seconds(5),
+    );
+    let dl = w.state().join("dead-letter/hook.ndjson");
+    eventually(Duration::from_secs(30), "dead letter", || dl.exists()).await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    let text = std::fs::read_to_string(&dl).expect("dead letter");
+    let first: Value = serde_json::from_str(text.lines().next().expect("line")).expect("json");
+    assert!(
+        first["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("HTTP 400"),
+        "{first}"
+    );
+    assert!(first["event"]["id"].is_i64());
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&dl).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    let err = agent.stderr_text();
+    assert!(!err.contains("t0p-secret"), "webhook token leaked:\n{err}");
+    assert!(
+        err.contains("HTTP 503") && err.contains("HTTP 429"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_filters_pick_their_events() {
+    let failures = HttpCollector::start().await;
+    let everything = HttpCollector::start().await;
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        300,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    sim.generate(
+        SimStream::Audit,
+        50,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.fail]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\nfilter = {{ streams = [\"login\"], outcome = \"failure\" }}\n[sinks.all]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
+        Workdir::portal_toml("main", &server.url, "start_from = \"1d\""),
+        failures.url,
+        everything.url
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "all events", || {
+        everything.events().len() >= 350
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    let all = everything.events();
+    let want: BTreeSet<i64> = all
+        .iter()
+        .filter(|e| {
+            let a = e["actionId"].as_i64().expect("actionId");
+            e["stream"] == "login"
+                && (1002..=1026).contains(&a)
+                && ![
+                    1006, 1007, 1010, 1011, 1012, 1015, 1016, 1017, 1019, 1021, 1024,
+                ]
+                .contains(&a)
+        })
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(
+        ids_of(&failures.events())
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        want
+    );
+}

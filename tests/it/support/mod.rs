@@ -1,0 +1,657 @@
+//! Test support: the agent binary as a child process, a simulated portal, loopback collectors
+//! (octet-counted TCP syslog, UDP, HTTP), and the real third-party checkers in ../shared.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use docspace_siem::simulator::{SimConfig, SimServer, SimZone, Simulator};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// The API key every simulated portal accepts.
+pub const KEY: &str = "sk-test-0123456789abcdef";
+
+/// The agent binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_docspace-siem"))
+}
+
+/// `../shared` beside the checkout (CI has a copy there too).
+pub fn shared() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    assert!(
+        p.join("SPEC.md").is_file(),
+        "../shared is missing beside the checkout ({})",
+        p.display()
+    );
+    p
+}
+
+/// A simulated portal on 127.0.0.1:0.
+pub async fn portal(zone: SimZone) -> (Simulator, SimServer) {
+    let sim = Simulator::new(SimConfig {
+        api_key: KEY.to_owned(),
+        zone,
+        seed: 7,
+    });
+    let server = sim
+        .serve("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator binds");
+    (sim, server)
+}
+
+/// A temporary directory with a config file and a state directory.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Writes `config.toml`; `{state}` is replaced by the state directory.
+    pub fn config(&self, toml: &str) -> PathBuf {
+        let p = self.dir.path().join("config.toml");
+        let body = toml.replace("{state}", &self.state().display().to_string());
+        std::fs::write(&p, body).expect("write config");
+        p
+    }
+
+    /// A portal table for a simulator URL (fast polling, small settle for tests).
+    pub fn portal_toml(name: &str, url: &str, extra: &str) -> String {
+        format!(
+            "[portals.{name}]\nurl = \"{url}\"\napi_key = \"{KEY}\"\npoll_interval = \"1s\"\nsettle = \"1s\"\noverlap = \"2m\"\nerror_retry = \"2s\"\n{extra}\n"
+        )
+    }
+}
+
+/// A running agent process; killed on drop.
+pub struct Agent {
+    pub child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Agent {
+    /// Starts `docspace-siem run --config FILE`, output to files in `dir`.
+    pub fn start(config: &Path, dir: &Path, tag: &str) -> Agent {
+        let stdout = dir.join(format!("{tag}.stdout"));
+        let stderr = dir.join(format!("{tag}.stderr"));
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("DOCSPACE_SIEM_LOG", "info")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("agent starts");
+        Agent {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for exit up to `limit`; returns the code (None when killed by a signal).
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "agent did not exit within {limit:?}; stderr:\n{}",
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn stdout_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.stdout)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary to completion with args and optional stdin.
+pub fn run_cli(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    if let Some(input) = stdin {
+        use std::io::Write as _;
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(input).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub async fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A TCP syslog collector that splits octet-counted frames (RFC 6587) and records messages.
+/// It can be stopped (listener and connections closed) and restarted on the same port.
+#[derive(Clone)]
+pub struct TcpCollector {
+    pub addr: SocketAddr,
+    pub messages: Arc<Mutex<Vec<String>>>,
+    stop: Arc<Mutex<Option<tokio::sync::watch::Sender<bool>>>>,
+}
+
+impl TcpCollector {
+    pub async fn start() -> TcpCollector {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let c = TcpCollector {
+            addr,
+            messages: Arc::new(Mutex::new(Vec::new())),
+            stop: Arc::new(Mutex::new(None)),
+        };
+        c.serve(listener);
+        c
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        *self.stop.lock().expect("lock") = Some(tx);
+        let messages = self.messages.clone();
+        tokio::spawn(async move {
+            let mut stop = rx.clone();
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    acc = listener.accept() => {
+                        let Ok((mut sock, _)) = acc else { return };
+                        let messages = messages.clone();
+                        let mut stop = rx.clone();
+                        tokio::spawn(async move {
+                            let mut buf = Vec::new();
+                            let mut chunk = [0u8; 65536];
+                            loop {
+                                tokio::select! {
+                                    _ = stop.changed() => { let _ = sock.shutdown().await; return; }
+                                    r = sock.read(&mut chunk) => {
+                                        let n = match r { Ok(0) | Err(_) => return, Ok(n) => n };
+                                        buf.extend_from_slice(&chunk[..n]);
+                                        while let Some(msg) = take_frame(&mut buf) {
+                                            messages.lock().expect("lock").push(msg);
+                                        }
+                                    }
+                                }
+                            }
+                        });
+                    }
+                }
+            }
+        });
+    }
+
+    /// Closes the listener and every connection.
+    pub fn stop(&self) {
+        if let Some(tx) = self.stop.lock().expect("lock").take() {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn restart(&self) {
+        let start = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(start.elapsed() < Duration::from_secs(10), "rebind: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        self.serve(listener);
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().expect("lock").clone()
+    }
+}
+
+/// Takes one octet-counted frame off the front of `buf`.
+fn take_frame(buf: &mut Vec<u8>) -> Option<String> {
+    let sp = buf.iter().position(|b| *b == b' ')?;
+    let len: usize = std::str::from_utf8(&buf[..sp]).ok()?.parse().ok()?;
+    if buf.len() < sp + 1 + len {
+        return None;
+    }
+    let msg = String::from_utf8_lossy(&buf[sp + 1..sp + 1 + len]).into_owned();
+    buf.drain(..sp + 1 + len);
+    Some(msg)
+}
+
+/// A UDP collector: one message per datagram.
+pub struct UdpCollector {
+    pub addr: SocketAddr,
+    pub messages: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl UdpCollector {
+    pub async fn start() -> UdpCollector {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = sock.local_addr().expect("addr");
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let m = messages.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 70_000];
+            while let Ok(n) = sock.recv(&mut buf).await {
+                m.lock().expect("lock").push(buf[..n].to_vec());
+            }
+        });
+        UdpCollector { addr, messages }
+    }
+}
+
+/// An HTTP collector: records each POST body (parsed JSON) and answers with scripted statuses
+/// (then 200).
+#[derive(Clone)]
+pub struct HttpCollector {
+    pub url: String,
+    pub bodies: Arc<Mutex<Vec<Value>>>,
+    pub headers: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
+    script: Arc<Mutex<Vec<(u16, Option<u64>)>>>,
+    pub delay: Arc<Mutex<Duration>>,
+}
+
+impl HttpCollector {
+    pub async fn start() -> HttpCollector {
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::IntoResponse;
+        let c = HttpCollector {
+            url: String::new(),
+            bodies: Arc::new(Mutex::new(Vec::new())),
+            headers: Arc::new(Mutex::new(Vec::new())),
+            script: Arc::new(Mutex::new(Vec::new())),
+            delay: Arc::new(Mutex::new(Duration::ZERO)),
+        };
+        async fn handle(
+            State(c): State<HttpCollector>,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> axum::response::Response {
+            let delay = *c.delay.lock().expect("lock");
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let next = {
+                let mut s = c.script.lock().expect("lock");
+                if s.is_empty() {
+                    None
+                } else {
+                    Some(s.remove(0))
+                }
+            };
+            if let Some((status, retry_after)) = next {
+                let mut resp = StatusCode::from_u16(status)
+                    .expect("status")
+                    .into_response();
+                if let Some(s) = retry_after {
+                    resp.headers_mut()
+                        .insert("retry-after", s.to_string().parse().expect("hv"));
+                }
+                return resp;
+            }
+            let v: Value = serde_json::from_slice(&body).expect("webhook body is JSON");
+            c.bodies.lock().expect("lock").push(v);
+            c.headers.lock().expect("lock").push(
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                    .collect(),
+            );
+            StatusCode::OK.into_response()
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let c = HttpCollector {
+            url: format!("http://{addr}/ingest"),
+            ..c
+        };
+        let app = axum::Router::new()
+            .route("/ingest", axum::routing::post(handle))
+            .with_state(c.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        c
+    }
+
+    /// The next responses (status, Retry-After), before normal 200s resume.
+    pub fn script(&self, steps: &[(u16, Option<u64>)]) {
+        self.script.lock().expect("lock").extend_from_slice(steps);
+    }
+
+    /// Every event received, in order.
+    pub fn events(&self) -> Vec<Value> {
+        self.bodies
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|b| b.as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Event ids in ECS documents (`event.id`) or raw JSON (`id`).
+pub fn ids_of(events: &[Value]) -> Vec<i64> {
+    events
+        .iter()
+        .map(|e| {
+            e.pointer("/event/id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .or_else(|| e.get("id").and_then(Value::as_i64))
+                .expect("event has an id")
+        })
+        .collect()
+}
+
+/// Runs the official ECS validator on NDJSON; panics with its report on failure.
+pub fn validate_ecs(ndjson: &str) {
+    let mut child = Command::new("python3")
+        .arg(shared().join("ecs/validate_ecs.py"))
+        .args(["--auth", "--strict", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    {
+        use std::io::Write as _;
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(ndjson.as_bytes()).expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "ECS validator failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Parses CEF lines with the real parsers of shared/cef (cefp, pycef, vrl when built) and
+/// returns each line's cefp result `{"header":…, "ext":…}`; panics when cefp is missing or a
+/// line does not parse.
+pub fn parse_cef(lines: &[String]) -> Vec<Value> {
+    let mut child = Command::new("python3")
+        .arg(shared().join("cef/cef_parsers.py"))
+        .args(["--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    {
+        use std::io::Write as _;
+        let mut s = child.stdin.take().expect("stdin");
+        for l in lines {
+            s.write_all(l.as_bytes()).expect("write");
+            s.write_all(b"\n").expect("write");
+        }
+    }
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let _ = child.wait();
+    let reports: Vec<Value> = BufReader::new(stdout.as_bytes())
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(&l).expect("cef_parsers --json line"))
+        .collect();
+    assert_eq!(
+        reports.len(),
+        lines.len(),
+        "cef_parsers.py answered {} reports for {} lines; stderr:\n{stderr}",
+        reports.len(),
+        lines.len()
+    );
+    reports
+        .into_iter()
+        .map(|r| {
+            let cefp = r
+                .pointer("/results/cefp")
+                .cloned()
+                .unwrap_or_else(|| panic!("cefp is not installed (pip install cefp==0.0.2): {r}"));
+            assert!(
+                cefp.get("error").is_none(),
+                "cefp failed on {}: {cefp}",
+                r["input"]
+            );
+            if let Some(vrl) = r.pointer("/results/vrl-strict") {
+                assert!(
+                    vrl.get("error").is_none(),
+                    "vrl strict failed on {}: {vrl}",
+                    r["input"]
+                );
+                assert_eq!(vrl, &cefp, "vrl and cefp disagree on {}", r["input"]);
+            }
+            cefp
+        })
+        .collect()
+}
+
+/// Starts the real rsyslog receiver from shared/receivers on free loopback ports.
+pub struct Rsyslog {
+    pub dir: tempfile::TempDir,
+    pub udp: u16,
+    pub tcp: u16,
+    pub tls: u16,
+    pid: i32,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Rsyslog {
+    pub fn start() -> Rsyslog {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (udp, tcp, tls) = (free_port(), free_port(), free_port());
+        let pki = dir.path().join("pki");
+        make_pki(&pki);
+        let out = Command::new("bash")
+            .env("RECEIVER_CERT", pki.join("server.pem"))
+            .env("RECEIVER_KEY", pki.join("server.key"))
+            .arg(shared().join("receivers/rsyslog-receiver.sh"))
+            .arg(dir.path())
+            .args([udp.to_string(), tcp.to_string(), tls.to_string()])
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "rsyslog receiver did not start (apt-get install rsyslog rsyslog-gnutls): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("receiver prints its pid");
+        Rsyslog {
+            dir,
+            udp,
+            tcp,
+            tls,
+            pid,
+        }
+    }
+
+    /// The CA that signed the receiver's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("pki/ca.pem")
+    }
+
+    pub fn messages(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("messages.ndjson"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+    }
+}
+
+/// A private CA and a server certificate it signed (CN/SAN localhost and 127.0.0.1), as a
+/// real deployment has: rustls rightly refuses a self-signed CA certificate used as a server's.
+pub fn make_pki(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir pki");
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .expect("ext");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=docspace-siem test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
