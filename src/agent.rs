@@ -151,7 +151,7 @@ pub async fn run(
                 stream,
                 cursor,
                 outlet: Outlet::new(senders.clone(), ctx),
-                dead_letter: DeadLetter::new(&cfg.state_dir, &format!("portal-{}", p.name)),
+                dead_letter: DeadLetter::new(&cfg.state_dir, &format!("portal.{}", p.name)),
                 stats,
                 progress_interval: cfg.progress_interval,
             };
@@ -162,9 +162,18 @@ pub async fn run(
     drop(senders);
     let registry = Arc::new(registry);
     if let Some(api) = &cfg.api {
-        crate::api::spawn(api.address, registry.clone(), cancel.clone())
-            .await
-            .map_err(|e| AgentError::Setup(format!("api.address {}: {e}", api.address)))?;
+        match crate::api::spawn(api.address, registry.clone(), cancel.clone()).await {
+            Ok(addr) => info!(address = %addr, "serving /health and /metrics"),
+            Err(e) if api.explicit => {
+                return Err(AgentError::Setup(format!(
+                    "api.address {}: cannot listen: {e}",
+                    api.address
+                )));
+            }
+            Err(e) => {
+                warn!(address = %api.address, error = %e, "cannot serve /health and /metrics on the default address; set [api] address or enabled = false")
+            }
+        }
     }
     info!(
         portals = cfg.portals.len(),

@@ -34,9 +34,22 @@ pub const CLI_ENV: &[&str] = &[
     "DOCSPACE_SIEM_LOG",
     "DOCSPACE_SIEM_LOG_FORMAT",
 ];
+/// Keys whose environment values are parsed as TOML-like values (numbers, booleans, lists).
+const TYPED_KEYS: &[&str] = &[
+    "max_window_events",
+    "max_datagram",
+    "max_events",
+    "rfc",
+    "facility",
+    "insecure_skip_verify",
+    "enabled",
+    "streams",
+    "actions",
+    "outcome",
+];
 /// Where the config lives when neither `--config` nor `$DOCSPACE_SIEM_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/docspace-siem/docspace-siem.toml";
-/// Default state directory (systemd's `StateDirectory=` wins when set).
+/// Default state directory, used when neither `state_dir` nor systemd's `$STATE_DIRECTORY` says.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/docspace-siem";
 /// Longest sink reconnect/retry backoff (SPEC: a recovered sink is used within a minute).
 pub const MAX_SINK_BACKOFF: Duration = Duration::from_secs(60);
@@ -117,6 +130,8 @@ pub struct Config {
 pub struct ApiConfig {
     /// Listen address of `/health` and `/metrics`.
     pub address: std::net::SocketAddr,
+    /// Whether the address was configured (a bind failure is then fatal, not a warning).
+    pub explicit: bool,
 }
 
 /// Where a portal's first run starts.
@@ -369,6 +384,7 @@ struct RawRoot {
 #[serde(deny_unknown_fields)]
 struct RawApi {
     address: Option<String>,
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -520,9 +536,15 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
         let key = k[ENV_PREFIX.len()..]
             .to_ascii_lowercase()
             .replace("__", ".");
-        let value: figment::value::Value = v
-            .parse::<figment::value::Value>()
-            .unwrap_or_else(|_| figment::value::Value::from(v.clone()));
+        // Only keys that are numbers, booleans or lists are parsed; everything else (secrets
+        // above all) stays the exact string that was given.
+        let last = key.rsplit('.').next().unwrap_or_default();
+        let value: figment::value::Value = if TYPED_KEYS.contains(&last) {
+            v.parse::<figment::value::Value>()
+                .unwrap_or_else(|_| figment::value::Value::from(v.clone()))
+        } else {
+            figment::value::Value::from(v.clone())
+        };
         figment = figment.merge(figment::providers::Serialized::default(&key, value));
     }
     let root: Value = match figment.extract::<Value>() {
@@ -550,12 +572,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
     let mut errs: Vec<ConfigProblem> = Vec::new();
     let raw: RawRoot = match serde_json::from_value(root) {
         Ok(r) => r,
-        Err(e) => {
-            return Err(ConfigErrors(vec![ConfigProblem::new(
-                "",
-                format!("top level: {e}"),
-            )]));
-        }
+        Err(e) => return Err(ConfigErrors(vec![serde_problem("", &e)])),
     };
 
     let state_dir = raw
@@ -575,33 +592,49 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
         raw.shutdown_timeout.as_deref(),
         Duration::from_secs(15),
     );
+    // SPEC: SIGTERM exits within 20 s.
+    within(
+        &mut errs,
+        "shutdown_timeout",
+        shutdown_timeout,
+        Duration::from_secs(1),
+        Duration::from_secs(19),
+    );
     let progress_interval = duration(
         &mut errs,
         "progress_interval",
         raw.progress_interval.as_deref(),
         Duration::from_secs(30),
     );
-    let api = match raw.api {
-        None => None,
-        Some(v) => match serde_json::from_value::<RawApi>(v) {
-            Ok(a) => {
-                let addr = a.address.unwrap_or_else(|| "127.0.0.1:9898".to_owned());
-                match addr.parse() {
-                    Ok(address) => Some(ApiConfig { address }),
-                    Err(_) => {
-                        errs.push(ConfigProblem::new(
-                            "api.address",
-                            format!("{addr:?} is not an ip:port socket address"),
-                        ));
-                        None
-                    }
+    within(
+        &mut errs,
+        "progress_interval",
+        progress_interval,
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+    );
+    let api = match serde_json::from_value::<RawApi>(
+        raw.api.unwrap_or(Value::Object(Default::default())),
+    ) {
+        Ok(a) if a.enabled == Some(false) => None,
+        Ok(a) => {
+            let explicit = a.address.is_some();
+            let addr = a.address.unwrap_or_else(|| "127.0.0.1:9898".to_owned());
+            match addr.parse() {
+                Ok(address) => Some(ApiConfig { address, explicit }),
+                Err(_) => {
+                    errs.push(ConfigProblem::new(
+                        "api.address",
+                        format!("{addr:?} is not an ip:port socket address"),
+                    ));
+                    None
                 }
             }
-            Err(e) => {
-                errs.push(ConfigProblem::new("api", e.to_string()));
-                None
-            }
-        },
+        }
+        Err(e) => {
+            errs.push(serde_problem("api", &e));
+            None
+        }
     };
 
     if raw.portals.is_empty() {
@@ -620,7 +653,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
                     portals.push(p);
                 }
             }
-            Err(e) => errs.push(ConfigProblem::new(key, e.to_string())),
+            Err(e) => errs.push(serde_problem(&key, &e)),
         }
     }
 
@@ -644,7 +677,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
                     sinks.push(s);
                 }
             }
-            Err(e) => errs.push(ConfigProblem::new(key, e.to_string())),
+            Err(e) => errs.push(serde_problem(&key, &e)),
         }
     }
 
@@ -662,15 +695,46 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// A problem from serde for the table at `key`: `unknown field `x`` and `invalid type` name the
+/// field, so the problem is filed under `key.x` (and so names the right env var).
+fn serde_problem(key: &str, e: &serde_json::Error) -> ConfigProblem {
+    let msg = e.to_string();
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some((field, _)) = rest.split_once('`')
+    {
+        let full = if key.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{key}.{field}")
+        };
+        return ConfigProblem::new(full, format!("unknown key ({msg})"));
+    }
+    ConfigProblem::new(key, msg)
+}
+
 fn check_name(errs: &mut Vec<ConfigProblem>, key: &str, name: &str) {
     if name.is_empty()
         || !name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     {
         errs.push(ConfigProblem::new(
             key,
-            "table names may hold only ASCII letters, digits, `_` and `-` (they name files and metrics)",
+            "table names may hold only lowercase ASCII letters, digits and `_` (they name files, metrics and environment variables)",
+        ));
+    }
+}
+
+/// Checks that a duration lies within `[min, max]`.
+fn within(errs: &mut Vec<ConfigProblem>, key: &str, d: Duration, min: Duration, max: Duration) {
+    if d < min || d > max {
+        errs.push(ConfigProblem::new(
+            key,
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
         ));
     }
 }
@@ -793,6 +857,12 @@ fn http_tls(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawHttpTls>) -
         errs.push(ConfigProblem::new(
             format!("{key}.tls.server_name"),
             "is only a key of syslog sinks; HTTP clients check the URL's host name",
+        ));
+    }
+    if raw.cert_file.is_some() != raw.key_file.is_some() {
+        errs.push(ConfigProblem::new(
+            format!("{key}.tls"),
+            "a client certificate needs both cert_file and key_file",
         ));
     }
     HttpTls {
@@ -973,6 +1043,35 @@ fn portal(
         rp.error_retry.as_deref(),
         Duration::from_secs(300),
     );
+    const SEC: Duration = Duration::from_secs(1);
+    within(
+        errs,
+        &format!("{key}.error_retry"),
+        error_retry,
+        SEC,
+        Duration::from_secs(86_400),
+    );
+    within(
+        errs,
+        &format!("{key}.timeout"),
+        timeout,
+        SEC,
+        Duration::from_secs(600),
+    );
+    within(
+        errs,
+        &format!("{key}.settle"),
+        settle,
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    within(
+        errs,
+        &format!("{key}.overlap"),
+        overlap,
+        Duration::ZERO,
+        Duration::from_secs(7 * 86_400),
+    );
     let tls = http_tls(errs, key, rp.tls);
     if errs.len() > before {
         return None;
@@ -1005,7 +1104,11 @@ fn filter(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawFilter>) -> F
             Value::Number(n) if n.as_i64().is_some() => actions_out.extend(n.as_i64()),
             Value::String(s) => match s.parse::<i64>() {
                 Ok(n) => actions_out.push(n),
-                Err(_) => match actions::by_name(s) {
+                Err(_) => match actions::by_name(s).or_else(|| {
+                    actions::ACTIONS
+                        .iter()
+                        .find(|a| actions::kebab_case(a.name) == s.to_ascii_lowercase())
+                }) {
                     Some(act) => actions_out.push(i64::from(act.code)),
                     None => errs.push(ConfigProblem::new(
                         format!("{key}.filter.actions"),

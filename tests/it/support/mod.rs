@@ -319,6 +319,9 @@ impl UdpCollector {
     }
 }
 
+/// A scripted answer: HTTP status and optional `Retry-After` seconds.
+pub type Step = (u16, Option<u64>);
+
 /// An HTTP collector: records each POST body (parsed JSON) and answers with scripted statuses
 /// (then 200).
 #[derive(Clone)]
@@ -326,7 +329,7 @@ pub struct HttpCollector {
     pub url: String,
     pub bodies: Arc<Mutex<Vec<Value>>>,
     pub headers: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
-    script: Arc<Mutex<Vec<(u16, Option<u64>)>>>,
+    script: Arc<Mutex<Vec<Step>>>,
     pub delay: Arc<Mutex<Duration>>,
 }
 

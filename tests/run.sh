@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian/Ubuntu machine with Rust: installs what the tests
+# drive (real rsyslog with GnuTLS, openssl, the ECS validator's PyYAML and the CEF parsers),
+# then runs every unit and integration test. Run from anywhere: `bash tests/run.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need_apt+=(rsyslog)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || [ -n "$(find /usr/lib -name lmnsd_gtls.so 2>/dev/null | head -1)" ] || need_apt+=(rsyslog-gnutls)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 - <<'PY' 2>/dev/null || python3 -m pip install -q pyyaml==6.0.2 cefp==0.0.2 pycef==1.11 syslog2cef==0.3.3
+import yaml, cefp, pycef  # noqa: F401
+PY
+
+if [ ! -d ../shared ]; then
+  echo "tests need ../shared beside the checkout (the product's reference material)" >&2
+  exit 2
+fi
+cargo test --all-targets
