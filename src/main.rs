@@ -68,6 +68,28 @@ enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
+    /// Serve a simulated DocSpace portal (for benchmarks and manual tests) until Ctrl-C.
+    #[command(hide = true)]
+    Simulate {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Login events to generate over the last `days`.
+        #[arg(long, default_value_t = 1000)]
+        login: usize,
+        /// Audit events to generate over the last `days`.
+        #[arg(long, default_value_t = 1000)]
+        audit: usize,
+        /// Days of history.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// API key the portal accepts.
+        #[arg(long, default_value = "sk-bench")]
+        key: String,
+        /// Live events per second added after start.
+        #[arg(long, default_value_t = 0.0)]
+        live: f64,
+    },
     /// The whole pipeline against a built-in DocSpace simulator, printing to stdout.
     Demo {
         /// Output format.
@@ -171,6 +193,37 @@ fn main() -> ExitCode {
             file,
         } => encode(format.into(), stream, &portal, &file),
         Command::Demo { format, events } => demo(format.into(), events),
+        Command::Simulate {
+            listen,
+            login,
+            audit,
+            days,
+            key,
+            live,
+        } => runtime(|cancel| async move {
+            let sim = Simulator::new(SimConfig {
+                api_key: key,
+                zone: SimZone::EuropeBerlin,
+                seed: 1,
+            });
+            let now = time::OffsetDateTime::now_utc();
+            let from = now - time::Duration::days(days);
+            let to = now - time::Duration::seconds(5);
+            sim.generate(SimStream::Login, login, from, to);
+            sim.generate(SimStream::Audit, audit, from, to);
+            let server = match sim.serve(listen).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("docspace-siem simulate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!("{}", server.url);
+            let _live = (live > 0.0).then(|| sim.spawn_live(live, cancel.clone()));
+            cancel.cancelled().await;
+            drop(server);
+            ExitCode::SUCCESS
+        }),
     }
 }
 
