@@ -319,7 +319,7 @@ async fn udp_sends_one_rfc5424_datagram_per_event() {
     let now = OffsetDateTime::now_utc();
     sim.generate(
         SimStream::Login,
-        200,
+        120,
         now - time::Duration::hours(3),
         now - time::Duration::minutes(3),
     );
@@ -330,14 +330,14 @@ async fn udp_sends_one_rfc5424_datagram_per_event() {
         udp.addr
     ));
     let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "200 datagrams", || {
-        udp.messages.lock().expect("lock").len() >= 200
+    eventually(Duration::from_secs(60), "120 datagrams", || {
+        udp.messages.lock().expect("lock").len() >= 120
     })
     .await;
     agent.signal("TERM");
     assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
     let msgs = udp.messages.lock().expect("lock").clone();
-    assert_eq!(msgs.len(), 200);
+    assert_eq!(msgs.len(), 120);
     let mut ids = BTreeSet::new();
     for m in &msgs {
         assert!(m.len() <= 1024, "datagram over max_datagram");
@@ -350,7 +350,7 @@ async fn udp_sends_one_rfc5424_datagram_per_event() {
         );
         assert!(p.msg.starts_with("CEF:0|ONLYOFFICE|DocSpace|"));
     }
-    assert_eq!(ids.len(), 200);
+    assert_eq!(ids.len(), 120);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,5 +525,146 @@ async fn sink_filters_pick_their_events() {
             .into_iter()
             .collect::<BTreeSet<_>>(),
         want
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dense_windows_are_split_so_memory_stays_bounded_and_nothing_is_lost() {
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    // 900 events within 20 minutes, read with at most 100 events per window.
+    sim.generate(
+        SimStream::Audit,
+        900,
+        now - time::Duration::hours(2),
+        now - time::Duration::minutes(100),
+    );
+    sim.generate(
+        SimStream::Login,
+        900,
+        now - time::Duration::hours(2),
+        now - time::Duration::minutes(100),
+    );
+    let hook = HttpCollector::start().await;
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
+        Workdir::portal_toml(
+            "main",
+            &server.url,
+            "start_from = \"3h\"\ncatchup_window = \"1d\"\nmax_window_events = 100"
+        ),
+        hook.url
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(90), "all 1800 events", || {
+        hook.events().len() >= 1800
+    })
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    let ids = ids_of(&hook.events());
+    assert_eq!(ids.len(), 1800, "no duplicates");
+    assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), all_ids(&sim));
+    // In order per stream.
+    let times: Vec<(String, String)> = hook
+        .events()
+        .iter()
+        .map(|e| {
+            (
+                e["stream"].as_str().unwrap_or("").to_owned(),
+                e["date"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for stream in ["login", "audit"] {
+        let ts: Vec<OffsetDateTime> = times
+            .iter()
+            .filter(|(s, _)| s == stream)
+            .map(|(_, d)| docspace_siem::event::parse_date(d).expect("date"))
+            .collect();
+        assert!(ts.windows(2).all(|p| p[0] <= p[1]), "{stream} out of order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_without_audit_is_an_error_in_health_and_the_cursor_stays() {
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        50,
+        now - time::Duration::hours(2),
+        now - time::Duration::minutes(5),
+    );
+    sim.set_mode(docspace_siem::simulator::SimMode::NoAuditPlan);
+    let port = crate::support::free_port();
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.c]\ntype = \"stdout\"\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"30d\"")
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(30), "the named error", || {
+        agent.stderr_text().contains("plan lacks the audit feature")
+    })
+    .await;
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .expect("health");
+    assert_eq!(health.status().as_u16(), 503);
+    let doc: Value = health.json().await.expect("json");
+    assert!(
+        doc["portals"]["main"]["login"]["error"]
+            .as_str()
+            .expect("error")
+            .contains("audit feature"),
+        "{doc}"
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("docspace_siem_events_polled_total{portal=\"main\",stream=\"login\"} 0"),
+        "{metrics}"
+    );
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    assert!(
+        agent.stdout_lines().is_empty(),
+        "the 20 fallback rows were not taken for data"
+    );
+    assert!(
+        !w.state().join("cursors/main.login.json").exists(),
+        "the cursor did not move"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_target_and_fails_on_a_dead_sink() {
+    let (_sim, server) = portal(SimZone::Utc).await;
+    let hook = HttpCollector::start().await;
+    let dead = crate::support::free_port();
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"\n[sinks.siem]\ntype = \"syslog\"\naddress = \"127.0.0.1:{dead}\"\n",
+        Workdir::portal_toml("main", &server.url, ""),
+        hook.url
+    ));
+    let path = cfg.to_str().expect("utf8").to_owned();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        crate::support::run_cli(&["check", "--config", &path], None)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("portal main: OK"), "{out}");
+    assert!(out.contains("sink hook: OK"), "{out}");
+    assert!(
+        out.contains("sink siem: FAILED") && out.contains("cannot connect"),
+        "{out}"
     );
 }

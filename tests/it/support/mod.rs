@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use docspace_siem::simulator::{SimConfig, SimServer, SimZone, Simulator};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 /// The API key every simulated portal accepts.
 pub const KEY: &str = "sk-test-0123456789abcdef";
@@ -304,14 +304,16 @@ pub struct UdpCollector {
 }
 
 impl UdpCollector {
+    /// Reads on a dedicated thread, so that the socket buffer is drained however busy the test
+    /// runtime is (UDP itself gives no backpressure).
     pub async fn start() -> UdpCollector {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let addr = sock.local_addr().expect("addr");
         let messages = Arc::new(Mutex::new(Vec::new()));
         let m = messages.clone();
-        tokio::spawn(async move {
+        std::thread::spawn(move || {
             let mut buf = vec![0u8; 70_000];
-            while let Ok(n) = sock.recv(&mut buf).await {
+            while let Ok(n) = sock.recv(&mut buf) {
                 m.lock().expect("lock").push(buf[..n].to_vec());
             }
         });
