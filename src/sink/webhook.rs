@@ -88,7 +88,11 @@ impl WebhookSink {
             .send()
             .await
             .map_err(|e| {
-                SinkError::retryable(format!("webhook {}: {}", self.shown, describe(&e)))
+                SinkError::retryable(format!(
+                    "webhook {}: {}",
+                    self.shown,
+                    crate::tls::describe_reqwest(&e)
+                ))
             })?;
         let status = resp.status();
         if status.is_success() {
@@ -133,27 +137,8 @@ impl WebhookSink {
             Err(e) => Err(SinkError::retryable(format!(
                 "webhook {}: {}",
                 self.shown,
-                describe(&e)
+                crate::tls::describe_reqwest(&e)
             ))),
         }
     }
-}
-
-/// A reqwest error without its URL (which may carry a token): only the kind and the source
-/// chain, which describe the connection, never the request.
-fn describe(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }

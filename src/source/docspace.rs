@@ -224,7 +224,7 @@ impl Client {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| SourceError::Transport(describe_reqwest(&e)))?;
+            .map_err(|e| SourceError::Transport(crate::tls::describe_reqwest(&e)))?;
         let status = resp.status();
         if status.is_redirection() {
             let location = resp
@@ -247,7 +247,10 @@ impl Client {
             return Err(SourceError::RateLimited { retry_after });
         }
         let body = resp.bytes().await.map_err(|e| {
-            SourceError::Malformed(format!("body ended early: {}", describe_reqwest(&e)))
+            SourceError::Malformed(format!(
+                "body ended early: {}",
+                crate::tls::describe_reqwest(&e)
+            ))
         })?;
         if !status.is_success() {
             let message = error_message(&body);
@@ -481,24 +484,6 @@ impl Client {
             .await
             .map(|_| ())
     }
-}
-
-/// A transport error without the URL (whose query is harmless, but keep lines short).
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
 
 fn snippet(body: &[u8]) -> String {

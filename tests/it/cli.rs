@@ -184,18 +184,7 @@ fn hostile_login_names_round_trip_through_real_cef_parsers() {
     let parsed = parse_cef(&lines);
     for (name, p) in hostile.iter().zip(&parsed) {
         // Documented sanitising: CR/CRLF → LF, other control characters (not TAB) → U+FFFD.
-        let want: String = name
-            .replace("\r\n", "\n")
-            .replace('\r', "\n")
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\n' && c != '\t' {
-                    '\u{FFFD}'
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let want: String = crate::support::cef_sanitised(name);
         assert_eq!(p["ext"]["suser"].as_str(), Some(want.as_str()), "{p}");
         assert_eq!(p["ext"]["act"], "LoginFailViaApi");
         assert_eq!(p["header"]["signature_id"], "1013");

@@ -196,18 +196,7 @@ url = "{raw}"
             .or(row.get("user"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        let want: String = actor
-            .replace("\r\n", "\n")
-            .replace('\r', "\n")
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\n' && c != '\t' {
-                    '\u{FFFD}'
-                } else {
-                    c
-                }
-            })
-            .collect::<String>()
+        let want: String = crate::support::cef_sanitised(actor)
             // rsyslog itself escapes control characters it receives (TAB → "#011").
             .replace('\t', "#011");
         let got = p["ext"]["suser"].as_str().unwrap_or("");

@@ -660,3 +660,20 @@ pub fn make_pki(dir: &Path) {
         );
     }
 }
+
+/// What a CEF parser reads back for a value the agent encoded, per the documented sanitising:
+/// CR and CRLF become LF, other control characters except TAB become U+FFFD.
+pub fn cef_sanitised(value: &str) -> String {
+    value
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
