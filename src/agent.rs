@@ -97,6 +97,9 @@ pub async fn run(
             (SinkKind::Stdout, Some(n)) => {
                 AnySink::Stdout(sink::stdout::StdoutSink::with_limit(n, cancel.clone()))
             }
+            (SinkKind::Stdout, None) => {
+                AnySink::Stdout(sink::stdout::StdoutSink::stopping(cancel.clone()))
+            }
             _ => AnySink::build(s)
                 .map_err(|e| AgentError::Setup(format!("sinks.{}: {e}", s.name)))?,
         };

@@ -14,6 +14,8 @@ pub struct StdoutSink {
     out: tokio::io::Stdout,
     /// `demo --events N`: records still to print, and what to cancel after the last one.
     limit: Option<(u64, tokio_util::sync::CancellationToken)>,
+    /// Cancelled when stdout is closed (`… | head`): the agent stops instead of retrying.
+    on_closed: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl Default for StdoutSink {
@@ -28,6 +30,15 @@ impl StdoutSink {
         StdoutSink {
             out: tokio::io::stdout(),
             limit: None,
+            on_closed: None,
+        }
+    }
+
+    /// A stdout sink that stops the agent (via `cancel`) when its reader goes away.
+    pub fn stopping(cancel: tokio_util::sync::CancellationToken) -> StdoutSink {
+        StdoutSink {
+            on_closed: Some(cancel),
+            ..StdoutSink::new()
         }
     }
 
@@ -35,7 +46,8 @@ impl StdoutSink {
     pub fn with_limit(n: u64, done: tokio_util::sync::CancellationToken) -> StdoutSink {
         StdoutSink {
             out: tokio::io::stdout(),
-            limit: Some((n, done)),
+            limit: Some((n, done.clone())),
+            on_closed: Some(done),
         }
     }
 
@@ -64,7 +76,11 @@ impl StdoutSink {
         .await;
         res.map_err(|e| {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
-                SinkError::retryable("stdout is closed (broken pipe); waiting for shutdown")
+                // Not acknowledged: the cursor keeps these events for the next start.
+                if let Some(c) = &self.on_closed {
+                    c.cancel();
+                }
+                SinkError::retryable("stdout is closed (broken pipe); stopping")
             } else {
                 SinkError::retryable(format!("cannot write to stdout: {e}"))
             }

@@ -153,11 +153,13 @@ impl Poller {
             }
             let dense = window.events.len();
             let events = fresh_sorted(window.events, &self.cursor.seen);
-            if self
-                .emit_window(events, to, overlap, &mut report)
-                .await
-                .is_err()
-            {
+            // A stop while sinks are full (a receiver is down) must not wait for them: what was
+            // not handed to every sink is not committed, and is read again on the next start.
+            let emitted = tokio::select! {
+                r = self.emit_window(events, to, overlap, &mut report) => r,
+                _ = cancel.cancelled() => break,
+            };
+            if emitted.is_err() {
                 break;
             }
             if dense < self.cfg.max_window_events / 4 && to < target {
