@@ -108,9 +108,13 @@ pub async fn run(
         {
             warn!(sink = %s.name, "tls.insecure_skip_verify = true: the receiver's certificate is NOT checked");
         }
-        if let SinkKind::Webhook(w) = &s.kind
-            && w.tls.insecure_skip_verify
-        {
+        let http_tls = match &s.kind {
+            SinkKind::Webhook(w) => Some(&w.tls),
+            SinkKind::SplunkHec(h) => Some(&h.tls),
+            SinkKind::Elasticsearch(e) => Some(&e.tls),
+            _ => None,
+        };
+        if http_tls.is_some_and(|t| t.insecure_skip_verify) {
             warn!(sink = %s.name, "tls.insecure_skip_verify = true: the receiver's certificate is NOT checked");
         }
         let (tx, rx) = mpsc::channel(SINK_QUEUE);

@@ -253,6 +253,10 @@ pub enum SinkKind {
     Syslog(SyslogConfig),
     /// HTTP POST of JSON arrays.
     Webhook(WebhookConfig),
+    /// Splunk HTTP Event Collector.
+    SplunkHec(crate::sink::splunk::SplunkConfig),
+    /// Elasticsearch / OpenSearch `_bulk`.
+    Elasticsearch(crate::sink::elastic::ElasticConfig),
 }
 
 /// Syslog transport.
@@ -441,6 +445,23 @@ struct RawSink {
     headers: Option<BTreeMap<String, SecretString>>,
     batch: Option<RawBatch>,
     timeout: Option<String>,
+    // splunk_hec and elasticsearch
+    endpoint: Option<String>,
+    token: Option<SecretString>,
+    token_file: Option<String>,
+    index: Option<String>,
+    sourcetype: Option<String>,
+    source: Option<String>,
+    host: Option<String>,
+    ack: Option<bool>,
+    ack_timeout: Option<String>,
+    api_key: Option<SecretString>,
+    api_key_file: Option<String>,
+    username: Option<String>,
+    password: Option<SecretString>,
+    password_file: Option<String>,
+    flavor: Option<String>,
+    pipeline: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -473,16 +494,36 @@ const SYSLOG_KEYS: &[&str] = &[
     "tls",
 ];
 const WEBHOOK_KEYS: &[&str] = &["url", "url_file", "headers", "batch", "timeout", "tls"];
-/// Sink types SPEC.md names that later releases add.
-const PLANNED_SINKS: &[&str] = &[
-    "splunk_hec",
-    "elasticsearch",
-    "slack",
-    "teams",
-    "mattermost",
-    "discord",
-    "google_chat",
+const SPLUNK_KEYS: &[&str] = &[
+    "endpoint",
+    "token",
+    "token_file",
+    "index",
+    "sourcetype",
+    "source",
+    "host",
+    "ack",
+    "ack_timeout",
+    "batch",
+    "timeout",
+    "tls",
 ];
+const ELASTIC_KEYS: &[&str] = &[
+    "endpoint",
+    "index",
+    "api_key",
+    "api_key_file",
+    "username",
+    "password",
+    "password_file",
+    "flavor",
+    "pipeline",
+    "batch",
+    "timeout",
+    "tls",
+];
+/// Sink types SPEC.md names that later releases add.
+const PLANNED_SINKS: &[&str] = &["slack", "teams", "mattermost", "discord", "google_chat"];
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -710,6 +751,64 @@ fn serde_problem(key: &str, e: &serde_json::Error) -> ConfigProblem {
         return ConfigProblem::new(full, format!("unknown key ({msg})"));
     }
     ConfigProblem::new(key, msg)
+}
+
+/// `batch.max_events` and `batch.timeout`.
+fn batch(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    raw: Option<RawBatch>,
+    default_events: u64,
+) -> (usize, Duration) {
+    let (max_events, timeout) = match raw {
+        None => (default_events, Duration::from_secs(1)),
+        Some(b) => (
+            b.max_events.unwrap_or(default_events),
+            duration(
+                errs,
+                &format!("{key}.batch.timeout"),
+                b.timeout.as_deref(),
+                Duration::from_secs(1),
+            ),
+        ),
+    };
+    if !(1..=10_000).contains(&max_events) {
+        errs.push(ConfigProblem::new(
+            format!("{key}.batch.max_events"),
+            "must be between 1 and 10000",
+        ));
+    }
+    (max_events as usize, timeout)
+}
+
+/// A secret from `NAME_file` (wins, relative paths in `$CREDENTIALS_DIRECTORY`) or `NAME`.
+fn secret(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    name: &str,
+    inline: Option<SecretString>,
+    file: Option<&str>,
+    sources: &Sources,
+) -> Option<SecretString> {
+    if let Some(f) = file {
+        return read_secret_file(
+            errs,
+            &format!("{key}.{name}_file"),
+            &credential_path(f, sources),
+        );
+    }
+    match inline {
+        Some(v) if !v.expose_secret().trim().is_empty() => {
+            Some(SecretString::from(v.expose_secret().trim().to_owned()))
+        }
+        _ => {
+            errs.push(ConfigProblem::new(
+                format!("{key}.{name}"),
+                format!("missing: set {name} or {name}_file"),
+            ));
+            None
+        }
+    }
 }
 
 fn check_name(errs: &mut Vec<ConfigProblem>, key: &str, name: &str) {
@@ -1164,17 +1263,19 @@ fn sink(
         "stdout" => &[],
         "syslog" => SYSLOG_KEYS,
         "webhook" => WEBHOOK_KEYS,
+        "splunk_hec" => SPLUNK_KEYS,
+        "elasticsearch" => ELASTIC_KEYS,
         other if PLANNED_SINKS.contains(&other) => {
             errs.push(ConfigProblem::new(
                 format!("{key}.type"),
-                format!("sink type {other:?} is not available in this release; use stdout, syslog or webhook"),
+                format!("sink type {other:?} is not available in this release; use stdout, syslog, webhook, splunk_hec or elasticsearch"),
             ));
             return None;
         }
         other => {
             errs.push(ConfigProblem::new(
                 format!("{key}.type"),
-                format!("unknown sink type {other:?}; use stdout, syslog or webhook"),
+                format!("unknown sink type {other:?}; use stdout, syslog, webhook, splunk_hec or elasticsearch"),
             ));
             return None;
         }
@@ -1431,6 +1532,131 @@ fn sink(
                 timeout,
                 tls,
             })
+        }
+        "splunk_hec" | "elasticsearch" => {
+            if format == Format::Cef {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.format"),
+                    "must be ecs or json for this sink type",
+                ));
+            }
+            let endpoint = match rs.endpoint.as_deref() {
+                Some(u) => check_url(errs, &format!("{key}.endpoint"), u, false),
+                None => {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.endpoint"),
+                        "missing: the base URL, e.g. https://splunk.example.com:8088",
+                    ));
+                    None
+                }
+            };
+            let (max_events, batch_timeout) = batch(errs, key, rs.batch, 500);
+            let timeout = duration(
+                errs,
+                &format!("{key}.timeout"),
+                rs.timeout.as_deref(),
+                Duration::from_secs(30),
+            );
+            let tls = http_tls(errs, key, rs.tls);
+            if kind == "splunk_hec" {
+                let token = secret(
+                    errs,
+                    key,
+                    "token",
+                    rs.token,
+                    rs.token_file.as_deref(),
+                    sources,
+                );
+                let ack_timeout = duration(
+                    errs,
+                    &format!("{key}.ack_timeout"),
+                    rs.ack_timeout.as_deref(),
+                    Duration::from_secs(60),
+                );
+                SinkKind::SplunkHec(crate::sink::splunk::SplunkConfig {
+                    endpoint: endpoint?,
+                    token: token.unwrap_or_else(|| SecretString::from(String::new())),
+                    index: rs.index,
+                    sourcetype: rs.sourcetype,
+                    source: rs.source,
+                    host: rs.host,
+                    ack: rs.ack.unwrap_or(false),
+                    ack_timeout,
+                    max_events,
+                    batch_timeout,
+                    timeout,
+                    tls,
+                })
+            } else {
+                use crate::sink::elastic::{EsAuth, Flavor};
+                let flavor = match rs.flavor.as_deref() {
+                    None | Some("elasticsearch") => Flavor::Elasticsearch,
+                    Some("opensearch") => Flavor::Opensearch,
+                    Some(other) => {
+                        errs.push(ConfigProblem::new(
+                            format!("{key}.flavor"),
+                            format!("{other:?} is not elasticsearch or opensearch"),
+                        ));
+                        Flavor::Elasticsearch
+                    }
+                };
+                let auth = if rs.api_key.is_some() || rs.api_key_file.is_some() {
+                    if rs.username.is_some() {
+                        errs.push(ConfigProblem::new(
+                            format!("{key}.username"),
+                            "give either api_key or username and password, not both",
+                        ));
+                    }
+                    secret(
+                        errs,
+                        key,
+                        "api_key",
+                        rs.api_key,
+                        rs.api_key_file.as_deref(),
+                        sources,
+                    )
+                    .map_or(EsAuth::None, EsAuth::ApiKey)
+                } else if let Some(username) = rs.username {
+                    match secret(
+                        errs,
+                        key,
+                        "password",
+                        rs.password,
+                        rs.password_file.as_deref(),
+                        sources,
+                    ) {
+                        Some(password) => EsAuth::Basic { username, password },
+                        None => EsAuth::None,
+                    }
+                } else {
+                    EsAuth::None
+                };
+                let index = rs
+                    .index
+                    .unwrap_or_else(|| "logs-docspace.{stream}-default".to_owned());
+                if index.is_empty()
+                    || index.starts_with(['-', '_', '+'])
+                    || index
+                        .chars()
+                        .any(|c| c.is_ascii_uppercase() || "\\/*?\"<>| ,#:".contains(c))
+                {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.index"),
+                        format!("{index:?} is not a valid index or data stream name (lowercase, no spaces or \\/*?\"<>|,#:)"),
+                    ));
+                }
+                SinkKind::Elasticsearch(crate::sink::elastic::ElasticConfig {
+                    endpoint: endpoint?,
+                    index,
+                    auth,
+                    flavor,
+                    pipeline: rs.pipeline,
+                    max_events,
+                    batch_timeout,
+                    timeout,
+                    tls,
+                })
+            }
         }
         _ => return None,
     };

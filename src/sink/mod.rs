@@ -9,6 +9,8 @@
 //!   `Retry-After`: the queue fills and the pollers wait; nothing is dropped.
 //! - Error messages never carry a secret (webhook URLs are shown as scheme://host/…).
 
+pub mod elastic;
+pub mod splunk;
 pub mod stdout;
 pub mod syslog;
 pub mod webhook;
@@ -33,6 +35,8 @@ use crate::transform;
 pub struct SinkError {
     /// Whether trying again may succeed.
     pub retryable: bool,
+    /// The target refused the request as too large (413): split the batch and retry.
+    pub too_large: bool,
     /// `Retry-After` from the target, if any.
     pub retry_after: Option<u64>,
     /// What happened and what to do, without secrets.
@@ -44,6 +48,7 @@ impl SinkError {
     pub fn retryable(message: impl Into<String>) -> SinkError {
         SinkError {
             retryable: true,
+            too_large: false,
             retry_after: None,
             message: message.into(),
         }
@@ -53,6 +58,7 @@ impl SinkError {
     pub fn fatal(message: impl Into<String>) -> SinkError {
         SinkError {
             retryable: false,
+            too_large: false,
             retry_after: None,
             message: message.into(),
         }
@@ -68,6 +74,10 @@ pub enum AnySink {
     Syslog(Box<syslog::SyslogSink>),
     /// HTTP POST of JSON arrays.
     Webhook(webhook::WebhookSink),
+    /// Splunk HEC.
+    Splunk(splunk::SplunkSink),
+    /// Elasticsearch / OpenSearch `_bulk`.
+    Elastic(elastic::ElasticSink),
 }
 
 impl AnySink {
@@ -79,6 +89,12 @@ impl AnySink {
             SinkKind::Webhook(w) => {
                 AnySink::Webhook(webhook::WebhookSink::new(w.clone(), cfg.format)?)
             }
+            SinkKind::SplunkHec(h) => {
+                AnySink::Splunk(splunk::SplunkSink::new(h.clone(), cfg.format)?)
+            }
+            SinkKind::Elasticsearch(e) => {
+                AnySink::Elastic(elastic::ElasticSink::new(e.clone(), cfg.format)?)
+            }
         })
     }
 
@@ -87,6 +103,8 @@ impl AnySink {
         match self {
             AnySink::Syslog(s) => s.record(format, ev, stats),
             AnySink::Webhook(w) => w.record(ev),
+            AnySink::Splunk(h) => h.record(ev),
+            AnySink::Elastic(e) => e.record(ev),
             AnySink::Stdout(_) => {
                 let mut out = Vec::with_capacity(512);
                 transform::encode(format, ev, &mut out);
@@ -95,12 +113,14 @@ impl AnySink {
         }
     }
 
-    /// Sends records, in order.
-    pub async fn send(&mut self, records: &[Bytes]) -> Result<(), SinkError> {
+    /// Sends records, in order. `Ok` may still report records to retry or reject.
+    pub async fn send(&mut self, records: &[Bytes]) -> Result<Partial, SinkError> {
         match self {
-            AnySink::Stdout(s) => s.send(records).await,
-            AnySink::Syslog(s) => s.send(records).await,
-            AnySink::Webhook(w) => w.send(records).await,
+            AnySink::Stdout(s) => s.send(records).await.map(|()| Partial::default()),
+            AnySink::Syslog(s) => s.send(records).await.map(|()| Partial::default()),
+            AnySink::Webhook(w) => w.send(records).await.map(|()| Partial::default()),
+            AnySink::Splunk(h) => h.send(records).await,
+            AnySink::Elastic(e) => e.send(records).await,
         }
     }
 
@@ -110,6 +130,8 @@ impl AnySink {
             AnySink::Stdout(_) => Ok("stdout".to_owned()),
             AnySink::Syslog(s) => s.healthcheck().await,
             AnySink::Webhook(w) => w.healthcheck().await,
+            AnySink::Splunk(h) => h.healthcheck().await,
+            AnySink::Elastic(e) => e.healthcheck().await,
         }
     }
 
@@ -117,6 +139,8 @@ impl AnySink {
     fn max_batch(&self) -> usize {
         match self {
             AnySink::Webhook(w) => w.max_events(),
+            AnySink::Splunk(h) => h.max_events(),
+            AnySink::Elastic(e) => e.max_events(),
             _ => 1000,
         }
     }
@@ -125,6 +149,8 @@ impl AnySink {
     fn linger(&self) -> Duration {
         match self {
             AnySink::Webhook(w) => w.linger(),
+            AnySink::Splunk(h) => h.linger(),
+            AnySink::Elastic(e) => e.linger(),
             _ => Duration::ZERO,
         }
     }
@@ -173,56 +199,142 @@ pub async fn run(
             }
         }
         for chunk in records.chunks(max) {
-            let bytes: Vec<Bytes> = chunk.iter().map(|(b, _)| b.clone()).collect();
-            loop {
-                match sink.send(&bytes).await {
-                    Ok(()) => {
-                        stats
-                            .delivered
-                            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        stats.set_error(None);
-                        backoff.reset();
-                        break;
-                    }
-                    Err(e) if e.retryable => {
-                        stats.retries.fetch_add(1, Ordering::Relaxed);
-                        stats.set_error(Some(e.message.clone()));
-                        let delay = match e.retry_after {
-                            Some(s) => retry_after(Some(s), MAX_SINK_BACKOFF),
-                            None => backoff.next_delay(),
-                        };
-                        warn!(sink = %cfg.name, retry_in = ?delay, "{e}");
-                        tokio::time::sleep(delay).await;
-                    }
-                    Err(e) => {
-                        let dead: Vec<_> = chunk
-                            .iter()
-                            .map(|(_, ev)| {
-                                let mut raw = Vec::new();
-                                transform::json::encode(ev, &mut raw);
-                                let v = serde_json::from_slice(&raw).unwrap_or_default();
-                                (v, e.message.clone())
-                            })
-                            .collect();
-                        error!(sink = %cfg.name, events = dead.len(), file = %dead_letter.path().display(), "{e}; events written to the dead-letter file");
-                        stats
-                            .dead_lettered
-                            .fetch_add(dead.len() as u64, Ordering::Relaxed);
-                        stats.set_error(Some(e.message.clone()));
-                        // A dead letter that cannot be written must not be acknowledged.
-                        let mut wait = Backoff::new(Duration::from_secs(1), MAX_SINK_BACKOFF);
-                        while let Err(io) = dead_letter.append(&dead) {
-                            error!(sink = %cfg.name, error = %io, "cannot write the dead-letter file; retrying");
-                            tokio::time::sleep(wait.next_delay()).await;
-                        }
-                        break;
-                    }
-                }
-            }
+            deliver(
+                &mut sink,
+                &cfg.name,
+                chunk,
+                &stats,
+                &dead_letter,
+                &mut backoff,
+            )
+            .await;
         }
         drop(records);
         for item in items {
             let _ = item.done.send(());
         }
+    }
+}
+
+/// What a send achieved when the target answered per record (Elasticsearch `_bulk`, HEC
+/// code 6): indices are into the slice that was sent.
+#[derive(Debug, Default)]
+pub struct Partial {
+    /// Records rejected for good, with the reason (they go to the dead-letter file).
+    pub rejected: Vec<(usize, String)>,
+    /// Records to send again (alone), after a backoff.
+    pub retry: Vec<usize>,
+    /// `Retry-After` for the retry, if the target gave one.
+    pub retry_after: Option<u64>,
+}
+
+/// Delivers one chunk: retries what is retryable, splits what is too large, dead-letters
+/// what is rejected for good. Returns once every record is delivered or dead-lettered.
+async fn deliver(
+    sink: &mut AnySink,
+    name: &str,
+    chunk: &[(Bytes, &Event)],
+    stats: &SinkStats,
+    dead_letter: &DeadLetter,
+    backoff: &mut Backoff,
+) {
+    // Work list of index ranges into `chunk` still to send; a 413 splits a range in two.
+    let mut work: Vec<Vec<usize>> = vec![(0..chunk.len()).collect()];
+    while let Some(pending) = work.pop() {
+        if pending.is_empty() {
+            continue;
+        }
+        let bytes: Vec<Bytes> = pending.iter().map(|&i| chunk[i].0.clone()).collect();
+        match sink.send(&bytes).await {
+            Ok(partial) => {
+                let done = pending.len() - partial.retry.len() - partial.rejected.len();
+                stats.delivered.fetch_add(done as u64, Ordering::Relaxed);
+                if !partial.rejected.is_empty() {
+                    let dead: Vec<(&Event, String)> = partial
+                        .rejected
+                        .iter()
+                        .filter_map(|(j, why)| pending.get(*j).map(|&i| (chunk[i].1, why.clone())))
+                        .collect();
+                    write_dead(name, &dead, stats, dead_letter).await;
+                }
+                if partial.retry.is_empty() {
+                    stats.set_error(None);
+                    backoff.reset();
+                } else {
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let delay = match partial.retry_after {
+                        Some(s) => retry_after(Some(s), MAX_SINK_BACKOFF),
+                        None => backoff.next_delay(),
+                    };
+                    warn!(sink = %name, events = partial.retry.len(), retry_in = ?delay, "the receiver asked to retry some events");
+                    tokio::time::sleep(delay).await;
+                    work.push(
+                        partial
+                            .retry
+                            .iter()
+                            .filter_map(|&j| pending.get(j).copied())
+                            .collect(),
+                    );
+                }
+            }
+            Err(e) if e.too_large && pending.len() > 1 => {
+                let (a, b) = pending.split_at(pending.len() / 2);
+                warn!(sink = %name, events = pending.len(), "{e}; splitting the batch");
+                // Keep order: the first half is popped first.
+                work.push(b.to_vec());
+                work.push(a.to_vec());
+            }
+            Err(e) if e.retryable && !e.too_large => {
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                stats.set_error(Some(e.message.clone()));
+                let delay = match e.retry_after {
+                    Some(s) => retry_after(Some(s), MAX_SINK_BACKOFF),
+                    None => backoff.next_delay(),
+                };
+                warn!(sink = %name, retry_in = ?delay, "{e}");
+                tokio::time::sleep(delay).await;
+                work.push(pending);
+            }
+            Err(e) => {
+                let dead: Vec<(&Event, String)> = pending
+                    .iter()
+                    .map(|&i| (chunk[i].1, e.message.clone()))
+                    .collect();
+                stats.set_error(Some(e.message.clone()));
+                write_dead(name, &dead, stats, dead_letter).await;
+            }
+        }
+    }
+}
+
+/// Writes rejected events to the dead-letter file; retries until it succeeds, because an
+/// event whose dead letter is not written must not be acknowledged.
+async fn write_dead(
+    name: &str,
+    dead: &[(&Event, String)],
+    stats: &SinkStats,
+    dead_letter: &DeadLetter,
+) {
+    let records: Vec<(serde_json::Value, String)> = dead
+        .iter()
+        .map(|(ev, why)| {
+            let mut raw = Vec::new();
+            transform::json::encode(ev, &mut raw);
+            (
+                serde_json::from_slice(&raw).unwrap_or_default(),
+                why.clone(),
+            )
+        })
+        .collect();
+    if let Some((_, why)) = records.first() {
+        error!(sink = %name, events = records.len(), file = %dead_letter.path().display(), "{why}; events written to the dead-letter file");
+    }
+    stats
+        .dead_lettered
+        .fetch_add(records.len() as u64, Ordering::Relaxed);
+    let mut wait = Backoff::new(Duration::from_secs(1), MAX_SINK_BACKOFF);
+    while let Err(io) = dead_letter.append(&records) {
+        error!(sink = %name, error = %io, "cannot write the dead-letter file; retrying");
+        tokio::time::sleep(wait.next_delay()).await;
     }
 }

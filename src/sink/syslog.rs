@@ -145,20 +145,29 @@ impl SyslogSink {
             .map_err(|_| SinkError::retryable(format!("syslog {addr}: connect timed out")))?
             .map_err(|e| SinkError::retryable(format!("syslog {addr}: cannot connect: {e}")))?;
         let _ = tcp.set_nodelay(true);
+        // Detect a dead peer: keepalive probes on an idle connection, and TCP_USER_TIMEOUT so
+        // that data the peer never acknowledges fails the connection after `write_timeout`.
+        let sock = socket2::SockRef::from(&tcp);
+        let _ = sock.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(std::time::Duration::from_secs(30))
+                .with_interval(std::time::Duration::from_secs(10))
+                .with_retries(3),
+        );
+        #[cfg(target_os = "linux")]
+        let _ = sock.set_tcp_user_timeout(Some(self.cfg.write_timeout));
         self.conn = Some(match &self.tls {
             None => Conn::Tcp(tcp),
             Some((connector, name)) => {
                 let tls = tokio::time::timeout(timeout, connector.connect(name.clone(), tcp))
                     .await
-                    .map_err(|_| SinkError::retryable(format!("syslog tls {addr}: handshake timed out")))?
+                    .map_err(|_| {
+                        SinkError::retryable(format!("syslog tls {addr}: handshake timed out"))
+                    })?
                     .map_err(|e| {
-                        let hint = if e.to_string().contains("CaUsedAsEndEntity") {
-                            "the receiver presents a CA certificate as its own; give it a server certificate signed by that CA"
-                        } else {
-                            "check tls.ca_file, tls.server_name and the receiver's certificate"
-                        };
                         SinkError::retryable(format!(
-                            "syslog tls {addr}: handshake failed: {e} ({hint})"
+                            "syslog tls {addr}: handshake failed: {}",
+                            describe_tls(&e, &name.to_str())
                         ))
                     })?;
                 Conn::Tls(Box::new(tls))
@@ -249,6 +258,40 @@ async fn write_all<W: AsyncWrite + Unpin>(
             "write made no progress for {}",
             humantime::format_duration(timeout)
         )),
+    }
+}
+
+/// Names a TLS handshake failure in an operator's words.
+fn describe_tls(e: &std::io::Error, server_name: &str) -> String {
+    use tokio_rustls::rustls::{CertificateError, Error};
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
+    match inner {
+        Some(Error::InvalidCertificate(c)) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "the receiver's certificate has expired".to_owned()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "the receiver's certificate is not valid yet (check both clocks)".to_owned()
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!(
+                    "the receiver's certificate is not valid for {server_name:?}; set tls.server_name to a name the certificate holds"
+                )
+            }
+            CertificateError::UnknownIssuer => {
+                "the receiver's certificate is signed by an unknown CA; set tls.ca_file to the CA that signed it".to_owned()
+            }
+            CertificateError::Revoked => "the receiver's certificate is revoked".to_owned(),
+            other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                "the receiver presents a CA certificate as its own; give it a server certificate signed by that CA".to_owned()
+            }
+            other => format!("invalid receiver certificate: {other:?}"),
+        },
+        Some(Error::AlertReceived(alert)) => format!(
+            "the receiver refused the connection ({alert:?}); if it requires a client certificate, set tls.cert_file and tls.key_file"
+        ),
+        Some(other) => format!("{other}"),
+        None => format!("{e} (is the receiver speaking TLS on this port?)"),
     }
 }
 

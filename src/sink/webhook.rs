@@ -107,14 +107,16 @@ impl WebhookSink {
         let what = format!("webhook {} answered HTTP {code}", self.shown);
         Err(match code {
             429 => SinkError {
-                retryable: true,
                 retry_after,
-                message: format!("{what} (rate limited)"),
+                ..SinkError::retryable(format!("{what} (rate limited)"))
+            },
+            413 => SinkError {
+                too_large: true,
+                ..SinkError::fatal(format!("{what}: the batch is too large for the receiver"))
             },
             408 | 500 | 502..=599 => SinkError {
-                retryable: true,
                 retry_after,
-                message: what,
+                ..SinkError::retryable(what)
             },
             300..=399 => SinkError::fatal(format!(
                 "{what}: redirects are not followed; set url to the final address"

@@ -82,6 +82,22 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
         (!target.is_empty()).then_some(target.as_str()),
     );
     ext.labelled("cs5", "context", ev.context.as_deref());
+    // Audit classification numbers (ActionType, ProductType, LocationType) and entry types.
+    for (key, label, v) in [
+        ("cn1", "actionType", ev.action_type),
+        ("cn2", "product", ev.product),
+        ("cn3", "location", ev.location),
+    ] {
+        if let Some(v) = v {
+            ext.put(&format!("{key}Label"), label, 1023);
+            ext.num(key, v);
+        }
+    }
+    if !ev.entries.is_empty() {
+        let entries: Vec<String> = ev.entries.iter().map(i64::to_string).collect();
+        ext.put("flexString1Label", "entries", 128);
+        ext.put("flexString1", &entries.join(","), 1023);
+    }
     // The display name, when `suser` carries the typed login instead.
     let display = ev.login.as_ref().and(ev.user.as_deref());
     ext.labelled("cs6", "userDisplayName", display);

@@ -1,0 +1,278 @@
+//! The Elasticsearch / OpenSearch sink: `POST {endpoint}/_bulk` with `create` actions into a data
+//! stream (`logs-docspace.<stream>-default` by default) and a deterministic `_id`
+//! (`<portal host>:<stream>:<DocSpace id>`), so a re-sent event is a 409, never a duplicate.
+//!
+//! The per-item response is read (docs/formats.md §4.2): 2xx and 409 count as delivered; 429
+//! and 5xx items are retried alone with backoff; other item errors (mapping, parsing) go to the
+//! dead-letter file with Elasticsearch's reason. A whole-request 429/5xx or network error
+//! retries the request; 413 splits the batch; 401/403 are named credential errors.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Value, json};
+
+use super::{Partial, SinkError};
+use crate::config::{Format, HttpTls};
+use crate::event::Event;
+use crate::transform;
+
+/// Which product speaks `_bulk` at the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Elasticsearch (data streams need `create`).
+    Elasticsearch,
+    /// OpenSearch (same wire protocol for `_bulk`).
+    Opensearch,
+}
+
+/// How the sink authenticates.
+#[derive(Debug, Clone)]
+pub enum EsAuth {
+    /// No credentials.
+    None,
+    /// `Authorization: ApiKey <encoded key>`.
+    ApiKey(SecretString),
+    /// HTTP basic.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: SecretString,
+    },
+}
+
+/// Settings of an Elasticsearch/OpenSearch sink.
+#[derive(Debug, Clone)]
+pub struct ElasticConfig {
+    /// Base URL of the cluster.
+    pub endpoint: url::Url,
+    /// Target index or data stream; `{stream}` is replaced by `login`/`audit`.
+    pub index: String,
+    /// Credentials.
+    pub auth: EsAuth,
+    /// Product flavour.
+    pub flavor: Flavor,
+    /// Ingest pipeline, if any.
+    pub pipeline: Option<String>,
+    /// Most events per request.
+    pub max_events: usize,
+    /// How long a partial batch waits.
+    pub batch_timeout: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// TLS settings.
+    pub tls: HttpTls,
+}
+
+/// Posts `_bulk` requests.
+#[derive(Debug)]
+pub struct ElasticSink {
+    cfg: ElasticConfig,
+    format: Format,
+    http: reqwest::Client,
+    shown: String,
+}
+
+impl ElasticSink {
+    /// Builds the client.
+    pub fn new(cfg: ElasticConfig, format: Format) -> Result<ElasticSink, String> {
+        let http = crate::tls::http_client(&cfg.tls, cfg.timeout).map_err(|e| e.to_string())?;
+        let shown = crate::config::redact_url(cfg.endpoint.as_str());
+        Ok(ElasticSink {
+            cfg,
+            format,
+            http,
+            shown,
+        })
+    }
+
+    /// Most events per request.
+    pub fn max_events(&self) -> usize {
+        self.cfg.max_events
+    }
+
+    /// How long a partial batch waits.
+    pub fn linger(&self) -> Duration {
+        self.cfg.batch_timeout
+    }
+
+    /// The deterministic document id of an event.
+    pub fn doc_id(ev: &Event) -> String {
+        format!("{}:{}:{}", ev.portal.host, ev.stream.as_str(), ev.id)
+    }
+
+    /// One action line and one source line.
+    pub fn record(&self, ev: &Event) -> Bytes {
+        let index = self.cfg.index.replace("{stream}", ev.stream.as_str());
+        let mut out = serde_json::to_vec(&json!({
+            "create": { "_index": index, "_id": Self::doc_id(ev) }
+        }))
+        .unwrap_or_default();
+        out.push(b'\n');
+        let mut doc = Vec::with_capacity(1024);
+        transform::encode(self.format, ev, &mut doc);
+        let mut v: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            // Data streams need @timestamp; the raw format has only DocSpace's `date`.
+            m.entry("@timestamp")
+                .or_insert_with(|| json!(ev.time_rfc3339()));
+            // Match the data stream naming scheme logs-<dataset>-<namespace>.
+            let mut parts = index.splitn(3, '-');
+            if let (Some(t), Some(ds), Some(ns)) = (parts.next(), parts.next(), parts.next()) {
+                m.insert(
+                    "data_stream".into(),
+                    json!({ "type": t, "dataset": ds, "namespace": ns }),
+                );
+            }
+        }
+        out.extend(serde_json::to_vec(&v).unwrap_or_default());
+        out.push(b'\n');
+        out.into()
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}{path}", self.cfg.endpoint.as_str().trim_end_matches('/'));
+        let req = self.http.request(method, url);
+        match &self.cfg.auth {
+            EsAuth::None => req,
+            EsAuth::ApiKey(k) => req.header(
+                reqwest::header::AUTHORIZATION,
+                format!("ApiKey {}", k.expose_secret()),
+            ),
+            EsAuth::Basic { username, password } => {
+                req.basic_auth(username, Some(password.expose_secret()))
+            }
+        }
+    }
+
+    /// Sends one `_bulk` request and reads every item.
+    pub async fn send(&mut self, records: &[Bytes]) -> Result<Partial, SinkError> {
+        let body: Vec<u8> = records.iter().flat_map(|r| r.iter().copied()).collect();
+        let mut path = "/_bulk?filter_path=errors,items.*.status,items.*.error".to_owned();
+        if let Some(p) = &self.cfg.pipeline {
+            path.push_str("&pipeline=");
+            path.push_str(&url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>());
+        }
+        let resp = self
+            .request(reqwest::Method::POST, &path)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                SinkError::retryable(format!(
+                    "elasticsearch {}: {}",
+                    self.shown,
+                    crate::tls::describe_reqwest(&e)
+                ))
+            })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let what = format!("elasticsearch {} answered HTTP {status}", self.shown);
+        match status {
+            200..=299 => {}
+            413 => {
+                return Err(SinkError {
+                    too_large: true,
+                    ..SinkError::fatal(format!("{what}: the batch exceeds http.max_content_length"))
+                });
+            }
+            401 | 403 => {
+                return Err(SinkError::fatal(format!(
+                    "{what}: check api_key / username and password, and the index privileges"
+                )));
+            }
+            408 | 429 | 500..=599 => {
+                return Err(SinkError {
+                    retry_after,
+                    ..SinkError::retryable(what)
+                });
+            }
+            _ => {
+                let text = resp.text().await.unwrap_or_default();
+                let reason: String = text.chars().take(300).collect();
+                return Err(SinkError::fatal(format!("{what}: {reason}")));
+            }
+        }
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| SinkError::retryable(format!("{what} with an unreadable body: {e}")))?;
+        if v.get("errors").and_then(Value::as_bool) != Some(true) {
+            return Ok(Partial::default());
+        }
+        let items = v
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if items.len() != records.len() {
+            return Err(SinkError::retryable(format!(
+                "{what} with {} items for {} documents",
+                items.len(),
+                records.len()
+            )));
+        }
+        let mut partial = Partial::default();
+        for (i, item) in items.iter().enumerate() {
+            let result = item
+                .as_object()
+                .and_then(|o| o.values().next())
+                .cloned()
+                .unwrap_or(Value::Null);
+            let st = result.get("status").and_then(Value::as_u64).unwrap_or(0);
+            match st {
+                200..=299 | 409 => {}
+                429 | 500..=599 => partial.retry.push(i),
+                _ => {
+                    let kind = result
+                        .pointer("/error/type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("error");
+                    let reason = result
+                        .pointer("/error/reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    partial.rejected.push((
+                        i,
+                        format!("elasticsearch {} rejected the document (status {st}, {kind}): {reason}", self.shown),
+                    ));
+                }
+            }
+        }
+        Ok(partial)
+    }
+
+    /// `GET /` answers with the cluster's name and version, for `check`.
+    pub async fn healthcheck(&mut self) -> Result<String, SinkError> {
+        let resp = self
+            .request(reqwest::Method::GET, "/")
+            .send()
+            .await
+            .map_err(|e| {
+                SinkError::retryable(format!(
+                    "elasticsearch {}: {}",
+                    self.shown,
+                    crate::tls::describe_reqwest(&e)
+                ))
+            })?;
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Ok(format!("{} reachable ({:?})", self.shown, self.cfg.flavor)),
+            401 | 403 => Err(SinkError::fatal(format!(
+                "elasticsearch {} refused the credentials (HTTP {status})",
+                self.shown
+            ))),
+            _ => Err(SinkError::retryable(format!(
+                "elasticsearch {} answered HTTP {status}",
+                self.shown
+            ))),
+        }
+    }
+}
