@@ -10,6 +10,8 @@ mod support;
 mod cli;
 /// End to end through the binary into stdout, syslog (collector, UDP, real rsyslog), webhooks.
 mod delivery;
+/// Real syslog receivers (syslog-ng, rsyslog): every transport, mutual TLS, RFC 3164, header limits.
+mod receivers;
 /// Restarts, kill -9, SIGTERM, corrupt cursors and the state lock.
 mod restart;
 /// The DocSpace client and window walker against the simulator's quirks.

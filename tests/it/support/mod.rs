@@ -677,3 +677,221 @@ pub fn cef_sanitised(value: &str) -> String {
         })
         .collect()
 }
+
+/// The syslog-ng binary the receiver script will run, as the environment for that script:
+/// `$SYSLOG_NG_ROOT` (Debian's syslog-ng-core unpacked there by tests/run.sh, since the package
+/// conflicts with rsyslog) or `syslog-ng` on PATH. Panics with the fix when there is neither:
+/// CI installs it, so a missing syslog-ng is a broken set-up, never a reason to skip.
+pub fn syslog_ng_env() -> Vec<(String, String)> {
+    if let Some(root) = std::env::var_os("SYSLOG_NG_ROOT").filter(|r| !r.is_empty()) {
+        let bin = Path::new(&root).join("usr/sbin/syslog-ng");
+        assert!(
+            bin.is_file(),
+            "SYSLOG_NG_ROOT={} holds no usr/sbin/syslog-ng; run `bash ../shared/receivers/install-syslog-ng-local.sh {}` (as root) or `bash tests/run.sh`",
+            Path::new(&root).display(),
+            Path::new(&root).display()
+        );
+        return vec![(
+            "SYSLOG_NG_ROOT".to_owned(),
+            root.to_string_lossy().into_owned(),
+        )];
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("syslog-ng").is_file()))
+        .unwrap_or(false);
+    assert!(
+        on_path,
+        "syslog-ng is missing: the receiver tests need it. Install it with \
+         `bash ../shared/receivers/install-syslog-ng-local.sh /opt/syslog-ng-local` (as root) and \
+         `export SYSLOG_NG_ROOT=/opt/syslog-ng-local`, or run `bash tests/run.sh`, which does both"
+    );
+    Vec::new()
+}
+
+/// `n` distinct free loopback ports.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < n {
+        let p = free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
+/// The real syslog-ng 3.38 receiver of shared/receivers on free loopback ports: RFC 5424 over
+/// UDP, TCP octet-counted, TCP LF-framed and TLS (server certificate from a private CA,
+/// [`make_pki`]), every message one JSON line in `rx/messages.ndjson`. Runs with TZ=UTC, so
+/// that timestamps without a zone (RFC 3164) are read as UTC. Killed on drop.
+pub struct SyslogNg {
+    pub dir: tempfile::TempDir,
+    pub udp: u16,
+    pub tcp: u16,
+    pub tcp_lf: u16,
+    pub tls: u16,
+    pid: i32,
+}
+
+impl SyslogNg {
+    /// Runs shared/receivers/syslog-ng-receiver.sh as shipped.
+    pub fn start() -> SyslogNg {
+        SyslogNg::launch(None)
+    }
+
+    /// Runs a copy of the receiver whose configuration template went through `patch`, which is
+    /// given the text of syslog-ng-receiver.conf.in and the PKI directory (ca.pem, ca.key,
+    /// server.pem, server.key).
+    pub fn start_patched(patch: impl FnOnce(&str, &Path) -> String) -> SyslogNg {
+        SyslogNg::launch(Some(Box::new(patch)))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn launch(patch: Option<Box<dyn FnOnce(&str, &Path) -> String + '_>>) -> SyslogNg {
+        let env = syslog_ng_env();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = dir.path().join("pki");
+        make_pki(&pki);
+        let shipped = shared().join("receivers/syslog-ng-receiver.sh");
+        let script = match patch {
+            None => shipped,
+            Some(patch) => {
+                // The script reads its template from its own directory: copy both.
+                let copy = dir.path().join("receiver");
+                std::fs::create_dir_all(&copy).expect("mkdir");
+                std::fs::copy(&shipped, copy.join("syslog-ng-receiver.sh")).expect("copy script");
+                let conf =
+                    std::fs::read_to_string(shared().join("receivers/syslog-ng-receiver.conf.in"))
+                        .expect("read conf.in");
+                std::fs::write(
+                    copy.join("syslog-ng-receiver.conf.in"),
+                    patch(&conf, &pki),
+                )
+                .expect("write conf.in");
+                copy.join("syslog-ng-receiver.sh")
+            }
+        };
+        let ports = free_ports(4);
+        let out = Command::new("bash")
+            .envs(env)
+            .env("TZ", "UTC")
+            .env("RECEIVER_CERT", pki.join("server.pem"))
+            .env("RECEIVER_KEY", pki.join("server.key"))
+            .arg(script)
+            .arg(dir.path().join("rx"))
+            .args(ports.iter().map(u16::to_string))
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "syslog-ng receiver did not start: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.path().join("rx/config-check.log")).unwrap_or_default()
+        );
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("receiver prints its pid");
+        SyslogNg {
+            dir,
+            udp: ports[0],
+            tcp: ports[1],
+            tcp_lf: ports[2],
+            tls: ports[3],
+            pid,
+        }
+    }
+
+    /// The CA that signed the receiver's certificate (and signs client certificates).
+    pub fn ca(&self) -> PathBuf {
+        self.pki().join("ca.pem")
+    }
+
+    pub fn pki(&self) -> PathBuf {
+        self.dir.path().join("pki")
+    }
+
+    /// syslog-ng's own output (-e: its internal messages, e.g. TLS errors).
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("rx/syslog-ng.stderr")).unwrap_or_default()
+    }
+
+    /// Every complete line written so far; panics on a line that is not JSON.
+    pub fn messages(&self) -> Vec<Value> {
+        let bytes =
+            std::fs::read(self.dir.path().join("rx/messages.ndjson")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let complete = match text.rfind('\n') {
+            Some(i) => &text[..i],
+            None => "",
+        };
+        complete
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("syslog-ng wrote a line that is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for SyslogNg {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+    }
+}
+
+/// Issues a client certificate (`CN=docspace-siem agent`, extendedKeyUsage clientAuth) from the
+/// CA that [`make_pki`] made in `dir`; returns (certificate, key) paths.
+pub fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::write(
+        dir.join("client-ext.cnf"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("ext");
+    let steps: [&[&str]; 2] = [
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=docspace-siem agent",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            "client-ext.cnf",
+            "-out",
+            "client.pem",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (dir.join("client.pem"), dir.join("client.key"))
+}

@@ -1,0 +1,451 @@
+//! IBM QRadar LEEF 2.0:
+//! `LEEF:2.0|ONLYOFFICE|DocSpace|<version>|<actionId>|^|key=value^key=value...`.
+//!
+//! Spec: IBM "Log Event Extended Format (LEEF) Version 2" (QRadar DSM guide, topics
+//! `c_LEEF_Format_Guide_LEEFeventcomps`, `_predefinedAttrrs`, `_customkeys`, `_bestpractices`,
+//! `_dateformat`; mirrored verbatim in tenzir/skills `skills/tenzir-leef/`).
+//!
+//! Delimiter: `^`, written as the literal character in the 6th header field. LEEF 1.0 hard-codes
+//! tab; LEEF 2.0 names the attribute delimiter in the header ("a single character or the hex
+//! value ... prefix `0x` or `x`"). IBM's own LEEF 2.0 examples use `^`
+//! (`LEEF:2.0|Lancope|StealthWatch|1.0|41|^|`). Tab is a control character, and syslog relays
+//! rewrite it: rsyslog's `$EscapeControlCharactersOnReceive` is on by default and turns it into
+//! `#011`, which would glue all attributes into one. A literal single character is read the same
+//! way by every parser checked. The `x09` form is not: the OpenTelemetry collector's `parse_leef`
+//! only decodes the `0x` prefix.
+//!
+//! Escaping. The LEEF guide defines **no** escape sequences for attribute values. It says only
+//! that keys cannot contain `=` and to "avoid tab, pipe, or caret delimiters in ... keys and
+//! values". So values are sanitised, not escaped:
+//! - header fields: `\` → `\\`, `|` → `\|` (the CEF convention, which LEEF does not define: it is
+//!   what AxoSyslog's `format_leef` writes and what AxoSyslog's and Tenzir's parsers read). Our
+//!   header fields are constants and digits, so this never fires in practice;
+//! - values: the delimiter `^`, tab, CR, LF, CRLF (as one), NEL, U+2028 and U+2029 → one space.
+//!   Nothing splits the line or the attribute list any more;
+//! - everywhere: other C0 and C1 control characters and DEL → U+FFFD;
+//! - values keep `=`, `\` and `|` as they are. The parsers split the attributes on the delimiter
+//!   first and then at the **first** `=` of each pair, so an `=` inside a value cannot start a key:
+//!   IBM documents `key=([^<delimiter>]+)` as the custom-property regex for a LEEF key;
+//!   opentelemetry-collector-contrib `func_parse_leef.go` uses `strings.Cut` on the first `=`
+//!   ("the spec defines a value as everything up to the delimiter"); Tenzir's `leef.cpp` splits
+//!   on the delimiter, then at the first `=`. AxoSyslog's `parse_leef` reads a value up to the
+//!   next pair separator (axoflow/axosyslog#699). A `\=` escape would show up as a literal `\=` in
+//!   QRadar and OTel, so none is written. `|` needs no escape after the header, since the parsers
+//!   split the header by field count (and QRadar even accepts `|` as the attribute delimiter);
+//! - values are cut to 1023 characters (`usrName` to 255, its documented QRadar limit) and end in
+//!   `...` when cut. The cut happens after sanitising, so the cap is exact;
+//! - empty values are omitted.
+//!
+//! Keys: the QRadar predefined ones where they exist: `devTime` (epoch milliseconds; IBM: "If the
+//! devTime value is an epoch value of 10 or 13 digits, a devTimeFormat string is not required".
+//! Outside the 13-digit range it falls back to `MMM dd yyyy HH:mm:ss.SSS z` in GMT with
+//! `devTimeFormat`), `cat` (stream, a static, untranslated value as the spec requires), `sev`
+//! (1–10), `usrName`, `src` (a valid IPv4 or IPv6 address only) and `url` (page). The rest are
+//! custom keys that collide with no predefined one: `externalId`, `action`, `outcome`, `portal`,
+//! `portalHost`, `userId`, `userDisplayName`, `country`, `city`, `browser`, `platform`,
+//! `message`, `target`, `context`. `identSrc` is not sent: QRadar feeds it into its asset
+//! identity model, and on failed logins the user name is whatever an attacker typed.
+//!
+//! Order: keys whose values the agent or DocSpace derives come first, and free text an end user
+//! controls (`usrName` onwards) comes last. So an unanchored `key=([^^]+)` custom-property regex,
+//! the form IBM suggests, meets a genuine trusted key before any look-alike text in a value.
+//!
+//! Invariants: one event is exactly one line, with no CR, LF, NEL, U+2028, U+2029 or other
+//! control character anywhere. Splitting the line back on `^` and then at the first `=` yields
+//! exactly the keys written here, whatever an attacker typed as a login name. No IO, no panics.
+//!
+//! Not covered: Tenzir's parser is quote-aware (a `"` in a value can hide the delimiters that
+//! follow) and unescapes `\n`, `\t`, `\=` and `\\`. QRadar does neither.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+
+use crate::event::Event;
+use crate::transform::cef::{PRODUCT, VENDOR};
+
+/// The attribute delimiter, written literally in the header's delimiter field.
+pub const DELIMITER: char = '^';
+
+/// Longest attribute value, in characters (cut values end in `...`).
+pub const MAX_VALUE_CHARS: usize = 1023;
+
+/// Longest `usrName`: QRadar's documented limit for the predefined key.
+pub const MAX_USER_NAME_CHARS: usize = 255;
+
+/// Longest EventID header field, per the LEEF guide.
+const MAX_EVENT_ID_CHARS: usize = 255;
+
+/// `devTimeFormat` for the fallback when the epoch does not have 13 digits.
+const DEV_TIME_FORMAT: &str = "MMM dd yyyy HH:mm:ss.SSS z";
+
+/// Appends one LEEF 2.0 line for `ev` to `out` (no newline).
+pub fn encode(ev: &Event, out: &mut Vec<u8>) {
+    let sem = ev.semantics();
+    let action = ev.action_name();
+    let mut s = String::with_capacity(512);
+    s.push_str("LEEF:2.0|");
+    escape_header(&mut s, VENDOR, MAX_VALUE_CHARS);
+    s.push('|');
+    escape_header(&mut s, PRODUCT, MAX_VALUE_CHARS);
+    s.push('|');
+    escape_header(&mut s, env!("CARGO_PKG_VERSION"), MAX_VALUE_CHARS);
+    s.push('|');
+    escape_header(&mut s, &ev.action_id.to_string(), MAX_EVENT_ID_CHARS);
+    s.push('|');
+    s.push(DELIMITER);
+    s.push('|');
+
+    let mut attrs = Attrs {
+        out: &mut s,
+        first: true,
+    };
+    // Agent- or DocSpace-derived values first (see the module doc on ordering).
+    let millis = ev.epoch_millis();
+    if (1_000_000_000_000..10_000_000_000_000).contains(&millis) {
+        attrs.raw("devTime", &millis.to_string());
+    } else {
+        attrs.put("devTime", &format_dev_time(ev.time), MAX_VALUE_CHARS);
+        attrs.put("devTimeFormat", DEV_TIME_FORMAT, MAX_VALUE_CHARS);
+    }
+    attrs.put("cat", ev.stream.as_str(), MAX_VALUE_CHARS);
+    attrs.raw("sev", &sem.severity.clamp(1, 10).to_string());
+    attrs.put("externalId", &ev.id.to_string(), MAX_VALUE_CHARS);
+    attrs.put("action", &action, MAX_VALUE_CHARS);
+    attrs.put("outcome", sem.outcome.as_str(), MAX_VALUE_CHARS);
+    attrs.put("portal", &ev.portal.name, MAX_VALUE_CHARS);
+    attrs.put("portalHost", &ev.portal.host, MAX_VALUE_CHARS);
+    match ev.valid_ip() {
+        Some(IpAddr::V4(ip)) => attrs.raw("src", &ip.to_string()),
+        Some(IpAddr::V6(ip)) => attrs.raw("src", &ip.to_string()),
+        None => {}
+    }
+    attrs.opt("userId", ev.user_id.as_deref());
+    attrs.opt("country", ev.country.as_deref());
+    attrs.opt("city", ev.city.as_deref());
+    // Free text an end user controls.
+    if let Some(actor) = ev.login.as_deref().or(ev.user.as_deref()) {
+        attrs.put("usrName", actor, MAX_USER_NAME_CHARS);
+    }
+    // The display name, when `usrName` carries the typed login instead.
+    attrs.opt("userDisplayName", ev.login.as_ref().and(ev.user.as_deref()));
+    attrs.opt("browser", ev.browser.as_deref());
+    attrs.opt("platform", ev.platform.as_deref());
+    attrs.opt("url", ev.page.as_deref());
+    attrs.opt("message", ev.action_text.as_deref());
+    attrs.put("target", &ev.target.join(","), MAX_VALUE_CHARS);
+    attrs.opt("context", ev.context.as_deref());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Attrs<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl Attrs<'_> {
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(DELIMITER);
+        }
+        self.first = false;
+        self.out.push_str(key);
+        self.out.push('=');
+    }
+
+    /// A value the agent formatted itself (digits, an IP address): no sanitising needed.
+    fn raw(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.out.push_str(value);
+    }
+
+    fn put(&mut self, key: &str, value: &str, max_chars: usize) {
+        if value.is_empty() {
+            return;
+        }
+        self.key(key);
+        sanitize_value(self.out, value, max_chars);
+    }
+
+    fn opt(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.put(key, v, MAX_VALUE_CHARS);
+        }
+    }
+}
+
+/// Line breaks that some consumer treats as the end of a record.
+fn is_line_break(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Control characters other than the line breaks and tab, which are handled separately.
+fn is_bad_control(c: char) -> bool {
+    c.is_control() || c == '\u{7f}'
+}
+
+/// Appends `value` as an attribute value: the delimiter, tab and line breaks (CRLF counting as
+/// one) become a space, other control characters U+FFFD; `=`, `\` and `|` stay. The result is
+/// cut to `max_chars` characters, ending in `...` when cut.
+pub fn sanitize_value(out: &mut String, value: &str, max_chars: usize) {
+    let mut clean = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                clean.push(' ');
+            }
+            c if c == DELIMITER || c == '\t' || is_line_break(c) => clean.push(' '),
+            c if is_bad_control(c) => clean.push('\u{FFFD}'),
+            c => clean.push(c),
+        }
+    }
+    push_limited(out, &clean, max_chars);
+}
+
+/// Appends a header field: `\` → `\\`, `|` → `\|`, line breaks and tab → space, other control
+/// characters → U+FFFD, cut to `max_chars` characters (the cut counts the input characters).
+pub fn escape_header(out: &mut String, value: &str, max_chars: usize) {
+    let mut clean = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            c if c == '\t' || is_line_break(c) => clean.push(' '),
+            c if is_bad_control(c) => clean.push('\u{FFFD}'),
+            c => clean.push(c),
+        }
+    }
+    let mut cut = String::with_capacity(clean.len());
+    push_limited(&mut cut, &clean, max_chars);
+    for c in cut.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Appends `s`, or its first `max - 3` characters and `...` when it is longer than `max`.
+fn push_limited(out: &mut String, s: &str, max: usize) {
+    if s.chars().count() <= max {
+        out.push_str(s);
+        return;
+    }
+    out.extend(s.chars().take(max.saturating_sub(3)));
+    out.push_str("...");
+}
+
+/// `MMM dd yyyy HH:mm:ss.SSS GMT` with English month names (Java `SimpleDateFormat` style).
+fn format_dev_time(t: OffsetDateTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let month = MONTHS
+        .get(usize::from(u8::from(t.month())).saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
+    let mut s = String::with_capacity(32);
+    let _ = write!(
+        s,
+        "{month} {:02} {:04} {:02}:{:02}:{:02}.{:03} GMT",
+        t.day(),
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::fixtures;
+
+    fn line(ev: &Event) -> String {
+        let mut out = Vec::new();
+        encode(ev, &mut out);
+        String::from_utf8(out).expect("utf8")
+    }
+
+    /// A reference splitter written from the spec alone: six header fields split on `|` (our
+    /// header carries no escaped pipes), then the attributes on the delimiter named in the
+    /// header, then each pair at its first `=`.
+    fn split(line: &str) -> (Vec<&str>, Vec<(&str, &str)>) {
+        let fields: Vec<&str> = line.splitn(7, '|').collect();
+        assert_eq!(fields.len(), 7, "header of {line:?}");
+        assert_eq!(fields[0], "LEEF:2.0");
+        assert_eq!(fields[5], "^");
+        let attrs = fields[6]
+            .split('^')
+            .map(|pair| pair.split_once('=').expect("pair has ="))
+            .collect();
+        (fields[..6].to_vec(), attrs)
+    }
+
+    #[test]
+    fn brute_force_row() {
+        let events = fixtures::all();
+        let ev = events.iter().find(|e| e.id == 48212).expect("fixture row");
+        let expect = format!(
+            "LEEF:2.0|ONLYOFFICE|DocSpace|{}|1023|^|devTime=1736945892000^cat=login^sev=7^externalId=48212^action=LoginFailBruteForce^outcome=failure^portal=main^portalHost=docspace.example.com^src=192.0.2.66^userId=712d9ec3-5d2b-4b13-824f-71f00191dcca^usrName=bob@example.com^userDisplayName=bob@example.com^browser=Firefox 133^platform=Ubuntu^url=https://docspace.example.com/login^message=Login Fail. Too many attempts",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(line(ev), expect);
+    }
+
+    #[test]
+    fn every_fixture_row_splits_into_unique_keys() {
+        for ev in fixtures::all() {
+            let got = line(&ev);
+            let (_, attrs) = split(&got);
+            let mut keys: Vec<&str> = attrs.iter().map(|(k, _)| *k).collect();
+            let n = keys.len();
+            keys.sort_unstable();
+            keys.dedup();
+            assert_eq!(keys.len(), n, "duplicate key in {got:?}");
+            assert!(attrs.iter().all(|(_, v)| !v.is_empty()), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn escaping_table() {
+        let value = |input: &str| {
+            let mut s = String::new();
+            sanitize_value(&mut s, input, MAX_VALUE_CHARS);
+            s
+        };
+        let table: &[(&str, &str)] = &[
+            ("a=b", "a=b"),
+            ("x usrName=admin", "x usrName=admin"),
+            ("c:\\dir\\n", "c:\\dir\\n"),
+            ("pipe|ok", "pipe|ok"),
+            ("x^sev=10", "x sev=10"),
+            ("tab\there", "tab here"),
+            ("l1\nl2\r\nl3\rl4", "l1 l2 l3 l4"),
+            ("ls\u{2028}ps\u{2029}nel\u{85}", "ls ps nel "),
+            (
+                "nul\0esc\u{1b}del\u{7f}csi\u{9b}",
+                "nul\u{FFFD}esc\u{FFFD}del\u{FFFD}csi\u{FFFD}",
+            ),
+            ("Zoë ✓", "Zoë ✓"),
+        ];
+        for (input, expect) in table {
+            assert_eq!(value(input), *expect, "value {input:?}");
+        }
+        let mut h = String::new();
+        escape_header(&mut h, "a|b\\c\r\nd^e\0", 255);
+        assert_eq!(h, "a\\|b\\\\c  d^e\u{FFFD}");
+    }
+
+    #[test]
+    fn hostile_login_stays_one_line_and_cannot_forge_keys() {
+        let mut ev = fixtures::all()
+            .into_iter()
+            .find(|e| e.id == 48212)
+            .expect("fixture row");
+        let prefix = "evil\r\nLEEF:2.0|x|y|1|2|^|sev=10^outcome=success\n|a=b\\c\0d\u{2028}e\r";
+        ev.login = Some(format!("{prefix}{}", "A".repeat(10 * 1024)));
+        let got = line(&ev);
+
+        assert!(!got.chars().any(|c| c.is_control() || is_line_break(c)));
+        assert_eq!(got.lines().count(), 1);
+
+        // The documented sanitised value: CRLF, LF, CR, U+2028 and `^` → space, NUL → U+FFFD,
+        // `|`, `=` and `\` kept; cut to 255 characters ending in `...`.
+        let clean_prefix = "evil LEEF:2.0|x|y|1|2| |sev=10 outcome=success |a=b\\c\u{FFFD}d e ";
+        let mut expect_user: String = clean_prefix
+            .chars()
+            .chain(std::iter::repeat('A'))
+            .take(252)
+            .collect();
+        expect_user.push_str("...");
+        assert_eq!(expect_user.chars().count(), MAX_USER_NAME_CHARS);
+
+        let (header, attrs) = split(&got);
+        assert_eq!(header[4], "1023");
+        let keys: Vec<&str> = attrs.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "devTime",
+                "cat",
+                "sev",
+                "externalId",
+                "action",
+                "outcome",
+                "portal",
+                "portalHost",
+                "src",
+                "userId",
+                "usrName",
+                "userDisplayName",
+                "browser",
+                "platform",
+                "url",
+                "message",
+            ]
+        );
+        let get = |key: &str| attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        assert_eq!(get("usrName"), Some(expect_user.as_str()));
+        assert_eq!(get("sev"), Some("7"));
+        assert_eq!(get("outcome"), Some("failure"));
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        let mut ev = fixtures::all()[0].clone();
+        ev.browser = Some("B".repeat(5000));
+        let got = line(&ev);
+        let (_, attrs) = split(&got);
+        let browser = attrs
+            .iter()
+            .find(|(k, _)| *k == "browser")
+            .map(|(_, v)| *v)
+            .expect("key present");
+        assert_eq!(browser.chars().count(), MAX_VALUE_CHARS);
+        assert!(browser.ends_with("..."));
+    }
+
+    #[test]
+    fn dev_time_outside_the_13_digit_epoch_gets_a_format() {
+        let mut ev = fixtures::all()[0].clone();
+        ev.time = time::macros::datetime!(1999-12-31 23:59:59.5 UTC);
+        let got = line(&ev);
+        assert!(
+            got.contains(
+                "|^|devTime=Dec 31 1999 23:59:59.500 GMT^devTimeFormat=MMM dd yyyy HH:mm:ss.SSS z^cat="
+            ),
+            "{got}"
+        );
+        ev.time = time::macros::datetime!(-0001-03-01 00:00 UTC);
+        let got = line(&ev);
+        assert!(
+            got.contains("devTime=Mar 01 -001 00:00:00.000 GMT^"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn severity_is_clamped_and_ipv6_is_kept() {
+        let mut ev = fixtures::all()[0].clone();
+        ev.ip = Some("2001:db8::1".into());
+        let got = line(&ev);
+        let (_, attrs) = split(&got);
+        assert!(attrs.contains(&("src", "2001:db8::1")));
+        let sev: u8 = attrs
+            .iter()
+            .find(|(k, _)| *k == "sev")
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("sev");
+        assert!((1..=10).contains(&sev));
+        ev.ip = Some("2a02".into());
+        assert!(!line(&ev).contains("^src="));
+    }
+}

@@ -1,0 +1,704 @@
+//! The agent binary into real syslog receivers: syslog-ng 3.38, the strict RFC 5424 oracle
+//! (formats.md §3.7: an unescaped `]` or `"` in SD, a missing SD or an over-long field fails
+//! there), next to rsyslog 8.2302, the lenient relay. Every transport and framing, mutual TLS,
+//! RFC 3164, and the header limits `validate` enforces.
+//!
+//! syslog-ng is found through `$SYSLOG_NG_ROOT` or PATH (tests/run.sh installs it); when it is
+//! missing the tests fail, they never skip.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use docspace_siem::simulator::{SimEvent, SimStream, SimZone, Simulator};
+use docspace_siem::syslog::severity_for;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::support::{
+    Agent, Rsyslog, SyslogNg, Workdir, cef_sanitised, make_client_cert, parse_cef, portal,
+    run_cli,
+};
+
+/// Login names attackers type (the simulator's set): CR/LF with a forged syslog line, `|`, `=`,
+/// `\`, `"`, `]`, NUL, U+2028, TAB, and a very long one.
+fn hostile_logins() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "admin|CEF:0|Evil|Corp|1|fake|10|",
+        "root=1 suser=admin act=allow",
+        "CORP\\administrator",
+        "\"quoted\" admin@example.com",
+        "admin] [severity=0",
+        "x\"] [evil@1 y=\"z\\",
+        "alice@example.com\r\nJan 15 14:00:00 docspace sshd[1]: Accepted password for root",
+        "lf\nonly",
+        "nul\u{0}byte@example.com",
+        "line\u{2028}separator@example.com",
+        "tab\tseparated@example.com",
+        "<!channel> please reset my password",
+        "admin\\\"; DROP TABLE login_events; --",
+        "trailing backslash\\",
+        "Проверка ümlaut 設計",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    v.push(format!("{}@example.com", "A".repeat(1500)));
+    v
+}
+
+/// One failed login (1013, typed user name) per hostile name, a second apart from `at`.
+fn insert_hostile(sim: &Simulator, at: OffsetDateTime) {
+    for (i, name) in hostile_logins().into_iter().enumerate() {
+        let mut ev = SimEvent::login(at + time::Duration::seconds(i as i64), 1013);
+        ev.user = name.clone();
+        ev.login = Some(name);
+        sim.insert(ev);
+    }
+}
+
+fn all_ids(sim: &Simulator) -> BTreeSet<i64> {
+    let mut s: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    s.extend(sim.ids(SimStream::Audit));
+    s
+}
+
+/// The rows the agent printed with its `format = "json"` stdout sink, by DocSpace id.
+fn rows_by_id(agent: &Agent) -> BTreeMap<i64, Value> {
+    agent
+        .stdout_lines()
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("stdout json line");
+            (v["id"].as_i64().expect("row id"), v)
+        })
+        .collect()
+}
+
+fn event_time(row: &Value) -> OffsetDateTime {
+    docspace_siem::event::parse_date(row["date"].as_str().expect("date")).expect("row date")
+}
+
+/// The actor CEF carries in `suser`.
+fn actor(row: &Value) -> &str {
+    row.get("login")
+        .or(row.get("user"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `suser` as a real CEF parser read it back equals the row's actor, per the documented
+/// sanitising (or is marked as cut when longer than 1023 characters).
+fn assert_suser(parsed: &Value, row: &Value, whom: &str) {
+    let want = cef_sanitised(actor(row));
+    let got = parsed["ext"]["suser"].as_str().unwrap_or("");
+    if want.chars().count() <= 1023 {
+        assert_eq!(
+            got.trim_end(),
+            want.trim_end(),
+            "{whom}: suser of {}",
+            row["id"]
+        );
+    } else {
+        assert!(got.ends_with("..."), "{whom}: long suser of {} is marked as cut", row["id"]);
+    }
+}
+
+/// Polls `f` until true or `limit`; returns whether it became true (the caller then asserts
+/// with the details).
+async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// syslog-ng replaces a message it cannot parse with its own
+/// "Error processing log message: …" (PROGRAM syslog-ng). There must be none.
+fn assert_no_syslog_ng_errors(msgs: &[Value], ng: &SyslogNg) {
+    let bad: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| {
+            m["app_name"] == "syslog-ng"
+                || m["msg"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("Error processing log message"))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "syslog-ng rejected {} message(s) from the agent; first: {}\nsyslog-ng stderr:\n{}",
+        bad.len(),
+        bad[0],
+        ng.stderr_text()
+    );
+}
+
+fn syslog_sink(name: &str, addr: &str, app: &str, extra: &str) -> String {
+    format!(
+        "[sinks.{name}]\ntype = \"syslog\"\nformat = \"cef\"\naddress = \"{addr}\"\napp_name = \"{app}\"\nfacility = \"local4\"\n{extra}\n"
+    )
+}
+
+const LOCAL4: i64 = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
+    let ng = SyslogNg::start();
+    let rs = Rsyslog::start();
+    let (sim, server) = portal(SimZone::EuropeBerlin).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        150,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    sim.generate(
+        SimStream::Audit,
+        50,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    insert_hostile(&sim, now - time::Duration::hours(2));
+    let want = all_ids(&sim);
+    let n = want.len();
+
+    // One sink per transport, told apart at the receiver by APP-NAME.
+    let long_app = "docspace-siem.collector_forwarder-0123456789ABCD";
+    assert_eq!(long_app.len(), 48, "the longest APP-NAME RFC 5424 allows");
+    let host = "agent-01.siem-test.example.com";
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned();
+    let hostname = format!("hostname = \"{host}\"\n");
+    // app -> (syslog-ng input, HOSTNAME)
+    let expect: BTreeMap<&str, (&str, &str)> = [
+        ("ds-udp", ("s_udp", host)),
+        ("ds-udp-2048", ("s_udp", host)),
+        (long_app, ("s_tcp", host)),
+        ("ds-lf", ("s_tcplf", host)),
+        ("ds-tls", ("s_tls", machine.as_str())),
+    ]
+    .into_iter()
+    .collect();
+    let ng_addr = |port: u16| format!("127.0.0.1:{port}");
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\n{portal}\n{a}{b}{c}{d}{e}{f}[sinks.raw]\ntype = \"stdout\"\nformat = \"json\"\n",
+        portal = Workdir::portal_toml("main", &server.url, "start_from = \"1d\""),
+        a = syslog_sink(
+            "ng_udp",
+            &ng_addr(ng.udp),
+            "ds-udp",
+            &format!("protocol = \"udp\"\nmax_datagram = 65507\n{hostname}")
+        ),
+        b = syslog_sink(
+            "ng_udp_cut",
+            &ng_addr(ng.udp),
+            "ds-udp-2048",
+            &format!("protocol = \"udp\"\n{hostname}")
+        ),
+        c = syslog_sink("ng_tcp", &ng_addr(ng.tcp), long_app, &hostname),
+        d = syslog_sink(
+            "ng_lf",
+            &ng_addr(ng.tcp_lf),
+            "ds-lf",
+            &format!("framing = \"newline\"\n{hostname}")
+        ),
+        e = syslog_sink(
+            "ng_tls",
+            &ng_addr(ng.tls),
+            "ds-tls",
+            &format!(
+                "protocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n",
+                ng.ca().display()
+            )
+        ),
+        f = syslog_sink("rs", &ng_addr(rs.tcp), "ds-rsyslog", &hostname),
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let pid = agent.pid().to_string();
+
+    let count_by_app = |msgs: &[Value]| -> BTreeMap<String, usize> {
+        let mut c = BTreeMap::new();
+        for m in msgs {
+            *c.entry(m["app_name"].as_str().unwrap_or("").to_owned())
+                .or_insert(0) += 1;
+        }
+        c
+    };
+    let arrived = wait_for(Duration::from_secs(60), || {
+        let c = count_by_app(&ng.messages());
+        expect.keys().all(|app| c.get(*app).copied().unwrap_or(0) >= n)
+            && rs.messages().len() >= n
+            && agent.stdout_lines().len() >= n
+    })
+    .await;
+    // Time for a duplicate to show up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        agent.stderr_text()
+    );
+    let msgs = ng.messages();
+    assert_no_syslog_ng_errors(&msgs, &ng);
+    assert!(
+        arrived,
+        "not every event reached every listener: want {n} each; syslog-ng by APP-NAME {:?}, rsyslog {}, stdout {}\nagent stderr:\n{}",
+        count_by_app(&msgs),
+        rs.messages().len(),
+        agent.stdout_lines().len(),
+        agent.stderr_text()
+    );
+    let rows = rows_by_id(&agent);
+    assert_eq!(rows.keys().copied().collect::<BTreeSet<_>>(), want);
+
+    // What rsyslog got: the reference MSG per id (rsyslog writes a received TAB as "#011").
+    let mut reference: BTreeMap<i64, String> = BTreeMap::new();
+    for m in rs.messages() {
+        assert_eq!(m["app_name"], "ds-rsyslog", "{m}");
+        let id: i64 = m["rfc5424-sd"]["docspace@32473"]["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("rsyslog: no SD id in {m}"));
+        let msg = m["msg"].as_str().expect("msg").replace("#011", "\t");
+        assert!(
+            reference.insert(id, msg).is_none(),
+            "rsyslog got {id} twice"
+        );
+    }
+    assert_eq!(reference.keys().copied().collect::<BTreeSet<_>>(), want);
+
+    let mut seen: BTreeMap<&str, BTreeMap<i64, usize>> = BTreeMap::new();
+    let mut cut = 0;
+    let mut tcp_msgs: Vec<(i64, String, i64)> = Vec::new();
+    for m in &msgs {
+        let app = m["app_name"].as_str().expect("app_name");
+        let Some((app, (input, hostname))) = expect.get_key_value(app) else {
+            panic!("APP-NAME did not round-trip: {m}");
+        };
+        assert_eq!(m["input"], *input, "{m}");
+        assert_eq!(m["hostname"], *hostname, "HOSTNAME: {m}");
+        assert_eq!(m["procid"], pid.as_str(), "PROCID: {m}");
+        let sd = m["sd"].as_object().unwrap_or_else(|| panic!("no SD: {m}"));
+        assert_eq!(sd.len(), 1, "one SD element, nothing forged: {m}");
+        let params = sd["docspace@32473"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no docspace@32473: {m}"));
+        let keys: BTreeSet<&str> = params.keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from(["portal", "id", "action"]), "{m}");
+        let id: i64 = params["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("SD id: {m}"));
+        *seen.entry(app).or_default().entry(id).or_insert(0) += 1;
+        let row = rows.get(&id).unwrap_or_else(|| panic!("unknown id {id}: {m}"));
+        assert_eq!(params["portal"], "main", "{m}");
+        assert_eq!(params["action"], row["actionId"].to_string().as_str(), "{m}");
+        assert_eq!(m["msgid"], row["stream"], "MSGID: {m}");
+        assert_eq!(m["facility"], LOCAL4, "{m}");
+        let ts = OffsetDateTime::parse(
+            m["timestamp"].as_str().expect("timestamp"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or_else(|e| panic!("timestamp {e}: {m}"));
+        assert_eq!(ts, event_time(row), "TIMESTAMP: {m}");
+        let raw = m["rawmsg"].as_str().expect("rawmsg");
+        assert!(!raw.contains('\u{feff}'), "no BOM before CEF: {m}");
+        let msg = m["msg"].as_str().expect("msg");
+        let want_msg = &reference[&id];
+        if *app == "ds-udp-2048" && msg != want_msg {
+            // Cut to fit the default 2048-byte datagram: a prefix of the whole message plus
+            // the marker, header and SD intact.
+            let kept = msg
+                .strip_suffix(docspace_siem::syslog::UDP_TRUNCATED_MARK)
+                .unwrap_or_else(|| panic!("{id}: MSG differs from rsyslog's and is not marked as cut:\n got {msg:?}\nwant {want_msg:?}"));
+            assert!(want_msg.starts_with(kept), "{id}: cut MSG is not a prefix: {msg:?}");
+            assert!(raw.len() <= 2048, "datagram of {} bytes: {m}", raw.len());
+            cut += 1;
+        } else {
+            assert_eq!(msg, want_msg, "MSG of {id} through {app} differs from rsyslog's");
+        }
+        assert!(msg.starts_with("CEF:0|ONLYOFFICE|DocSpace|"), "{m}");
+        if *app == long_app {
+            tcp_msgs.push((id, msg.to_owned(), m["severity"].as_i64().expect("severity")));
+        }
+    }
+    for app in expect.keys() {
+        let ids = seen.get(app).cloned().unwrap_or_default();
+        let missing: Vec<&i64> = want.iter().filter(|i| !ids.contains_key(i)).collect();
+        let twice: Vec<(&i64, &usize)> = ids.iter().filter(|(_, c)| **c != 1).collect();
+        assert!(
+            missing.is_empty() && twice.is_empty(),
+            "{app} ({}): missing {missing:?}, not exactly once {twice:?}",
+            expect[app].0
+        );
+    }
+    assert!(cut > 0, "the 1500-character name needs a cut at 2048 bytes");
+
+    // The CEF itself, read back by the real parsers.
+    let lines: Vec<String> = tcp_msgs.iter().map(|(_, m, _)| m.clone()).collect();
+    for (p, (id, _, severity)) in parse_cef(&lines).iter().zip(&tcp_msgs) {
+        assert_eq!(p["ext"]["externalId"].as_str(), Some(id.to_string().as_str()));
+        let row = &rows[id];
+        assert_eq!(
+            p["header"]["signature_id"].as_str(),
+            Some(row["actionId"].to_string().as_str())
+        );
+        let cef_sev: u8 = p["header"]["severity"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("CEF severity of {id}: {p}"));
+        assert_eq!(*severity, i64::from(severity_for(cef_sev)), "syslog severity of {id}");
+        assert_suser(p, row, "syslog-ng");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agent_with_one() {
+    let ng = SyslogNg::start_patched(|conf, pki| {
+        let from = "peer-verify(optional-untrusted)";
+        assert!(conf.contains(from), "syslog-ng-receiver.conf.in changed:\n{conf}");
+        conf.replace(
+            from,
+            &format!(
+                "peer-verify(required-trusted) ca-file(\"{}\")",
+                pki.join("ca.pem").display()
+            ),
+        )
+    });
+    let (cert, key) = make_client_cert(&ng.pki());
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        40,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    insert_hostile(&sim, now - time::Duration::hours(2));
+    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    let w = Workdir::new();
+    let config = |client: &str| {
+        format!(
+            "state_dir = \"{{state}}\"\nshutdown_timeout = \"1s\"\n{}\n[sinks.siem]\ntype = \"syslog\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\"{client} }}\n",
+            Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
+            ng.tls,
+            ng.ca().display()
+        )
+    };
+
+    // Without a client certificate: refused, named, nothing delivered.
+    let cfg = w.config(&config(""));
+    let mut agent = Agent::start(&cfg, w.path(), "nocert");
+    let named = wait_for(Duration::from_secs(15), || {
+        agent.stderr_text().contains("handshake failed")
+    })
+    .await;
+    let msgs = ng.messages();
+    agent.signal("TERM");
+    let code = agent.wait(Duration::from_secs(20));
+    assert!(
+        named,
+        "no named handshake error without a client certificate; agent stderr:\n{}\nsyslog-ng stderr:\n{}",
+        agent.stderr_text(),
+        ng.stderr_text()
+    );
+    assert!(
+        agent.stderr_text().contains("client certificate"),
+        "the error names the missing client certificate:\n{}",
+        agent.stderr_text()
+    );
+    assert!(msgs.is_empty(), "syslog-ng took events without a client certificate: {msgs:?}");
+    assert!(ng.messages().is_empty());
+    assert_eq!(code, Some(0), "{}", agent.stderr_text());
+
+    // With the client certificate (same state: nothing was acknowledged, so all arrive).
+    let cfg = w.config(&config(&format!(
+        ", cert_file = \"{}\", key_file = \"{}\"",
+        cert.display(),
+        key.display()
+    )));
+    let mut agent = Agent::start(&cfg, w.path(), "cert");
+    let arrived = wait_for(Duration::from_secs(30), || {
+        ng.messages().len() >= want.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        agent.stderr_text()
+    );
+    let msgs = ng.messages();
+    assert_no_syslog_ng_errors(&msgs, &ng);
+    let mut ids: BTreeMap<i64, usize> = BTreeMap::new();
+    for m in &msgs {
+        assert_eq!(m["input"], "s_tls", "{m}");
+        assert_eq!(m["app_name"], "docspace-siem", "{m}");
+        let id: i64 = m["sd"]["docspace@32473"]["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no SD id in {m}"));
+        *ids.entry(id).or_insert(0) += 1;
+    }
+    let missing: Vec<&i64> = want.iter().filter(|i| !ids.contains_key(i)).collect();
+    assert!(
+        arrived && missing.is_empty(),
+        "with a client certificate {} of {} events arrived; missing {missing:?}\nagent stderr:\n{}\nsyslog-ng stderr:\n{}",
+        ids.len(),
+        want.len(),
+        agent.stderr_text(),
+        ng.stderr_text()
+    );
+    assert!(ids.values().all(|c| *c == 1), "duplicates: {ids:?}");
+    assert_eq!(ids.keys().copied().collect::<BTreeSet<_>>(), want);
+}
+
+/// The most recent instant at least an hour ago whose UTC day of month is below 10, so that
+/// RFC 3164 must pad it with a space.
+fn single_digit_day(now: OffsetDateTime) -> OffsetDateTime {
+    let mut d = now - time::Duration::hours(1);
+    while d.day() >= 10 {
+        d -= time::Duration::days(1);
+    }
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc3164_cef_is_parsed_by_rsyslog_and_syslog_ng() {
+    let ng = SyslogNg::start();
+    let rs = Rsyslog::start();
+    let (sim, server) = portal(SimZone::Fixed { minutes: -300 }).await;
+    let now = OffsetDateTime::now_utc();
+    let early = single_digit_day(now);
+    insert_hostile(&sim, early);
+    sim.generate(
+        SimStream::Login,
+        30,
+        early + time::Duration::minutes(1),
+        early + time::Duration::minutes(30),
+    );
+    sim.generate(
+        SimStream::Login,
+        40,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    sim.generate(
+        SimStream::Audit,
+        20,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    let want = all_ids(&sim);
+    let n = want.len();
+    let addr = |port: u16| format!("127.0.0.1:{port}");
+    let r3164 = "rfc = 3164\nhostname = \"agent-01.example.com\"\n";
+    // TAG -> receiver input
+    let expect: BTreeMap<&str, &str> = [
+        ("ds-rs-udp", "imudp"),
+        ("ds-rs-lf", "imptcp"),
+        ("ds-ng-udp", "s_udp"),
+        ("ds-ng-tcp", "s_tcp"),
+        ("ds-ng-lf", "s_tcplf"),
+    ]
+    .into_iter()
+    .collect();
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\n{portal}\n{a}{b}{c}{d}{e}[sinks.raw]\ntype = \"stdout\"\nformat = \"json\"\n",
+        portal = Workdir::portal_toml("main", &server.url, "start_from = \"40d\""),
+        a = syslog_sink(
+            "rs_udp",
+            &addr(rs.udp),
+            "ds-rs-udp",
+            &format!("protocol = \"udp\"\nmax_datagram = 65507\n{r3164}")
+        ),
+        b = syslog_sink(
+            "rs_lf",
+            &addr(rs.tcp),
+            "ds-rs-lf",
+            &format!("framing = \"newline\"\n{r3164}")
+        ),
+        c = syslog_sink(
+            "ng_udp",
+            &addr(ng.udp),
+            "ds-ng-udp",
+            &format!("protocol = \"udp\"\nmax_datagram = 65507\n{r3164}")
+        ),
+        d = syslog_sink("ng_tcp", &addr(ng.tcp), "ds-ng-tcp", r3164),
+        e = syslog_sink(
+            "ng_lf",
+            &addr(ng.tcp_lf),
+            "ds-ng-lf",
+            &format!("framing = \"newline\"\n{r3164}")
+        ),
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let pid = agent.pid().to_string();
+    let all = || {
+        let mut v = rs.messages();
+        v.extend(ng.messages());
+        v
+    };
+    let arrived = wait_for(Duration::from_secs(60), || {
+        all().len() >= expect.len() * n && agent.stdout_lines().len() >= n
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        agent.stderr_text()
+    );
+    let msgs = all();
+    assert_no_syslog_ng_errors(&msgs, &ng);
+    assert!(
+        arrived,
+        "want {n} events at each of {} listeners, got {} messages in all, stdout {}\nagent stderr:\n{}",
+        expect.len(),
+        msgs.len(),
+        agent.stdout_lines().len(),
+        agent.stderr_text()
+    );
+    let rows = rows_by_id(&agent);
+    assert_eq!(rows.keys().copied().collect::<BTreeSet<_>>(), want);
+
+    // MSG: the CEF line (rsyslog keeps the space after "TAG:" in msg and writes TAB as "#011").
+    let cef: Vec<String> = msgs
+        .iter()
+        .map(|m| {
+            let msg = m["msg"].as_str().unwrap_or_else(|| panic!("no msg: {m}"));
+            let msg = if m.get("protocol_version").is_some() {
+                msg.strip_prefix(' ').unwrap_or(msg).replace("#011", "\t")
+            } else {
+                msg.to_owned()
+            };
+            assert!(msg.starts_with("CEF:0|ONLYOFFICE|DocSpace|"), "MSG: {m}");
+            msg
+        })
+        .collect();
+    let parsed = parse_cef(&cef);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut seen: BTreeMap<&str, BTreeMap<i64, usize>> = BTreeMap::new();
+    let mut padded = 0;
+    for (m, p) in msgs.iter().zip(&parsed) {
+        let app = m["app_name"].as_str().expect("app_name");
+        let Some((app, input)) = expect.get_key_value(app) else {
+            panic!("TAG did not round-trip as APP-NAME: {m}");
+        };
+        assert_eq!(m["input"], *input, "{m}");
+        if let Some(v) = m.get("protocol_version") {
+            assert_eq!(v, 0, "rsyslog read it as RFC 3164: {m}");
+        }
+        let id: i64 = p["ext"]["externalId"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("externalId: {p}"));
+        *seen.entry(app).or_default().entry(id).or_insert(0) += 1;
+        let row = &rows[&id];
+        let cef_sev: u8 = p["header"]["severity"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("CEF severity of {id}: {p}"));
+        let severity = i64::from(severity_for(cef_sev));
+        let pri = LOCAL4 * 8 + severity;
+        assert_eq!(m["pri"], pri, "PRI: {m}");
+        assert_eq!(m["facility"], LOCAL4, "{m}");
+        assert_eq!(m["severity"], severity, "{m}");
+        assert_eq!(m["hostname"], "agent-01", "HOSTNAME without its domain: {m}");
+        assert_eq!(m["procid"], pid.as_str(), "PID of the TAG: {m}");
+        let t = event_time(row);
+        let stamp = format!(
+            "{} {:>2} {:02}:{:02}:{:02}",
+            MONTHS[usize::from(u8::from(t.month())) - 1],
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        let head = format!("<{pri}>{stamp} agent-01 {app}[{pid}]: CEF:0|");
+        let raw = m["rawmsg"].as_str().expect("rawmsg");
+        assert!(raw.starts_with(&head), "want {head:?} at the start of {raw:?}");
+        if t.day() < 10 {
+            padded += 1;
+        }
+        // The receiver read the stamp back as the event's time, wall clock in UTC.
+        let ts = m["timestamp"].as_str().expect("timestamp");
+        let wall = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        assert!(ts.starts_with(&wall), "TIMESTAMP {ts} for {wall}: {m}");
+        if m.get("protocol_version").is_none() {
+            // syslog-ng runs with TZ=UTC: the zone-less stamp is UTC.
+            assert!(ts.ends_with("+00:00"), "{m}");
+        }
+        assert_suser(p, row, app);
+    }
+    assert!(padded > 0, "no single-digit day was exercised");
+    for app in expect.keys() {
+        let ids = seen.get(app).cloned().unwrap_or_default();
+        let missing: Vec<&i64> = want.iter().filter(|i| !ids.contains_key(i)).collect();
+        let twice: Vec<(&i64, &usize)> = ids.iter().filter(|(_, c)| **c != 1).collect();
+        assert!(
+            missing.is_empty() && twice.is_empty(),
+            "{app}: missing {missing:?}, not exactly once {twice:?}"
+        );
+    }
+}
+
+#[test]
+fn validate_rejects_an_app_name_over_48_characters_and_a_hostname_with_a_space() {
+    let run = |app: &str, hostname: &str| {
+        let w = Workdir::new();
+        let cfg = w.config(&format!(
+            "state_dir = \"{{state}}\"\n[portals.main]\nurl = \"https://docspace.example.com\"\napi_key = \"{}\"\n[sinks.siem]\ntype = \"syslog\"\naddress = \"siem.example.com:6514\"\napp_name = \"{app}\"\nhostname = \"{hostname}\"\n",
+            crate::support::KEY
+        ));
+        run_cli(&["validate", "--config", cfg.to_str().expect("utf8")], None)
+    };
+    let a48 = "a".repeat(48);
+    let a49 = "a".repeat(49);
+    let (code, out, err) = run(&a48, "agent-01.example.com");
+    assert_eq!(code, 0, "48 characters and a plain host name are valid:\n{out}{err}");
+
+    let (code, _, err) = run(&a49, "agent-01.example.com");
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("sinks.siem.app_name"), "{err}");
+    assert!(!err.contains("sinks.siem.hostname"), "{err}");
+
+    let (code, _, err) = run(&a48, "my host");
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("sinks.siem.hostname"), "{err}");
+    assert!(!err.contains("sinks.siem.app_name"), "{err}");
+
+    let (code, _, err) = run("docspace siem", "my host");
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("sinks.siem.app_name") && err.contains("sinks.siem.hostname"),
+        "both problems reported:\n{err}"
+    );
+}
