@@ -168,9 +168,13 @@ pub async fn run(
     // Only pollers hold senders now: when they stop, the sink queues close.
     drop(senders);
     let registry = Arc::new(registry);
+    let mut api_task = None;
     if let Some(api) = &cfg.api {
         match crate::api::spawn(api.address, registry.clone(), cancel.clone()).await {
-            Ok(addr) => info!(address = %addr, "serving /health and /metrics"),
+            Ok((addr, task)) => {
+                info!(address = %addr, "serving /health and /metrics");
+                api_task = Some(task);
+            }
             Err(e) if api.explicit => {
                 return Err(AgentError::Setup(format!(
                     "api.address {}: cannot listen: {e}",
@@ -203,6 +207,10 @@ pub async fn run(
         warn!(
             "shutdown_timeout reached with deliveries still pending; unacknowledged events will be re-sent on the next start"
         );
+    }
+    // The listener must be closed before a reload binds it again.
+    if let Some(task) = api_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
     Ok(Summary { registry })
 }

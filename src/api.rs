@@ -24,19 +24,19 @@ pub async fn spawn(
     addr: SocketAddr,
     registry: Arc<Registry>,
     cancel: CancellationToken,
-) -> std::io::Result<SocketAddr> {
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(registry);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { cancel.cancelled().await })
             .await;
     });
-    Ok(local)
+    Ok((local, task))
 }
 
 /// The health document and whether everything is healthy.

@@ -206,6 +206,8 @@ pub enum Format {
     Cef,
     /// The DocSpace row plus `portal` and `stream`.
     Json,
+    /// IBM QRadar LEEF 2.0.
+    Leef,
 }
 
 impl Format {
@@ -215,6 +217,7 @@ impl Format {
             "ecs" => Some(Format::Ecs),
             "cef" => Some(Format::Cef),
             "json" => Some(Format::Json),
+            "leef" => Some(Format::Leef),
             _ => None,
         }
     }
@@ -1296,7 +1299,7 @@ fn sink(
         Some(f) => Format::parse(f).unwrap_or_else(|| {
             errs.push(ConfigProblem::new(
                 format!("{key}.format"),
-                format!("unknown format {f:?}; use ecs, cef or json"),
+                format!("unknown format {f:?}; use ecs, cef, leef or json"),
             ));
             Format::Ecs
         }),
@@ -1534,7 +1537,7 @@ fn sink(
             })
         }
         "splunk_hec" | "elasticsearch" => {
-            if format == Format::Cef {
+            if matches!(format, Format::Cef | Format::Leef) {
                 errs.push(ConfigProblem::new(
                     format!("{key}.format"),
                     "must be ecs or json for this sink type",

@@ -105,6 +105,7 @@ enum Command {
 enum FormatArg {
     Ecs,
     Cef,
+    Leef,
     Json,
 }
 
@@ -114,6 +115,7 @@ impl From<FormatArg> for Format {
             FormatArg::Ecs => Format::Ecs,
             FormatArg::Cef => Format::Cef,
             FormatArg::Json => Format::Json,
+            FormatArg::Leef => Format::Leef,
         }
     }
 }
@@ -141,27 +143,12 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run { config } => {
-            let cfg = match load(config) {
+            let path = config_path(config);
+            let cfg = match load_path(&path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            runtime(|cancel| async move {
-                match agent::run(cfg, cancel, RunOptions::default()).await {
-                    Ok(_) => {
-                        info!("stopped cleanly");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        error!("{e:#}");
-                        eprintln!("docspace-siem: {e:#}");
-                        if e.is_config() {
-                            ExitCode::from(EX_CONFIG)
-                        } else {
-                            ExitCode::FAILURE
-                        }
-                    }
-                }
-            })
+            runtime(|cancel| run_until_stopped(path, cfg, cancel))
         }
         Command::Check { config } => {
             let cfg = match load(config) {
@@ -257,7 +244,11 @@ fn config_path(explicit: Option<PathBuf>) -> PathBuf {
 }
 
 fn load(explicit: Option<PathBuf>) -> Result<Config, ExitCode> {
-    let path = config_path(explicit);
+    load_path(&config_path(explicit))
+}
+
+fn load_path(path: &std::path::Path) -> Result<Config, ExitCode> {
+    let path = path.to_path_buf();
     config::load(&config::Sources::from_process(path.clone())).map_err(|errs| {
         eprintln!("{}: invalid configuration:", path.display());
         for p in &errs.0 {
@@ -265,6 +256,74 @@ fn load(explicit: Option<PathBuf>) -> Result<Config, ExitCode> {
         }
         ExitCode::from(EX_CONFIG)
     })
+}
+
+/// `run`: the agent until SIGTERM/SIGINT. SIGHUP reloads the config file (and so re-reads
+/// every credential file): when the new config is valid, the running pipeline drains and saves
+/// its cursors, and a new one starts from them, so no event is lost; when it is not, every
+/// problem is logged and the agent carries on with the old config.
+async fn run_until_stopped(path: PathBuf, first: Config, stop: CancellationToken) -> ExitCode {
+    let mut cfg = first;
+    loop {
+        let generation = stop.child_token();
+        let next: Arc<std::sync::Mutex<Option<Config>>> = Arc::default();
+        let hup = {
+            let (generation, next, path) = (generation.clone(), next.clone(), path.clone());
+            tokio::spawn(async move {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                        return;
+                    };
+                    while hup.recv().await.is_some() {
+                        info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                        match config::load(&config::Sources::from_process(path.clone())) {
+                            Ok(c) => {
+                                if let Ok(mut slot) = next.lock() {
+                                    *slot = Some(c);
+                                }
+                                generation.cancel();
+                                return;
+                            }
+                            Err(errs) => {
+                                for p in &errs.0 {
+                                    error!("{p}");
+                                }
+                                error!(
+                                    "the new configuration is invalid; still running with the previous one"
+                                );
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let result = agent::run(cfg, generation, RunOptions::default()).await;
+        hup.abort();
+        match result {
+            Ok(_) if stop.is_cancelled() => {
+                info!("stopped cleanly");
+                return ExitCode::SUCCESS;
+            }
+            Ok(_) => match next.lock().ok().and_then(|mut s| s.take()) {
+                Some(c) => {
+                    info!("configuration reloaded; restarting the pipeline from the saved cursors");
+                    cfg = c;
+                }
+                None => return ExitCode::SUCCESS,
+            },
+            Err(e) => {
+                error!("{e:#}");
+                eprintln!("docspace-siem: {e:#}");
+                return if e.is_config() {
+                    ExitCode::from(EX_CONFIG)
+                } else {
+                    ExitCode::FAILURE
+                };
+            }
+        }
+    }
 }
 
 /// Runs `f` on a multi-thread runtime with SIGTERM/SIGINT wired to the cancellation token.
@@ -447,6 +506,7 @@ fn demo(format: Format, events: Option<u64>) -> ExitCode {
             Format::Ecs => "ecs",
             Format::Cef => "cef",
             Format::Json => "json",
+            Format::Leef => "leef",
         };
         let toml = format!(
             "state_dir = {state:?}\nshutdown_timeout = \"5s\"\n[portals.demo]\nurl = {url:?}\napi_key = \"sk-demo\"\npoll_interval = \"1s\"\nstart_from = \"1d\"\nsettle = \"1s\"\noverlap = \"1m\"\n[sinks.console]\ntype = \"stdout\"\nformat = \"{fmt}\"\n",

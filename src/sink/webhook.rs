@@ -53,7 +53,7 @@ impl WebhookSink {
     pub fn record(&self, ev: &Event) -> Bytes {
         let mut out = Vec::with_capacity(512);
         transform::encode(self.format, ev, &mut out);
-        if self.format == Format::Cef {
+        if matches!(self.format, Format::Cef | Format::Leef) {
             let line = String::from_utf8_lossy(&out).into_owned();
             return serde_json::to_vec(&line).unwrap_or_default().into();
         }

@@ -28,10 +28,11 @@
 //!   IBM documents `key=([^<delimiter>]+)` as the custom-property regex for a LEEF key;
 //!   opentelemetry-collector-contrib `func_parse_leef.go` uses `strings.Cut` on the first `=`
 //!   ("the spec defines a value as everything up to the delimiter"); Tenzir's `leef.cpp` splits
-//!   on the delimiter, then at the first `=`. AxoSyslog's `parse_leef` reads a value up to the
-//!   next pair separator (axoflow/axosyslog#699). A `\=` escape would show up as a literal `\=` in
-//!   QRadar and OTel, so none is written. `|` needs no escape after the header, since the parsers
-//!   split the header by field count (and QRadar even accepts `|` as the attribute delimiter);
+//!   on the delimiter, then at the first `=`. AxoSyslog's `parse_leef` has read a value up to
+//!   the next pair separator since axoflow/axosyslog#699. IBM documents no unescaping and OTel
+//!   does none, so a `\=` escape would reach the analyst as a literal `\=`; none is written. `|`
+//!   needs no escape after the header, since the parsers split the header by field count (and
+//!   IBM even documents `|` as a possible attribute delimiter);
 //! - values are cut to 1023 characters (`usrName` to 255, its documented QRadar limit) and end in
 //!   `...` when cut. The cut happens after sanitising, so the cap is exact;
 //! - empty values are omitted.
@@ -54,8 +55,9 @@
 //! control character anywhere. Splitting the line back on `^` and then at the first `=` yields
 //! exactly the keys written here, whatever an attacker typed as a login name. No IO, no panics.
 //!
-//! Not covered: Tenzir's parser is quote-aware (a `"` in a value can hide the delimiters that
-//! follow) and unescapes `\n`, `\t`, `\=` and `\\`. QRadar does neither.
+//! Not covered (other parsers, not QRadar): Tenzir's parser is quote-aware (a `"` in a value can
+//! hide the delimiters that follow) and unescapes `\n`, `\t`, `\=` and `\\`; AxoSyslog's kv-scanner
+//! before #699 also started a new key at ` word=` inside a value. IBM documents neither.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;

@@ -1,4 +1,5 @@
-//! Transform: pure encoders from [`Event`] to bytes, and per-sink filters.
+//! Transform: pure encoders from [`Event`] to bytes (ECS, CEF, LEEF, raw JSON), and per-sink
+//! filters.
 //!
 //! Invariants: nothing here does IO, returns an error on any input or panics; every encoder
 //! writes exactly one record per event with no raw CR or LF in it (JSON through serde, CEF with
@@ -8,6 +9,7 @@
 pub mod cef;
 pub mod ecs;
 pub mod json;
+pub mod leef;
 
 use crate::config::{Filter, Format};
 use crate::event::Event;
@@ -21,6 +23,7 @@ pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
         Format::Ecs => ecs::encode(ev, out),
         Format::Cef => cef::encode(ev, out),
         Format::Json => json::encode(ev, out),
+        Format::Leef => leef::encode(ev, out),
     }
 }
 
