@@ -16,3 +16,5 @@ mod receivers;
 mod restart;
 /// The DocSpace client and window walker against the simulator's quirks.
 mod source;
+/// Hostile input through every encoder, syslog and the real CEF parsers (reliability.md §5 row 22).
+mod hostile;

@@ -15,8 +15,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::support::{
-    Agent, Rsyslog, SyslogNg, Workdir, cef_sanitised, make_client_cert, parse_cef, portal,
-    run_cli,
+    Agent, Rsyslog, SyslogNg, Workdir, cef_sanitised, make_client_cert, parse_cef, portal, run_cli,
 };
 
 /// Login names attackers type (the simulator's set): CR/LF with a forged syslog line, `|`, `=`,
@@ -99,7 +98,11 @@ fn assert_suser(parsed: &Value, row: &Value, whom: &str) {
             row["id"]
         );
     } else {
-        assert!(got.ends_with("..."), "{whom}: long suser of {} is marked as cut", row["id"]);
+        assert!(
+            got.ends_with("..."),
+            "{whom}: long suser of {} is marked as cut",
+            row["id"]
+        );
     }
 }
 
@@ -236,7 +239,9 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
     };
     let arrived = wait_for(Duration::from_secs(60), || {
         let c = count_by_app(&ng.messages());
-        expect.keys().all(|app| c.get(*app).copied().unwrap_or(0) >= n)
+        expect
+            .keys()
+            .all(|app| c.get(*app).copied().unwrap_or(0) >= n)
             && rs.messages().len() >= n
             && agent.stdout_lines().len() >= n
     })
@@ -302,9 +307,15 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("SD id: {m}"));
         *seen.entry(app).or_default().entry(id).or_insert(0) += 1;
-        let row = rows.get(&id).unwrap_or_else(|| panic!("unknown id {id}: {m}"));
+        let row = rows
+            .get(&id)
+            .unwrap_or_else(|| panic!("unknown id {id}: {m}"));
         assert_eq!(params["portal"], "main", "{m}");
-        assert_eq!(params["action"], row["actionId"].to_string().as_str(), "{m}");
+        assert_eq!(
+            params["action"],
+            row["actionId"].to_string().as_str(),
+            "{m}"
+        );
         assert_eq!(m["msgid"], row["stream"], "MSGID: {m}");
         assert_eq!(m["facility"], LOCAL4, "{m}");
         let ts = OffsetDateTime::parse(
@@ -323,15 +334,25 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
             let kept = msg
                 .strip_suffix(docspace_siem::syslog::UDP_TRUNCATED_MARK)
                 .unwrap_or_else(|| panic!("{id}: MSG differs from rsyslog's and is not marked as cut:\n got {msg:?}\nwant {want_msg:?}"));
-            assert!(want_msg.starts_with(kept), "{id}: cut MSG is not a prefix: {msg:?}");
+            assert!(
+                want_msg.starts_with(kept),
+                "{id}: cut MSG is not a prefix: {msg:?}"
+            );
             assert!(raw.len() <= 2048, "datagram of {} bytes: {m}", raw.len());
             cut += 1;
         } else {
-            assert_eq!(msg, want_msg, "MSG of {id} through {app} differs from rsyslog's");
+            assert_eq!(
+                msg, want_msg,
+                "MSG of {id} through {app} differs from rsyslog's"
+            );
         }
         assert!(msg.starts_with("CEF:0|ONLYOFFICE|DocSpace|"), "{m}");
         if *app == long_app {
-            tcp_msgs.push((id, msg.to_owned(), m["severity"].as_i64().expect("severity")));
+            tcp_msgs.push((
+                id,
+                msg.to_owned(),
+                m["severity"].as_i64().expect("severity"),
+            ));
         }
     }
     for app in expect.keys() {
@@ -349,7 +370,10 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
     // The CEF itself, read back by the real parsers.
     let lines: Vec<String> = tcp_msgs.iter().map(|(_, m, _)| m.clone()).collect();
     for (p, (id, _, severity)) in parse_cef(&lines).iter().zip(&tcp_msgs) {
-        assert_eq!(p["ext"]["externalId"].as_str(), Some(id.to_string().as_str()));
+        assert_eq!(
+            p["ext"]["externalId"].as_str(),
+            Some(id.to_string().as_str())
+        );
         let row = &rows[id];
         assert_eq!(
             p["header"]["signature_id"].as_str(),
@@ -359,7 +383,11 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("CEF severity of {id}: {p}"));
-        assert_eq!(*severity, i64::from(severity_for(cef_sev)), "syslog severity of {id}");
+        assert_eq!(
+            *severity,
+            i64::from(severity_for(cef_sev)),
+            "syslog severity of {id}"
+        );
         assert_suser(p, row, "syslog-ng");
     }
 }
@@ -368,7 +396,10 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
 async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agent_with_one() {
     let ng = SyslogNg::start_patched(|conf, pki| {
         let from = "peer-verify(optional-untrusted)";
-        assert!(conf.contains(from), "syslog-ng-receiver.conf.in changed:\n{conf}");
+        assert!(
+            conf.contains(from),
+            "syslog-ng-receiver.conf.in changed:\n{conf}"
+        );
         conf.replace(
             from,
             &format!(
@@ -392,7 +423,11 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
     let config = |client: &str| {
         format!(
             "state_dir = \"{{state}}\"\nshutdown_timeout = \"1s\"\n{}\n[sinks.siem]\ntype = \"syslog\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\"{client} }}\n",
-            Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
+            Workdir::portal_toml(
+                "main",
+                &server.url,
+                "streams = [\"login\"]\nstart_from = \"1d\""
+            ),
             ng.tls,
             ng.ca().display()
         )
@@ -419,7 +454,10 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
         "the error names the missing client certificate:\n{}",
         agent.stderr_text()
     );
-    assert!(msgs.is_empty(), "syslog-ng took events without a client certificate: {msgs:?}");
+    assert!(
+        msgs.is_empty(),
+        "syslog-ng took events without a client certificate: {msgs:?}"
+    );
     assert!(ng.messages().is_empty());
     assert_eq!(code, Some(0), "{}", agent.stderr_text());
 
@@ -623,7 +661,10 @@ async fn rfc3164_cef_is_parsed_by_rsyslog_and_syslog_ng() {
         assert_eq!(m["pri"], pri, "PRI: {m}");
         assert_eq!(m["facility"], LOCAL4, "{m}");
         assert_eq!(m["severity"], severity, "{m}");
-        assert_eq!(m["hostname"], "agent-01", "HOSTNAME without its domain: {m}");
+        assert_eq!(
+            m["hostname"], "agent-01",
+            "HOSTNAME without its domain: {m}"
+        );
         assert_eq!(m["procid"], pid.as_str(), "PID of the TAG: {m}");
         let t = event_time(row);
         let stamp = format!(
@@ -636,7 +677,10 @@ async fn rfc3164_cef_is_parsed_by_rsyslog_and_syslog_ng() {
         );
         let head = format!("<{pri}>{stamp} agent-01 {app}[{pid}]: CEF:0|");
         let raw = m["rawmsg"].as_str().expect("rawmsg");
-        assert!(raw.starts_with(&head), "want {head:?} at the start of {raw:?}");
+        assert!(
+            raw.starts_with(&head),
+            "want {head:?} at the start of {raw:?}"
+        );
         if t.day() < 10 {
             padded += 1;
         }
@@ -683,7 +727,10 @@ fn validate_rejects_an_app_name_over_48_characters_and_a_hostname_with_a_space()
     let a48 = "a".repeat(48);
     let a49 = "a".repeat(49);
     let (code, out, err) = run(&a48, "agent-01.example.com");
-    assert_eq!(code, 0, "48 characters and a plain host name are valid:\n{out}{err}");
+    assert_eq!(
+        code, 0,
+        "48 characters and a plain host name are valid:\n{out}{err}"
+    );
 
     let (code, _, err) = run(&a49, "agent-01.example.com");
     assert_eq!(code, 78, "{err}");

@@ -183,3 +183,84 @@ async fn a_second_agent_cannot_share_the_state_directory() {
         second.stderr_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_and_credentials_without_losing_events() {
+    let a = HttpCollector::start().await;
+    let b = HttpCollector::start().await;
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        200,
+        now - time::Duration::hours(5),
+        now - time::Duration::minutes(3),
+    );
+    let w = Workdir::new();
+    let key = w.path().join("api.key");
+    std::fs::write(&key, "sk-wrong-key").expect("key");
+    let body = |hooks: &str| {
+        format!(
+            "state_dir = \"{{state}}\"\n[portals.main]\nurl = \"{}\"\napi_key_file = \"{}\"\npoll_interval = \"1s\"\nsettle = \"1s\"\nerror_retry = \"1s\"\nstart_from = \"1d\"\nstreams = [\"login\"]\n{hooks}",
+            server.url,
+            key.display()
+        )
+    };
+    let sink = |name: &str, url: &str| {
+        format!("[sinks.{name}]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{url}\"\n")
+    };
+    let cfg = w.config(&body(&sink("a", &a.url)));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(20), "a 401 with the wrong key", || {
+        agent.stderr_text().contains("HTTP 401")
+    })
+    .await;
+
+    // Fix the credential file and add a sink; a broken config first must change nothing.
+    std::fs::write(&cfg, "this is not toml [").expect("write");
+    agent.signal("HUP");
+    eventually(Duration::from_secs(20), "the reload to be refused", || {
+        agent
+            .stderr_text()
+            .contains("still running with the previous one")
+    })
+    .await;
+    std::fs::write(&key, crate::support::KEY).expect("key");
+    w.config(&(body(&sink("a", &a.url)) + &sink("b", &b.url)));
+    agent.signal("HUP");
+    eventually(
+        Duration::from_secs(30),
+        "both sinks to get every event",
+        || a.events().len() >= 200 && b.events().len() >= 200,
+    )
+    .await;
+    assert!(agent.stderr_text().contains("configuration reloaded"));
+    let later = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        10,
+        later - time::Duration::seconds(30),
+        later - time::Duration::seconds(3),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "new events after the reload",
+        || b.events().len() >= 210,
+    )
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    assert_eq!(
+        ids_of(&a.events()).into_iter().collect::<BTreeSet<_>>(),
+        want
+    );
+    assert_eq!(
+        ids_of(&b.events()).into_iter().collect::<BTreeSet<_>>(),
+        want
+    );
+    assert!(
+        !agent.stderr_text().contains(crate::support::KEY),
+        "the key leaked"
+    );
+}

@@ -763,11 +763,8 @@ impl SyslogNg {
                 let conf =
                     std::fs::read_to_string(shared().join("receivers/syslog-ng-receiver.conf.in"))
                         .expect("read conf.in");
-                std::fs::write(
-                    copy.join("syslog-ng-receiver.conf.in"),
-                    patch(&conf, &pki),
-                )
-                .expect("write conf.in");
+                std::fs::write(copy.join("syslog-ng-receiver.conf.in"), patch(&conf, &pki))
+                    .expect("write conf.in");
                 copy.join("syslog-ng-receiver.sh")
             }
         };
@@ -818,8 +815,7 @@ impl SyslogNg {
 
     /// Every complete line written so far; panics on a line that is not JSON.
     pub fn messages(&self) -> Vec<Value> {
-        let bytes =
-            std::fs::read(self.dir.path().join("rx/messages.ndjson")).unwrap_or_default();
+        let bytes = std::fs::read(self.dir.path().join("rx/messages.ndjson")).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         let complete = match text.rfind('\n') {
             Some(i) => &text[..i],
@@ -829,8 +825,9 @@ impl SyslogNg {
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("syslog-ng wrote a line that is not JSON ({e}): {l}"))
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("syslog-ng wrote a line that is not JSON ({e}): {l}")
+                })
             })
             .collect()
     }
