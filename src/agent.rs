@@ -138,6 +138,7 @@ pub async fn run(
         let pcfg = Arc::new(p.clone());
         for &stream in &p.streams {
             let stats = Arc::new(StreamStats::default());
+            stats.beat();
             registry
                 .streams
                 .insert((p.name.clone(), stream), stats.clone());
@@ -191,7 +192,8 @@ pub async fn run(
         sinks = cfg.sinks.len(),
         "docspace-siem running"
     );
-    notify_ready();
+    crate::notify::notify("READY=1");
+    crate::notify::spawn_watchdog(registry.clone(), cancel.clone());
 
     cancel.cancelled().await;
     info!(timeout = ?cfg.shutdown_timeout, "stopping: draining sinks and saving cursors");
@@ -213,30 +215,6 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
     Ok(Summary { registry })
-}
-
-/// Tells systemd (Type=notify) that start-up is done; a no-op elsewhere.
-fn notify_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    #[cfg(unix)]
-    {
-        let path = std::path::PathBuf::from(path);
-        if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
-            let bytes = path.as_os_str().as_encoded_bytes();
-            let res = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
-                use std::os::linux::net::SocketAddrExt as _;
-                std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
-                    .and_then(|a| sock.send_to_addr(b"READY=1", &a))
-            } else {
-                sock.send_to(b"READY=1", &path)
-            };
-            if let Err(e) = res {
-                warn!(error = %e, "cannot notify systemd");
-            }
-        }
-    }
 }
 
 /// A line per target for `check`: `(name, Ok(detail) | Err(reason))`.

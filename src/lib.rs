@@ -13,6 +13,7 @@
 //! - [`sink`]: the delivery targets (stdout, syslog UDP/TCP/TLS, webhook) and their retry policy.
 //! - [`pipeline`]: bounded channels, fan-out, acknowledgements → cursor commits, shutdown.
 //! - [`simulator`]: an in-process DocSpace with every quirk of the real one (tests and `demo`).
+//! - [`notify`]: systemd `READY=1`, `STOPPING=1` and the watchdog fed by the pollers' heartbeats.
 //! - [`retry`]: backoff policies shared by sources and sinks.
 //! - [`tls`]: rustls client configuration from PEM files.
 
@@ -22,6 +23,7 @@ pub mod api;
 pub mod config;
 pub mod cursor;
 pub mod event;
+pub mod notify;
 pub mod pipeline;
 pub mod retry;
 pub mod simulator;

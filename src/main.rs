@@ -68,6 +68,14 @@ enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
+    /// Show or change the saved cursors (with the agent stopped: the state lock is taken).
+    Cursor {
+        #[command(subcommand)]
+        action: CursorAction,
+        /// Config file.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Serve a simulated DocSpace portal (for benchmarks and manual tests) until Ctrl-C.
     #[command(hide = true)]
     Simulate {
@@ -98,6 +106,34 @@ enum Command {
         /// Stop after this many events (default: run until Ctrl-C).
         #[arg(long)]
         events: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CursorAction {
+    /// Print every portal/stream cursor: watermark, lag and file.
+    Show,
+    /// Move a cursor to an instant (RFC 3339) or a duration ago ("2d"); events after it are
+    /// (re-)sent at the next start.
+    Set {
+        /// Portal table name.
+        #[arg(long)]
+        portal: String,
+        /// Stream (default: both).
+        #[arg(long, value_enum)]
+        stream: Option<StreamArg>,
+        /// RFC 3339 instant or a duration ago.
+        #[arg(long)]
+        to: String,
+    },
+    /// Delete cursors: the next start begins again from the portal's start_from.
+    Reset {
+        /// Portal table name.
+        #[arg(long)]
+        portal: String,
+        /// Stream (default: both).
+        #[arg(long, value_enum)]
+        stream: Option<StreamArg>,
     },
 }
 
@@ -180,6 +216,10 @@ fn main() -> ExitCode {
             file,
         } => encode(format.into(), stream, &portal, &file),
         Command::Demo { format, events } => demo(format.into(), events),
+        Command::Cursor { action, config } => match load(config) {
+            Ok(cfg) => cursor_command(&cfg, action),
+            Err(code) => code,
+        },
         Command::Simulate {
             listen,
             login,
@@ -211,6 +251,118 @@ fn main() -> ExitCode {
             drop(server);
             ExitCode::SUCCESS
         }),
+    }
+}
+
+/// `cursor show|set|reset`.
+fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
+    use docspace_siem::cursor::{Cursor, StateDir};
+    use docspace_siem::event::format_utc_seconds;
+    let state = match StateDir::open(&cfg.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("docspace-siem cursor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let streams = |s: Option<StreamArg>| match s {
+        Some(StreamArg::Login) => vec![Stream::Login],
+        Some(StreamArg::Audit) => vec![Stream::Audit],
+        None => Stream::ALL.to_vec(),
+    };
+    let known = |portal: &str| cfg.portals.iter().any(|p| p.name == portal);
+    let now = time::OffsetDateTime::now_utc();
+    match action {
+        CursorAction::Show => {
+            println!(
+                "{:<16} {:<6} {:<22} {:>12} {:>6}  file",
+                "portal", "stream", "watermark", "lag", "seen"
+            );
+            for p in &cfg.portals {
+                for &stream in &p.streams {
+                    let path = state.cursor_path(&p.name, stream);
+                    match state.load(&p.name, stream) {
+                        Ok(Some(c)) => {
+                            let lag = (now - c.watermark).whole_seconds().max(0) as u64;
+                            println!(
+                                "{:<16} {:<6} {:<22} {:>12} {:>6}  {}",
+                                p.name,
+                                stream,
+                                format_utc_seconds(c.watermark),
+                                humantime::format_duration(Duration::from_secs(lag)).to_string(),
+                                c.seen.len(),
+                                path.display()
+                            );
+                        }
+                        Ok(None) => println!(
+                            "{:<16} {:<6} {:<22} {:>12} {:>6}  {} (none yet: starts from start_from)",
+                            p.name,
+                            stream,
+                            "-",
+                            "-",
+                            "-",
+                            path.display()
+                        ),
+                        Err(e) => {
+                            eprintln!("docspace-siem cursor: {e}");
+                            return ExitCode::from(EX_CONFIG);
+                        }
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        CursorAction::Set { portal, stream, to } => {
+            if !known(&portal) {
+                eprintln!("docspace-siem cursor: no portal named {portal:?} in the config");
+                return ExitCode::from(EX_CONFIG);
+            }
+            let at = match docspace_siem::event::parse_date(&to) {
+                Ok(t) => t,
+                Err(_) => match humantime::parse_duration(&to) {
+                    Ok(d) => now - d,
+                    Err(_) => {
+                        eprintln!(
+                            "docspace-siem cursor: --to {to:?} is neither an RFC 3339 instant nor a duration such as \"2d\""
+                        );
+                        return ExitCode::from(EX_DATAERR);
+                    }
+                },
+            };
+            for s in streams(stream) {
+                if let Err(e) = state.save(&portal, s, &Cursor::at(at)) {
+                    eprintln!("docspace-siem cursor: {e}");
+                    return ExitCode::FAILURE;
+                }
+                println!("{portal} {s}: cursor set to {}", format_utc_seconds(at));
+            }
+            ExitCode::SUCCESS
+        }
+        CursorAction::Reset { portal, stream } => {
+            if !known(&portal) {
+                eprintln!("docspace-siem cursor: no portal named {portal:?} in the config");
+                return ExitCode::from(EX_CONFIG);
+            }
+            for s in streams(stream) {
+                let path = state.cursor_path(&portal, s);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => println!(
+                        "{portal} {s}: cursor removed; the next start begins at start_from"
+                    ),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        println!("{portal} {s}: no cursor")
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "docspace-siem cursor: cannot remove {}: {e}",
+                            path.display()
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -283,6 +435,7 @@ async fn run_until_stopped(path: PathBuf, first: Config, stop: CancellationToken
                                 if let Ok(mut slot) = next.lock() {
                                     *slot = Some(c);
                                 }
+                                docspace_siem::notify::notify("RELOADING=1");
                                 generation.cancel();
                                 return;
                             }
@@ -348,6 +501,7 @@ where
         tokio::spawn(async move {
             wait_for_signal().await;
             info!("signal received");
+            docspace_siem::notify::notify("STOPPING=1");
             c.cancel();
         });
         f(cancel).await

@@ -160,9 +160,25 @@ pub struct StreamStats {
     pub watermark: AtomicU64,
     /// The last error, cleared by a success.
     pub error: Mutex<Option<String>>,
+    /// When the poller last showed life (unix milliseconds), for the watchdog.
+    pub alive: AtomicU64,
+    /// When the last window was read successfully (unix seconds; 0 = never).
+    pub last_success: AtomicU64,
+}
+
+/// Now, in unix milliseconds.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl StreamStats {
+    /// Marks the poller alive.
+    pub fn beat(&self) {
+        self.alive.store(now_millis(), Ordering::Relaxed);
+    }
+
     /// Records the watermark.
     pub fn set_watermark(&self, t: time::OffsetDateTime) {
         self.watermark

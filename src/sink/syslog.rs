@@ -170,6 +170,31 @@ impl SyslogSink {
                             describe_tls(&e, &name.to_str())
                         ))
                     })?;
+                let mut tls = tls;
+                // With TLS 1.3 a server that refuses the client certificate says so only after
+                // the client's handshake is done, in an alert: wait briefly for it, so that a
+                // refused connection is an error now rather than a batch silently lost later.
+                let mut probe = [0u8; 1];
+                match tokio::time::timeout(
+                    std::time::Duration::from_millis(300),
+                    tokio::io::AsyncReadExt::read(&mut tls, &mut probe),
+                )
+                .await
+                {
+                    Err(_) => {}
+                    Ok(Ok(0)) => {
+                        return Err(SinkError::retryable(format!(
+                            "syslog tls {addr}: the receiver closed the connection right after the handshake (does it require a client certificate? set tls.cert_file and tls.key_file)"
+                        )));
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        return Err(SinkError::retryable(format!(
+                            "syslog tls {addr}: handshake failed: {}",
+                            describe_tls(&e, &name.to_str())
+                        )));
+                    }
+                }
                 Conn::Tls(Box::new(tls))
             }
         });
@@ -177,16 +202,22 @@ impl SyslogSink {
     }
 
     /// Whether a plain TCP peer has closed its side (or reset) since the last write.
+    ///
+    /// A syslog receiver never sends anything, so any readable byte (a FIN, a TLS alert or
+    /// close_notify) means the connection is finished. The check peeks at the TCP socket under
+    /// TLS too, without consuming TLS records.
     fn peer_closed(&self) -> bool {
-        if let Some(Conn::Tcp(s)) = &self.conn {
-            let mut buf = [0u8; 64];
-            return match s.try_read(&mut buf) {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            };
+        let tcp = match &self.conn {
+            Some(Conn::Tcp(s)) => s,
+            Some(Conn::Tls(t)) => t.get_ref().0,
+            None => return false,
+        };
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        // The socket is non-blocking (tokio), so an idle connection answers WouldBlock.
+        match socket2::SockRef::from(tcp).peek(&mut buf) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
         }
-        false
     }
 
     /// Sends the records in order.

@@ -58,10 +58,24 @@ pub struct Poller {
 }
 
 /// Sleeps unless cancelled first; returns false when cancelled.
-async fn pause(cancel: &CancellationToken, d: Duration) -> bool {
+async fn pause(cancel: &CancellationToken, d: Duration, stats: &StreamStats) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(d) => true,
+        _ = beating(tokio::time::sleep(d), stats) => true,
         _ = cancel.cancelled() => false,
+    }
+}
+
+/// Runs `fut`, marking the poller alive every second meanwhile: waiting on DocSpace, on a full
+/// sink queue or on a timer is life; only a task that stops being polled (a stall) goes quiet,
+/// which is what the systemd watchdog is fed from.
+async fn beating<F: std::future::Future>(fut: F, stats: &StreamStats) -> F::Output {
+    tokio::pin!(fut);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = &mut fut => return r,
+            _ = tick.tick() => stats.beat(),
+        }
     }
 }
 
@@ -79,13 +93,14 @@ impl Poller {
         self.stats.set_watermark(self.cursor.watermark);
         info!(portal = %portal, stream = %stream, watermark = %format_utc_seconds(self.cursor.watermark), "polling");
         loop {
+            self.stats.beat();
             if cancel.is_cancelled() {
                 break;
             }
             let now = OffsetDateTime::now_utc();
             let target = now - settle;
             if self.cursor.watermark >= target {
-                if !pause(&cancel, self.cfg.poll_interval).await {
+                if !pause(&cancel, self.cfg.poll_interval, &self.stats).await {
                     break;
                 }
                 continue;
@@ -94,7 +109,7 @@ impl Poller {
             let span_t = time::Duration::try_from(span).unwrap_or(time::Duration::HOUR);
             let to = (self.cursor.watermark + span_t).min(target);
             let result = tokio::select! {
-                r = self.client.window(stream, from, to, self.cfg.max_window_events) => r,
+                r = beating(self.client.window(stream, from, to, self.cfg.max_window_events), &self.stats) => r,
                 _ = cancel.cancelled() => break,
             };
             let window = match result {
@@ -114,7 +129,7 @@ impl Poller {
                             warn!(portal = %portal, stream = %stream, retry_in = ?delay, "{e}")
                         }
                     }
-                    if !pause(&cancel, delay).await {
+                    if !pause(&cancel, delay, &self.stats).await {
                         break;
                     }
                     continue;
@@ -122,6 +137,9 @@ impl Poller {
             };
             backoff.reset();
             self.stats.set_error(None);
+            self.stats
+                .last_success
+                .store(crate::pipeline::now_millis() / 1000, Ordering::Relaxed);
             self.stats
                 .requests
                 .fetch_add(u64::from(window.requests), Ordering::Relaxed);
@@ -145,7 +163,7 @@ impl Poller {
                     .fetch_add(records.len() as u64, Ordering::Relaxed);
                 if let Err(e) = self.dead_letter.append(&records) {
                     error!(error = %e, "cannot write the dead-letter file; retrying the window");
-                    if !pause(&cancel, backoff.next_delay()).await {
+                    if !pause(&cancel, backoff.next_delay(), &self.stats).await {
                         break;
                     }
                     continue;
@@ -155,8 +173,9 @@ impl Poller {
             let events = fresh_sorted(window.events, &self.cursor.seen);
             // A stop while sinks are full (a receiver is down) must not wait for them: what was
             // not handed to every sink is not committed, and is read again on the next start.
+            let stats = self.stats.clone();
             let emitted = tokio::select! {
-                r = self.emit_window(events, to, overlap, &mut report) => r,
+                r = beating(self.emit_window(events, to, overlap, &mut report), &stats) => r,
                 _ = cancel.cancelled() => break,
             };
             if emitted.is_err() {
