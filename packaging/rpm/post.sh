@@ -1,0 +1,9 @@
+# docspace-siem %post: create the service user; never start an unconfigured agent.
+getent group docspace-siem >/dev/null || groupadd --system docspace-siem
+getent passwd docspace-siem >/dev/null || useradd --system --gid docspace-siem \
+    --home-dir /var/lib/docspace-siem --no-create-home --shell /sbin/nologin \
+    --comment "docspace-siem forwarder" docspace-siem
+chown root:docspace-siem /etc/docspace-siem /etc/docspace-siem/*.toml 2>/dev/null || :
+chmod 0750 /etc/docspace-siem
+chmod 0640 /etc/docspace-siem/*.toml 2>/dev/null || :
+if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || :; fi
