@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian/Ubuntu machine with Rust: installs what the tests
-# drive (real rsyslog with GnuTLS, openssl, the ECS validator's PyYAML and the CEF parsers),
-# then runs every unit and integration test. Run from anywhere: `bash tests/run.sh`.
+# drive (real rsyslog with GnuTLS, syslog-ng unpacked beside it, openssl, the ECS validator's
+# PyYAML and the CEF parsers), then runs every unit and integration test.
+# Run from anywhere: `bash tests/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +24,17 @@ PY
 if [ ! -d ../shared ]; then
   echo "tests need ../shared beside the checkout (the product's reference material)" >&2
   exit 2
+fi
+
+# syslog-ng 3.38, the strict RFC 5424 receiver of tests/it/receivers.rs. Debian's syslog-ng-core
+# conflicts with rsyslog as a package, so it is unpacked into a fixed directory instead, once
+# (skipped when already there, or when no SYSLOG_NG_ROOT is set and syslog-ng is on PATH).
+if [ -n "${SYSLOG_NG_ROOT:-}" ] || ! command -v syslog-ng >/dev/null 2>&1; then
+  export SYSLOG_NG_ROOT="${SYSLOG_NG_ROOT:-/opt/syslog-ng-local}"
+  if [ ! -x "$SYSLOG_NG_ROOT/usr/sbin/syslog-ng" ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO bash ../shared/receivers/install-syslog-ng-local.sh "$SYSLOG_NG_ROOT"
+  fi
 fi
 cargo test --all-targets

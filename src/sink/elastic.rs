@@ -183,9 +183,9 @@ impl ElasticSink {
                     ..SinkError::fatal(format!("{what}: the batch exceeds http.max_content_length"))
                 });
             }
-            401 | 403 => {
-                return Err(SinkError::fatal(format!(
-                    "{what}: check api_key / username and password, and the index privileges"
+            401 | 403 | 404 => {
+                return Err(SinkError::operator(format!(
+                    "{what}: check endpoint, api_key / username and password, and the index privileges; events wait meanwhile"
                 )));
             }
             408 | 429 | 500..=599 => {

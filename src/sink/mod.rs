@@ -37,6 +37,9 @@ pub struct SinkError {
     pub retryable: bool,
     /// The target refused the request as too large (413): split the batch and retry.
     pub too_large: bool,
+    /// Only an operator can fix it (credentials, index, URL): retried with backoff and logged
+    /// as an error; the events wait, they are not dead-lettered.
+    pub operator: bool,
     /// `Retry-After` from the target, if any.
     pub retry_after: Option<u64>,
     /// What happened and what to do, without secrets.
@@ -49,8 +52,18 @@ impl SinkError {
         SinkError {
             retryable: true,
             too_large: false,
+            operator: false,
             retry_after: None,
             message: message.into(),
+        }
+    }
+
+    /// A failure only an operator can fix (wrong credentials, missing index): the events wait
+    /// (retried with capped backoff, health shows the error) instead of being dead-lettered.
+    pub fn operator(message: impl Into<String>) -> SinkError {
+        SinkError {
+            operator: true,
+            ..SinkError::retryable(message)
         }
     }
 
@@ -59,6 +72,7 @@ impl SinkError {
         SinkError {
             retryable: false,
             too_large: false,
+            operator: false,
             retry_after: None,
             message: message.into(),
         }
@@ -291,7 +305,11 @@ async fn deliver(
                     Some(s) => retry_after(Some(s), MAX_SINK_BACKOFF),
                     None => backoff.next_delay(),
                 };
-                warn!(sink = %name, retry_in = ?delay, "{e}");
+                if e.operator {
+                    error!(sink = %name, retry_in = ?delay, "{e}");
+                } else {
+                    warn!(sink = %name, retry_in = ?delay, "{e}");
+                }
                 tokio::time::sleep(delay).await;
                 work.push(pending);
             }

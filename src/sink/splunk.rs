@@ -111,15 +111,7 @@ impl SplunkSink {
             .clone()
             .unwrap_or_else(|| format!("docspace:{}", ev.stream.as_str()));
         let millis = ev.epoch_millis();
-        // Epoch seconds with exactly three decimals, as a JSON number.
-        let time: Value = serde_json::from_str(&format!(
-            "{}.{:03}",
-            millis.div_euclid(1000),
-            millis.rem_euclid(1000)
-        ))
-        .unwrap_or(json!(millis / 1000));
         let mut env = serde_json::Map::new();
-        env.insert("time".into(), time);
         env.insert(
             "host".into(),
             json!(
@@ -138,7 +130,16 @@ impl SplunkSink {
             env.insert("index".into(), json!(index));
         }
         env.insert("event".into(), event);
-        let mut out = serde_json::to_vec(&Value::Object(env)).unwrap_or_default();
+        let rest = serde_json::to_vec(&Value::Object(env)).unwrap_or_default();
+        // `time` first, as epoch seconds with exactly three decimals: written by hand because
+        // a JSON number through serde_json would lose the trailing zeros.
+        let mut out = format!(
+            "{{\"time\":{}.{:03},",
+            millis.div_euclid(1000),
+            millis.rem_euclid(1000)
+        )
+        .into_bytes();
+        out.extend_from_slice(rest.get(1..).unwrap_or_default());
         out.push(b'\n');
         out.into()
     }
@@ -225,15 +226,18 @@ impl SplunkSink {
                 retry_after,
                 ..SinkError::retryable(what)
             }),
-            (_, Some(1..=4)) => Err(SinkError::fatal(format!(
-                "{what}: check the HEC token (token / token_file)"
+            (_, Some(1..=4)) => Err(SinkError::operator(format!(
+                "{what}: check the HEC token (token / token_file); events wait meanwhile"
             ))),
-            (_, Some(7)) => Err(SinkError::fatal(format!(
-                "{what}: the token may not write to index {:?}",
+            (_, Some(7)) => Err(SinkError::operator(format!(
+                "{what}: the token may not write to index {:?}; events wait meanwhile",
                 self.cfg.index.as_deref().unwrap_or("(default)")
             ))),
-            (_, Some(10 | 11 | 14)) => Err(SinkError::fatal(format!(
+            (_, Some(10 | 11 | 14)) => Err(SinkError::operator(format!(
                 "{what}: indexer acknowledgement is misconfigured; set ack to match the token's useACK"
+            ))),
+            (401 | 403 | 404, _) => Err(SinkError::operator(format!(
+                "{what}: check endpoint and token; events wait meanwhile"
             ))),
             _ => Err(SinkError::fatal(format!(
                 "{what}: the receiver rejected the batch"
@@ -246,7 +250,8 @@ impl SplunkSink {
         let start = Instant::now();
         let mut delay = Duration::from_millis(200);
         while start.elapsed() < self.cfg.ack_timeout {
-            tokio::time::sleep(delay).await;
+            let left = self.cfg.ack_timeout.saturating_sub(start.elapsed());
+            tokio::time::sleep(delay.min(left)).await;
             delay = (delay * 2).min(Duration::from_secs(5));
             let resp = self
                 .post("/services/collector/ack")

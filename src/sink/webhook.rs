@@ -121,8 +121,11 @@ impl WebhookSink {
             300..=399 => SinkError::fatal(format!(
                 "{what}: redirects are not followed; set url to the final address"
             )),
-            401 | 403 => SinkError::fatal(format!(
-                "{what}: the receiver refused the credentials; check the url token or headers"
+            401 | 403 | 407 => SinkError::operator(format!(
+                "{what}: the receiver refused the credentials; check the url token or headers (events wait meanwhile)"
+            )),
+            404 => SinkError::operator(format!(
+                "{what}: no such endpoint; check url (events wait meanwhile)"
             )),
             _ => SinkError::fatal(format!("{what}: the receiver rejected the batch")),
         })

@@ -184,13 +184,19 @@ impl Poller {
             if dense < self.cfg.max_window_events / 4 && to < target {
                 span = (span * 2).min(MAX_SPAN);
             }
+            let caught_up = to >= target;
             report.maybe_log(
                 &portal,
                 stream,
                 &self.stats,
                 self.cursor.watermark,
-                to >= target,
+                caught_up,
             );
+            // Caught up: the next poll is due one poll_interval from now, not at once (the
+            // watermark trails `now − settle` by mere milliseconds by then).
+            if caught_up && !pause(&cancel, self.cfg.poll_interval, &self.stats).await {
+                break;
+            }
         }
         info!(portal = %portal, stream = %stream, "poller stopped");
     }

@@ -657,3 +657,34 @@ async fn check_reports_each_target_and_fails_on_a_dead_sink() {
         "{out}"
     );
 }
+
+/// Regression: once caught up, the poller read the same window again at once, ~900 requests/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_agent_polls_once_per_poll_interval() {
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        10,
+        now - time::Duration::hours(1),
+        now - time::Duration::minutes(5),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.c]\ntype = \"stdout\"\n",
+        Workdir::portal_toml("main", &server.url, "start_from = \"1d\"")
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(30), "catch-up", || {
+        agent.stdout_lines().len() >= 10
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = sim.requests().len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = sim.requests().len() - before;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    // Two streams, one poll a second each, a few requests per poll.
+    assert!(during > 0 && during <= 40, "{during} requests in 5 s");
+}

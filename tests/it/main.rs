@@ -10,11 +10,11 @@ mod support;
 mod cli;
 /// End to end through the binary into stdout, syslog (collector, UDP, real rsyslog), webhooks.
 mod delivery;
+/// Splunk HEC and Elasticsearch `_bulk` end to end against wire-faithful mocks.
+mod http_sinks;
 /// Real syslog receivers (syslog-ng, rsyslog): every transport, mutual TLS, RFC 3164, header limits.
 mod receivers;
 /// Restarts, kill -9, SIGTERM, corrupt cursors and the state lock.
 mod restart;
 /// The DocSpace client and window walker against the simulator's quirks.
 mod source;
-/// Hostile input through every encoder, syslog and the real CEF parsers (reliability.md §5 row 22).
-mod hostile;

@@ -150,9 +150,25 @@ fn syslog_sink(name: &str, addr: &str, app: &str, extra: &str) -> String {
 
 const LOCAL4: i64 = 20;
 
+/// SO_RCVBUF for syslog-ng's UDP source. UDP has no backpressure: a catch-up burst of a few
+/// hundred datagrams overflows a small buffer while a loaded 2-core machine does not schedule
+/// the receiver, and the kernel drops them (RcvbufErrors). 4 MiB is this machine kind's
+/// net.core.rmem_max, which caps the value anyway.
+const UDP_RCVBUF: u32 = 4 * 1024 * 1024;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
-    let ng = SyslogNg::start();
+    // UDP has no backpressure: the agent sends a catch-up backlog as one burst of datagrams,
+    // which overflows syslog-ng's default socket buffer (212992 bytes; the kernel counts
+    // RcvbufErrors). Give the UDP source the buffer syslog-ng's documentation advises for UDP.
+    let ng = SyslogNg::start_patched(|conf, _| {
+        let from = r#"transport("udp")"#;
+        assert!(
+            conf.contains(from),
+            "syslog-ng-receiver.conf.in changed:\n{conf}"
+        );
+        conf.replace(from, &format!("{from} so-rcvbuf({UDP_RCVBUF})"))
+    });
     let rs = Rsyslog::start();
     let (sim, server) = portal(SimZone::EuropeBerlin).await;
     let now = OffsetDateTime::now_utc();
@@ -433,53 +449,57 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
         )
     };
 
-    // Without a client certificate: refused, named, nothing delivered.
+    // Without a client certificate: refused, named, nothing delivered. Problems are collected
+    // so that the second half still runs and shows whether the refused events were lost.
+    let mut problems: Vec<String> = Vec::new();
     let cfg = w.config(&config(""));
     let mut agent = Agent::start(&cfg, w.path(), "nocert");
-    let named = wait_for(Duration::from_secs(15), || {
+    let named = wait_for(Duration::from_secs(10), || {
         agent.stderr_text().contains("handshake failed")
     })
     .await;
-    let msgs = ng.messages();
+    let refused = ng.messages();
     agent.signal("TERM");
     let code = agent.wait(Duration::from_secs(20));
-    assert!(
-        named,
-        "no named handshake error without a client certificate; agent stderr:\n{}\nsyslog-ng stderr:\n{}",
-        agent.stderr_text(),
-        ng.stderr_text()
-    );
-    assert!(
-        agent.stderr_text().contains("client certificate"),
-        "the error names the missing client certificate:\n{}",
-        agent.stderr_text()
-    );
-    assert!(
-        msgs.is_empty(),
-        "syslog-ng took events without a client certificate: {msgs:?}"
-    );
-    assert!(ng.messages().is_empty());
-    assert_eq!(code, Some(0), "{}", agent.stderr_text());
+    let nocert_stderr = agent.stderr_text();
+    if !named || !nocert_stderr.contains("client certificate") {
+        problems.push(format!(
+            "no handshake error naming the client certificate within 10 s; agent stderr:\n{nocert_stderr}\nsyslog-ng stderr:\n{}",
+            ng.stderr_text()
+        ));
+    }
+    if !refused.is_empty() {
+        problems.push(format!(
+            "syslog-ng took {} events without a client certificate: {}",
+            refused.len(),
+            refused[0]
+        ));
+    }
+    if code != Some(0) {
+        problems.push(format!("exit {code:?} after SIGTERM:\n{nocert_stderr}"));
+    }
 
-    // With the client certificate (same state: nothing was acknowledged, so all arrive).
+    // With the client certificate, on the same state: nothing was delivered above, so every
+    // event must arrive now.
     let cfg = w.config(&config(&format!(
         ", cert_file = \"{}\", key_file = \"{}\"",
         cert.display(),
         key.display()
     )));
     let mut agent = Agent::start(&cfg, w.path(), "cert");
-    let arrived = wait_for(Duration::from_secs(30), || {
+    wait_for(Duration::from_secs(15), || {
         ng.messages().len() >= want.len()
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     agent.signal("TERM");
-    assert_eq!(
-        agent.wait(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        agent.stderr_text()
-    );
+    let code = agent.wait(Duration::from_secs(20));
+    if code != Some(0) {
+        problems.push(format!(
+            "exit {code:?} after SIGTERM:\n{}",
+            agent.stderr_text()
+        ));
+    }
     let msgs = ng.messages();
     assert_no_syslog_ng_errors(&msgs, &ng);
     let mut ids: BTreeMap<i64, usize> = BTreeMap::new();
@@ -493,16 +513,17 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
         *ids.entry(id).or_insert(0) += 1;
     }
     let missing: Vec<&i64> = want.iter().filter(|i| !ids.contains_key(i)).collect();
-    assert!(
-        arrived && missing.is_empty(),
-        "with a client certificate {} of {} events arrived; missing {missing:?}\nagent stderr:\n{}\nsyslog-ng stderr:\n{}",
-        ids.len(),
-        want.len(),
-        agent.stderr_text(),
-        ng.stderr_text()
-    );
-    assert!(ids.values().all(|c| *c == 1), "duplicates: {ids:?}");
-    assert_eq!(ids.keys().copied().collect::<BTreeSet<_>>(), want);
+    let twice: Vec<(&i64, &usize)> = ids.iter().filter(|(_, c)| **c != 1).collect();
+    if !missing.is_empty() || !twice.is_empty() {
+        problems.push(format!(
+            "with a client certificate {} of {} events arrived; missing {missing:?}; not exactly once {twice:?}\nagent stderr:\n{}\nsyslog-ng stderr:\n{}",
+            ids.len(),
+            want.len(),
+            agent.stderr_text(),
+            ng.stderr_text()
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
 /// The most recent instant at least an hour ago whose UTC day of month is below 10, so that

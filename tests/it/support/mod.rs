@@ -308,6 +308,8 @@ impl UdpCollector {
     /// runtime is (UDP itself gives no backpressure).
     pub async fn start() -> UdpCollector {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        // UDP has no backpressure; give the burst of a catch-up room (capped by rmem_max).
+        let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(4 * 1024 * 1024);
         let addr = sock.local_addr().expect("addr");
         let messages = Arc::new(Mutex::new(Vec::new()));
         let m = messages.clone();
@@ -892,3 +894,6 @@ pub fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
     }
     (dir.join("client.pem"), dir.join("client.key"))
 }
+
+/// Splunk HEC and Elasticsearch `_bulk` mocks (docs/formats.md §4.1, §4.2).
+pub mod mocks;
