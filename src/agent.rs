@@ -194,6 +194,7 @@ pub async fn run(
     );
     crate::notify::notify("READY=1");
     crate::notify::spawn_watchdog(registry.clone(), cancel.clone());
+    crate::pipeline::spawn_lag_monitor(registry.clone(), cfg.progress_interval, cancel.clone());
 
     cancel.cancelled().await;
     info!(timeout = ?cfg.shutdown_timeout, "stopping: draining sinks and saving cursors");

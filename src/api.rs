@@ -39,6 +39,14 @@ pub async fn spawn(
     Ok((local, task))
 }
 
+/// Seconds from a unix-seconds watermark to now (0 when unknown).
+fn lag(watermark: u64) -> u64 {
+    if watermark == 0 {
+        return 0;
+    }
+    (crate::pipeline::now_millis() / 1000).saturating_sub(watermark)
+}
+
 /// The health document and whether everything is healthy.
 pub fn health_doc(reg: &Registry) -> (bool, Value) {
     let mut ok = true;
@@ -56,7 +64,10 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
                     "state": if err.is_some() { "error" } else { "ok" },
                     "error": err,
                     "watermark": s.watermark.load(Ordering::Relaxed),
+                    "cursor_lag_seconds": lag(s.watermark.load(Ordering::Relaxed)),
+                    "last_success": s.last_success.load(Ordering::Relaxed),
                     "events_polled": s.polled.load(Ordering::Relaxed),
+                    "events_committed": s.committed.load(Ordering::Relaxed),
                 }),
             );
         }
@@ -71,6 +82,9 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
                 "state": if err.is_some() { "error" } else { "ok" },
                 "error": err,
                 "events_delivered": s.delivered.load(Ordering::Relaxed),
+                "events_dead_lettered": s.dead_lettered.load(Ordering::Relaxed),
+                "last_success": s.last_success.load(Ordering::Relaxed),
+                "queued_batches": s.queued.load(Ordering::Relaxed),
             }),
         );
     }
@@ -148,6 +162,31 @@ pub fn metrics_text(reg: &Registry) -> String {
             label(portal),
             stream,
             s.watermark.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_cursor_lag_seconds How far the delivered cursor trails now\n# TYPE docspace_siem_cursor_lag_seconds gauge"
+    );
+    for ((portal, stream), s) in &reg.streams {
+        let _ = writeln!(
+            out,
+            "docspace_siem_cursor_lag_seconds{{portal=\"{}\",stream=\"{}\"}} {}",
+            label(portal),
+            stream,
+            lag(s.watermark.load(Ordering::Relaxed))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_sink_queue_batches Batches waiting in a sink's queue\n# TYPE docspace_siem_sink_queue_batches gauge"
+    );
+    for (sink, s) in &reg.sinks {
+        let _ = writeln!(
+            out,
+            "docspace_siem_sink_queue_batches{{sink=\"{}\"}} {}",
+            label(sink),
+            s.queued.load(Ordering::Relaxed)
         );
     }
     let sink_counters: [Counter<crate::pipeline::SinkStats>; 5] = [

@@ -164,6 +164,48 @@ pub struct StreamStats {
     pub alive: AtomicU64,
     /// When the last window was read successfully (unix seconds; 0 = never).
     pub last_success: AtomicU64,
+    /// The portal's retention for this stream in seconds (0 = unknown).
+    pub retention: AtomicU64,
+}
+
+/// Warns when the delivered cursor of a stream falls behind by 50 % and then 80 % of the
+/// portal's retention: past it, DocSpace deletes events the agent has not delivered yet.
+pub fn spawn_lag_monitor(
+    registry: Arc<Registry>,
+    every: std::time::Duration,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut warned: BTreeMap<(String, Stream), u8> = BTreeMap::new();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = cancel.cancelled() => return,
+            }
+            let now = now_millis() / 1000;
+            for (key, s) in &registry.streams {
+                let retention = s.retention.load(Ordering::Relaxed);
+                let watermark = s.watermark.load(Ordering::Relaxed);
+                if retention == 0 || watermark == 0 {
+                    continue;
+                }
+                let share = now.saturating_sub(watermark) * 100 / retention;
+                let level = if share >= 80 {
+                    80
+                } else if share >= 50 {
+                    50
+                } else {
+                    0
+                };
+                let seen = warned.entry(key.clone()).or_default();
+                if level > *seen {
+                    warn!(portal = %key.0, stream = %key.1, lag_seconds = now.saturating_sub(watermark), retention_days = retention / 86_400, "the undelivered backlog has reached {level}% of the portal's retention: DocSpace deletes older events, so fix the sinks before it reaches 100%");
+                }
+                *seen = level;
+            }
+        }
+    });
 }
 
 /// Now, in unix milliseconds.
@@ -211,6 +253,10 @@ pub struct SinkStats {
     pub retries: AtomicU64,
     /// UDP messages truncated to fit a datagram.
     pub truncated: AtomicU64,
+    /// Batches waiting in the sink's queue (its depth, at most [`SINK_QUEUE`]).
+    pub queued: AtomicU64,
+    /// When the sink last delivered (unix seconds; 0 = never).
+    pub last_success: AtomicU64,
     /// The last error, cleared by a success.
     pub error: Mutex<Option<String>>,
 }

@@ -182,6 +182,7 @@ pub async fn run(
     let linger = sink.linger();
     let mut backoff = Backoff::new(Duration::from_millis(500), MAX_SINK_BACKOFF);
     while let Some(first) = rx.recv().await {
+        stats.queued.store(rx.len() as u64, Ordering::Relaxed);
         let mut items = vec![first];
         let mut count = items[0].events.len();
         let deadline = tokio::time::Instant::now() + linger;
@@ -273,6 +274,9 @@ async fn deliver(
                 }
                 if partial.retry.is_empty() {
                     stats.set_error(None);
+                    stats
+                        .last_success
+                        .store(crate::pipeline::now_millis() / 1000, Ordering::Relaxed);
                     backoff.reset();
                 } else {
                     stats.retries.fetch_add(1, Ordering::Relaxed);

@@ -477,6 +477,37 @@ impl Client {
         }
     }
 
+    /// The portal's retention in days for this stream (`GET …/audit/settings/lifetime`), when
+    /// the key may read it.
+    pub async fn lifetime_days(&self, stream: Stream) -> Option<u64> {
+        let mut url = self.base.clone();
+        let path = format!(
+            "{}/api/2.0/security/audit/settings/lifetime",
+            url.path().trim_end_matches('/')
+        );
+        url.set_path(&path);
+        let resp = self
+            .http
+            .get(url)
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", self.key.expose_secret()),
+            )
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let v: Value = resp.json().await.ok()?;
+        let key = match stream {
+            Stream::Login => "loginHistoryLifeTime",
+            Stream::Audit => "auditTrailLifeTime",
+        };
+        v.pointer(&format!("/response/{key}"))
+            .and_then(Value::as_u64)
+    }
+
     /// One cheap authenticated request, for `check`.
     pub async fn check(&self) -> Result<(), SourceError> {
         let now = OffsetDateTime::now_utc();

@@ -90,6 +90,22 @@ impl Poller {
         let mut span = self.cfg.catchup_window;
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
         let mut report = Progress::new(self.progress_interval);
+        let retention = self
+            .client
+            .lifetime_days(stream)
+            .await
+            .map(|d| Duration::from_secs(d * 86_400));
+        self.stats
+            .retention
+            .store(retention.map_or(0, |r| r.as_secs()), Ordering::Relaxed);
+        if let Some(r) = retention {
+            let age = (OffsetDateTime::now_utc() - self.cursor.watermark)
+                .whole_seconds()
+                .max(0) as u64;
+            if age > r.as_secs() {
+                warn!(portal = %portal, stream = %stream, retention_days = r.as_secs() / 86_400, "the cursor is older than the portal's retention: events between them may already be deleted");
+            }
+        }
         self.stats.set_watermark(self.cursor.watermark);
         info!(portal = %portal, stream = %stream, watermark = %format_utc_seconds(self.cursor.watermark), "polling");
         loop {
