@@ -123,6 +123,29 @@ pub struct Config {
     pub progress_interval: Duration,
     /// `[api]`: health and metrics listener, if enabled.
     pub api: Option<ApiConfig>,
+    /// `[log]`: how the agent logs.
+    pub log: LogConfig,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// JSON under journald (`$JOURNAL_STREAM`), text otherwise.
+    #[default]
+    Auto,
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default)]
+pub struct LogConfig {
+    /// Line format.
+    pub format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `docspace_siem=debug`.
+    pub level: Option<String>,
 }
 
 /// `[api]`.
@@ -385,6 +408,14 @@ struct RawRoot {
     #[serde(default)]
     sinks: BTreeMap<String, Value>,
     api: Option<Value>,
+    log: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -681,6 +712,40 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
         }
     };
 
+    let log = match raw.log.map(serde_json::from_value::<RawLog>) {
+        None => LogConfig::default(),
+        Some(Err(e)) => {
+            errs.push(serde_problem("log", &e));
+            LogConfig::default()
+        }
+        Some(Ok(l)) => {
+            let format = match l.format.as_deref() {
+                None | Some("auto") => LogFormat::Auto,
+                Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    errs.push(ConfigProblem::new(
+                        "log.format",
+                        format!("{other:?} is not auto, text or json"),
+                    ));
+                    LogFormat::Auto
+                }
+            };
+            if let Some(level) = &l.level
+                && tracing_subscriber::EnvFilter::try_new(level).is_err()
+            {
+                errs.push(ConfigProblem::new(
+                    "log.level",
+                    format!("{level:?} is not a level (error, warn, info, debug, trace) or a filter such as \"docspace_siem=debug\""),
+                ));
+            }
+            LogConfig {
+                format,
+                level: l.level,
+            }
+        }
+    };
+
     if raw.portals.is_empty() {
         errs.push(ConfigProblem::new(
             "portals",
@@ -733,6 +798,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             shutdown_timeout,
             progress_interval,
             api,
+            log,
         })
     } else {
         Err(ConfigErrors(errs))

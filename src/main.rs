@@ -164,7 +164,9 @@ enum StreamArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if !matches!(cli.command, Command::Run { .. }) {
+        init_tracing(None);
+    }
     match cli.command {
         Command::Validate { config } => match load(config) {
             Ok(cfg) => {
@@ -184,6 +186,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            init_tracing(Some(&cfg.log));
             runtime(|cancel| run_until_stopped(path, cfg, cancel))
         }
         Command::Check { config } => {
@@ -368,11 +371,23 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
 
 /// Logs go to stderr (stdout carries events for stdout sinks). `DOCSPACE_SIEM_LOG` sets the
 /// filter (default `info`), `DOCSPACE_SIEM_LOG_FORMAT=json` gives JSON lines.
-fn init_tracing() {
+fn init_tracing(log: Option<&config::LogConfig>) {
     use tracing_subscriber::EnvFilter;
+    let configured = log
+        .and_then(|l| l.level.clone())
+        .unwrap_or_else(|| "info".to_owned());
     let filter =
-        EnvFilter::try_from_env("DOCSPACE_SIEM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("DOCSPACE_SIEM_LOG_FORMAT").is_ok_and(|v| v == "json");
+        EnvFilter::try_from_env("DOCSPACE_SIEM_LOG").unwrap_or_else(|_| EnvFilter::new(configured));
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let json = match std::env::var("DOCSPACE_SIEM_LOG_FORMAT").ok().as_deref() {
+        Some("json") => true,
+        Some("text") => false,
+        _ => match log.map(|l| l.format).unwrap_or_default() {
+            config::LogFormat::Json => true,
+            config::LogFormat::Text => false,
+            config::LogFormat::Auto => under_journald,
+        },
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -381,7 +396,7 @@ fn init_tracing() {
         .with_target(false);
     if json {
         builder.json().init();
-    } else if std::env::var_os("JOURNAL_STREAM").is_some() {
+    } else if under_journald {
         // journald stamps its own time.
         builder.without_time().init();
     } else {

@@ -16,5 +16,7 @@ mod http_sinks;
 mod receivers;
 /// Restarts, kill -9, SIGTERM, corrupt cursors and the state lock.
 mod restart;
+/// Running as a service: systemd notify and watchdog, JSON logs under journald, /health and /metrics.
+mod service;
 /// The DocSpace client and window walker against the simulator's quirks.
 mod source;
