@@ -190,9 +190,12 @@ impl StateDir {
         let result = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(&bytes)?;
+            failpoint("cursor-after-write");
             f.sync_all()?;
             drop(f);
+            failpoint("cursor-before-rename");
             fs::rename(&tmp, &path)?;
+            failpoint("cursor-after-rename");
             File::open(&dir)?.sync_all()
         })();
         if let Err(e) = result {
@@ -201,6 +204,20 @@ impl StateDir {
         }
         Ok(())
     }
+}
+
+/// Crash-test hook (debug builds only): when `$DOCSPACE_SIEM_FAILPOINT` names this point, the
+/// process aborts right here, as a power cut or `kill -9` would stop it. Release builds compile
+/// it away.
+#[inline]
+fn failpoint(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("DOCSPACE_SIEM_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
 }
 
 fn decode(bytes: &[u8], portal: &str, stream: Stream) -> Result<Cursor, String> {
