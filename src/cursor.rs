@@ -125,6 +125,16 @@ impl StateDir {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
+        // Temp files of a save that a crash interrupted: the old cursor is intact beside them.
+        if let Ok(entries) = fs::read_dir(root.join("cursors")) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.contains(".json.tmp-") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(StateDir {
             root: root.to_path_buf(),
             _lock: lock,
