@@ -134,7 +134,11 @@ pub async fn run(
         let http = crate::tls::http_client(&p.tls, p.timeout)
             .map_err(|e| AgentError::Setup(format!("portals.{}: {e}", p.name)))?;
         let info = Arc::new(PortalInfo::new(&p.name, p.url.as_str()));
-        let client = Client::new(http, p.url.clone(), p.api_key.clone(), info);
+        let limiter = Arc::new(crate::source::docspace::RateLimiter::new(
+            p.max_requests_per_second,
+        ));
+        let client = Client::new(http, p.url.clone(), p.api_key.clone(), info)
+            .with_limits(limiter, p.concurrency);
         let pcfg = Arc::new(p.clone());
         for &stream in &p.streams {
             let stats = Arc::new(StreamStats::default());

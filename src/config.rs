@@ -37,6 +37,8 @@ pub const CLI_ENV: &[&str] = &[
 /// Keys whose environment values are parsed as TOML-like values (numbers, booleans, lists).
 const TYPED_KEYS: &[&str] = &[
     "max_window_events",
+    "concurrency",
+    "max_requests_per_second",
     "max_datagram",
     "max_events",
     "rfc",
@@ -216,6 +218,10 @@ pub struct PortalConfig {
     pub timeout: Duration,
     /// Retry interval after errors only an operator can fix (401, 403, 402, plan fallback).
     pub error_retry: Duration,
+    /// Pages of one window fetched at once during a catch-up.
+    pub concurrency: usize,
+    /// Requests per second to this portal, all streams together.
+    pub max_requests_per_second: u32,
     /// TLS for the portal connection.
     pub tls: HttpTls,
 }
@@ -440,6 +446,8 @@ struct RawPortal {
     max_window_events: Option<u64>,
     timeout: Option<String>,
     error_retry: Option<String>,
+    concurrency: Option<u64>,
+    max_requests_per_second: Option<u64>,
     tls: Option<RawHttpTls>,
 }
 
@@ -1240,12 +1248,29 @@ fn portal(
         Duration::ZERO,
         Duration::from_secs(7 * 86_400),
     );
+    let concurrency = rp.concurrency.unwrap_or(4);
+    if !(1..=16).contains(&concurrency) {
+        errs.push(ConfigProblem::new(
+            format!("{key}.concurrency"),
+            "must be between 1 and 16",
+        ));
+    }
+    // DocSpace's limiter (when on) allows 1,500 requests a minute: stay just below.
+    let max_rps = rp.max_requests_per_second.unwrap_or(24);
+    if !(1..=1000).contains(&max_rps) {
+        errs.push(ConfigProblem::new(
+            format!("{key}.max_requests_per_second"),
+            "must be between 1 and 1000",
+        ));
+    }
     let tls = http_tls(errs, key, rp.tls);
     if errs.len() > before {
         return None;
     }
     Some(PortalConfig {
         error_retry,
+        concurrency: concurrency as usize,
+        max_requests_per_second: max_rps as u32,
         name: name.to_owned(),
         url: url?,
         api_key: api_key?,

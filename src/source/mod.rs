@@ -160,7 +160,13 @@ impl Poller {
                 .requests
                 .fetch_add(u64::from(window.requests), Ordering::Relaxed);
             if window.too_many && span > MIN_SPAN {
-                span = (span / 2).max(MIN_SPAN);
+                // Pages come newest first, so what was read covers [oldest read, to]: size the
+                // next span from that density (with room to spare), at most half the last one.
+                let oldest = window.events.iter().map(|e| e.time).min().unwrap_or(to);
+                let covered = (to - oldest).whole_seconds().max(1) as f64;
+                let read = (window.events.len() + window.rejected.len()).max(1) as f64;
+                let fit = covered * self.cfg.max_window_events as f64 / read * 0.8;
+                span = Duration::from_secs_f64(fit).min(span / 2).max(MIN_SPAN);
                 debug!(portal = %portal, stream = %stream, span = ?span, "window too dense; splitting");
                 continue;
             }

@@ -85,7 +85,7 @@ pub fn document(ev: &Event) -> Value {
         put(&mut ua, "version", version);
     }
     if let Some(p) = &ev.platform {
-        ua.insert("os".into(), json!({ "full": p }));
+        ua.insert("os".into(), json!({ "full": keyword(p) }));
     }
     if !ua.is_empty() {
         doc.insert("user_agent".into(), Value::Object(ua));

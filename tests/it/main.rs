@@ -10,6 +10,11 @@ mod support;
 mod cli;
 /// End to end through the binary into stdout, syslog (collector, UDP, real rsyslog), webhooks.
 mod delivery;
+/// Fault injection with figures (issue 6): kill -9, cursor-write crashes, disk full, slow and
+/// stalled sinks, resets, HTTP and DocSpace errors, clock skew, secrets at trace level.
+mod faults;
+/// Hostile strings in every field: one record per event, exact round trips (reliability.md §5 row 22).
+mod hostile;
 /// Splunk HEC and Elasticsearch `_bulk` end to end against wire-faithful mocks.
 mod http_sinks;
 /// Real syslog receivers (syslog-ng, rsyslog): every transport, mutual TLS, RFC 3164, header limits.
