@@ -688,3 +688,53 @@ async fn an_idle_agent_polls_once_per_poll_interval() {
     // Two streams, one poll a second each, a few requests per poll.
     assert!(during > 0 && during <= 40, "{during} requests in 5 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_syslog_loses_nothing_across_a_receiver_restart() {
+    let mut rx = Rsyslog::start();
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        100,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\nformat = \"json\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
+        rx.tls,
+        rx.ca().display()
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "the first 100", || {
+        rx.messages().len() >= 100
+    })
+    .await;
+    rx.stop();
+    let later = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        60,
+        later - time::Duration::seconds(60),
+        later - time::Duration::seconds(3),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rx.restart();
+    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    let got = |rx: &Rsyslog| -> BTreeSet<i64> {
+        rx.messages()
+            .iter()
+            .filter_map(|m| serde_json::from_str::<Value>(m["msg"].as_str()?).ok()?["id"].as_i64())
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(90),
+        "every event after the restart",
+        || got(&rx) == want,
+    )
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+}

@@ -547,13 +547,42 @@ impl Rsyslog {
     pub fn start() -> Rsyslog {
         let dir = tempfile::tempdir().expect("tempdir");
         let (udp, tcp, tls) = (free_port(), free_port(), free_port());
-        let pki = dir.path().join("pki");
-        make_pki(&pki);
+        make_pki(&dir.path().join("pki"));
+        let pid = Self::launch(dir.path(), udp, tcp, tls);
+        Rsyslog {
+            dir,
+            udp,
+            tcp,
+            tls,
+            pid,
+        }
+    }
+
+    /// Stops the receiver (SIGTERM) and waits until it is gone.
+    pub fn stop(&self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+        let start = std::time::Instant::now();
+        while Path::new(&format!("/proc/{}", self.pid)).exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "rsyslog did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts it again on the same ports and output file.
+    pub fn restart(&mut self) {
+        self.pid = Self::launch(self.dir.path(), self.udp, self.tcp, self.tls);
+    }
+
+    fn launch(dir: &Path, udp: u16, tcp: u16, tls: u16) -> i32 {
+        let pki = dir.join("pki");
         let out = Command::new("bash")
             .env("RECEIVER_CERT", pki.join("server.pem"))
             .env("RECEIVER_KEY", pki.join("server.key"))
             .arg(shared().join("receivers/rsyslog-receiver.sh"))
-            .arg(dir.path())
+            .arg(dir)
             .args([udp.to_string(), tcp.to_string(), tls.to_string()])
             .output()
             .expect("bash runs");
@@ -562,17 +591,10 @@ impl Rsyslog {
             "rsyslog receiver did not start (apt-get install rsyslog rsyslog-gnutls): {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
-            .expect("receiver prints its pid");
-        Rsyslog {
-            dir,
-            udp,
-            tcp,
-            tls,
-            pid,
-        }
+            .expect("receiver prints its pid")
     }
 
     /// The CA that signed the receiver's certificate.
