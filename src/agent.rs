@@ -112,6 +112,7 @@ pub async fn run(
             SinkKind::Webhook(w) => Some(&w.tls),
             SinkKind::SplunkHec(h) => Some(&h.tls),
             SinkKind::Elasticsearch(e) => Some(&e.tls),
+            SinkKind::Chat(c) => Some(&c.tls),
             _ => None,
         };
         if http_tls.is_some_and(|t| t.insecure_skip_verify) {

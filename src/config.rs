@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::actions;
+use crate::alert::chat::{ChatConfig, ChatKind};
 use crate::event::{Outcome, Stream};
 
 /// Prefix of every environment override.
@@ -48,6 +49,10 @@ const TYPED_KEYS: &[&str] = &[
     "streams",
     "actions",
     "outcome",
+    "rules",
+    "rate",
+    "threshold",
+    "severity",
 ];
 /// Where the config lives when neither `--config` nor `$DOCSPACE_SIEM_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/docspace-siem/docspace-siem.toml";
@@ -274,6 +279,8 @@ pub struct SinkConfig {
     pub filter: Filter,
     /// Type-specific settings.
     pub kind: SinkKind,
+    /// stdout and webhook sinks: rules whose alerts it also receives, as ECS documents.
+    pub alerts: Option<crate::alert::SinkRules>,
 }
 
 /// Type-specific sink settings.
@@ -289,6 +296,8 @@ pub enum SinkKind {
     SplunkHec(crate::sink::splunk::SplunkConfig),
     /// Elasticsearch / OpenSearch `_bulk`.
     Elasticsearch(crate::sink::elastic::ElasticConfig),
+    /// A chat webhook that posts the alerts of its rules.
+    Chat(ChatConfig),
 }
 
 /// Syslog transport.
@@ -415,6 +424,7 @@ struct RawRoot {
     sinks: BTreeMap<String, Value>,
     api: Option<Value>,
     log: Option<Value>,
+    rules: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -504,6 +514,9 @@ struct RawSink {
     password_file: Option<String>,
     flavor: Option<String>,
     pipeline: Option<String>,
+    // chat sinks
+    rules: Option<Value>,
+    rate: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -535,7 +548,9 @@ const SYSLOG_KEYS: &[&str] = &[
     "connect_timeout",
     "tls",
 ];
-const WEBHOOK_KEYS: &[&str] = &["url", "url_file", "headers", "batch", "timeout", "tls"];
+const WEBHOOK_KEYS: &[&str] = &[
+    "url", "url_file", "headers", "batch", "timeout", "tls", "rules",
+];
 const SPLUNK_KEYS: &[&str] = &[
     "endpoint",
     "token",
@@ -564,8 +579,9 @@ const ELASTIC_KEYS: &[&str] = &[
     "timeout",
     "tls",
 ];
-/// Sink types SPEC.md names that later releases add.
-const PLANNED_SINKS: &[&str] = &["slack", "teams", "mattermost", "discord", "google_chat"];
+const CHAT_KEYS: &[&str] = &["url", "url_file", "rules", "rate", "timeout", "tls"];
+/// Every sink type, for error messages.
+const SINK_TYPES: &str = "stdout, syslog, webhook, splunk_hec, elasticsearch, slack, teams, mattermost, discord or google_chat";
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -780,6 +796,22 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             "no sink configured: add a [sinks.NAME] table (type = \"stdout\" | \"syslog\" | \"webhook\")",
         ));
     }
+    // `[rules.NAME]`: None when a table is invalid (its problems are reported; sinks naming
+    // rules are then not checked against them).
+    let rules = match &raw.rules {
+        None => Some(Vec::new()),
+        Some(Value::Object(m)) => match crate::alert::parse_rules(m) {
+            Ok(r) => Some(r),
+            Err(problems) => {
+                errs.extend(problems.into_iter().map(|(k, p)| ConfigProblem::new(k, p)));
+                None
+            }
+        },
+        Some(_) => {
+            errs.push(ConfigProblem::new("rules", "must hold [rules.NAME] tables"));
+            None
+        }
+    };
     let mut sinks = Vec::new();
     for (name, value) in raw.sinks {
         let key = format!("sinks.{name}");
@@ -790,7 +822,12 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             .unwrap_or_default();
         match serde_json::from_value::<RawSink>(value) {
             Ok(rs) => {
-                if let Some(s) = sink(&mut errs, &key, &name, rs, &present, sources) {
+                let ctx = SinkContext {
+                    sources,
+                    rules: rules.as_deref(),
+                    state_dir: &state_dir,
+                };
+                if let Some(s) = sink(&mut errs, &key, &name, rs, &present, &ctx) {
                     sinks.push(s);
                 }
             }
@@ -1337,39 +1374,90 @@ fn filter(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawFilter>) -> F
     }
 }
 
+/// A sink's `rules`: rule names (a list, or `a,b` from the environment) resolved against the
+/// `[rules.NAME]` tables and the built-in rules.
+fn sink_rules(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    raw: &Value,
+    defined: Option<&[crate::alert::RuleConfig]>,
+) -> Vec<crate::alert::RuleConfig> {
+    let names: Vec<String> = match raw {
+        Value::Array(v) => v
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+            .collect(),
+        Value::String(s) => s
+            .split(',')
+            .map(|x| x.trim().to_owned())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        other => {
+            errs.push(ConfigProblem::new(
+                format!("{key}.rules"),
+                format!("{other} is not a list of rule names"),
+            ));
+            return Vec::new();
+        }
+    };
+    // Invalid `[rules.NAME]` tables were reported already.
+    let Some(defined) = defined else {
+        return Vec::new();
+    };
+    crate::alert::select(&names, defined).unwrap_or_else(|problems| {
+        errs.extend(
+            problems
+                .into_iter()
+                .map(|p| ConfigProblem::new(format!("{key}.rules"), p)),
+        );
+        Vec::new()
+    })
+}
+
+/// What a sink's validation needs beyond its own table.
+struct SinkContext<'a> {
+    sources: &'a Sources,
+    /// The valid `[rules.NAME]` tables (None when some are invalid).
+    rules: Option<&'a [crate::alert::RuleConfig]>,
+    state_dir: &'a Path,
+}
+
 fn sink(
     errs: &mut Vec<ConfigProblem>,
     key: &str,
     name: &str,
     rs: RawSink,
     present: &[String],
-    sources: &Sources,
+    ctx: &SinkContext<'_>,
 ) -> Option<SinkConfig> {
+    let sources = ctx.sources;
     let before = errs.len();
     let Some(kind) = rs.kind.as_deref() else {
         errs.push(ConfigProblem::new(
             format!("{key}.type"),
-            "missing: one of stdout, syslog, webhook",
+            format!("missing: one of {SINK_TYPES}"),
         ));
         return None;
     };
     let own: &[&str] = match kind {
-        "stdout" => &[],
+        "stdout" => &["rules"],
         "syslog" => SYSLOG_KEYS,
         "webhook" => WEBHOOK_KEYS,
         "splunk_hec" => SPLUNK_KEYS,
         "elasticsearch" => ELASTIC_KEYS,
-        other if PLANNED_SINKS.contains(&other) => {
-            errs.push(ConfigProblem::new(
-                format!("{key}.type"),
-                format!("sink type {other:?} is not available in this release; use stdout, syslog, webhook, splunk_hec or elasticsearch"),
-            ));
-            return None;
+        other if ChatKind::parse(other).is_some() => {
+            if rs.format.is_some() {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.format"),
+                    "chat sinks post alert messages in the service's own shape; remove format",
+                ));
+            }
+            CHAT_KEYS
         }
         other => {
             errs.push(ConfigProblem::new(
                 format!("{key}.type"),
-                format!("unknown sink type {other:?}; use stdout, syslog, webhook, splunk_hec or elasticsearch"),
+                format!("unknown sink type {other:?}; use {SINK_TYPES}"),
             ));
             return None;
         }
@@ -1396,6 +1484,21 @@ fn sink(
         }),
     };
     let filter = filter(errs, key, rs.filter);
+    let alerts = match (&rs.rules, kind) {
+        (Some(v), "stdout" | "webhook") => {
+            if format != Format::Ecs {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.rules"),
+                    "alerts reach stdout and webhook sinks as ECS documents: set format = \"ecs\"",
+                ));
+            }
+            Some(crate::alert::SinkRules {
+                rules: sink_rules(errs, key, v, ctx.rules),
+                state: ctx.state_dir.join("alerts").join(name),
+            })
+        }
+        _ => None,
+    };
     let kind = match kind {
         "stdout" => SinkKind::Stdout,
         "syslog" => {
@@ -1752,6 +1855,63 @@ fn sink(
                 })
             }
         }
+        other if ChatKind::parse(other).is_some() => {
+            let url = secret(errs, key, "url", rs.url, rs.url_file.as_deref(), sources);
+            if let Some(u) = &url {
+                check_url(errs, &format!("{key}.url"), u.expose_secret(), true);
+            }
+            let chosen = match &rs.rules {
+                Some(v) => sink_rules(errs, key, v, ctx.rules),
+                None => {
+                    errs.push(ConfigProblem::new(
+                        format!("{key}.rules"),
+                        "missing: the rules that raise alerts here, e.g. rules = [\"brute_force\", \"lockout\"] (a chat sink posts only alerts)",
+                    ));
+                    Vec::new()
+                }
+            };
+            let rate = match &rs.rate {
+                None => 1.0,
+                Some(v) => match v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                {
+                    Some(r) if (0.01..=50.0).contains(&r) => r,
+                    _ => {
+                        errs.push(ConfigProblem::new(
+                            format!("{key}.rate"),
+                            format!(
+                                "{v} is not a number of messages per second between 0.01 and 50"
+                            ),
+                        ));
+                        1.0
+                    }
+                },
+            };
+            let timeout = duration(
+                errs,
+                &format!("{key}.timeout"),
+                rs.timeout.as_deref(),
+                Duration::from_secs(30),
+            );
+            within(
+                errs,
+                &format!("{key}.timeout"),
+                timeout,
+                Duration::from_secs(1),
+                Duration::from_secs(300),
+            );
+            let tls = http_tls(errs, key, rs.tls);
+            SinkKind::Chat(ChatConfig {
+                kind: ChatKind::parse(other)?,
+                url: url.unwrap_or_else(|| SecretString::from(String::new())),
+                rules: chosen,
+                rate,
+                timeout,
+                tls,
+                state_dir: ctx.state_dir.to_path_buf(),
+            })
+        }
         _ => return None,
     };
     if errs.len() > before {
@@ -1762,6 +1922,7 @@ fn sink(
         format,
         filter,
         kind,
+        alerts,
     })
 }
 

@@ -10,6 +10,9 @@
 //! - [`cursor`]: the durable, atomically written cursor of each portal/stream, and the state lock.
 //! - [`transform`]: pure encoders (ECS, CEF, raw JSON) and per-sink filters.
 //! - [`syslog`]: the RFC 5424 / 3164 formatter and the RFC 6587 framing codec (pure, no IO).
+//! - [`alert`]: alert rules judged by event time (brute force, lockout, success after failures,
+//!   new country or IP, sensitive audit actions, custom), their ECS form, and the chat sinks
+//!   (Slack, Teams, Mattermost, Discord, Google Chat) that post them.
 //! - [`sink`]: the delivery targets (stdout, syslog UDP/TCP/TLS, webhook) and their retry policy.
 //! - [`pipeline`]: bounded channels, fan-out, acknowledgements → cursor commits, shutdown.
 //! - [`simulator`]: an in-process DocSpace with every quirk of the real one (tests and `demo`).
@@ -19,6 +22,7 @@
 
 pub mod actions;
 pub mod agent;
+pub mod alert;
 pub mod api;
 pub mod config;
 pub mod cursor;

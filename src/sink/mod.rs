@@ -92,6 +92,8 @@ pub enum AnySink {
     Splunk(splunk::SplunkSink),
     /// Elasticsearch / OpenSearch `_bulk`.
     Elastic(elastic::ElasticSink),
+    /// A chat webhook: judges events with its rules and posts only alerts.
+    Chat(Box<crate::alert::chat::ChatSink>),
 }
 
 impl AnySink {
@@ -109,6 +111,10 @@ impl AnySink {
             SinkKind::Elasticsearch(e) => {
                 AnySink::Elastic(elastic::ElasticSink::new(e.clone(), cfg.format)?)
             }
+            SinkKind::Chat(c) => AnySink::Chat(Box::new(crate::alert::chat::ChatSink::new(
+                &cfg.name,
+                c.clone(),
+            )?)),
         })
     }
 
@@ -119,6 +125,8 @@ impl AnySink {
             AnySink::Webhook(w) => w.record(ev),
             AnySink::Splunk(h) => h.record(ev),
             AnySink::Elastic(e) => e.record(ev),
+            // Chat sinks judge events (see `run`); they never encode one.
+            AnySink::Chat(_) => Bytes::new(),
             AnySink::Stdout(_) => {
                 let mut out = Vec::with_capacity(512);
                 transform::encode(format, ev, &mut out);
@@ -135,6 +143,8 @@ impl AnySink {
             AnySink::Webhook(w) => w.send(records).await.map(|()| Partial::default()),
             AnySink::Splunk(h) => h.send(records).await,
             AnySink::Elastic(e) => e.send(records).await,
+            // Not reached: `run` delivers chat sinks through `alert::chat::deliver`.
+            AnySink::Chat(_) => Ok(Partial::default()),
         }
     }
 
@@ -146,6 +156,7 @@ impl AnySink {
             AnySink::Webhook(w) => w.healthcheck().await,
             AnySink::Splunk(h) => h.healthcheck().await,
             AnySink::Elastic(e) => e.healthcheck().await,
+            AnySink::Chat(c) => c.healthcheck().await,
         }
     }
 
@@ -180,6 +191,11 @@ pub async fn run(
 ) {
     let max = sink.max_batch();
     let linger = sink.linger();
+    // Alerts as ECS documents beside the events (stdout and webhook sinks with `rules`).
+    let mut rules = cfg
+        .alerts
+        .as_ref()
+        .map(|a| crate::alert::RuleEngine::with_state(a.rules.clone(), a.state.clone()));
     let mut backoff = Backoff::new(Duration::from_millis(500), MAX_SINK_BACKOFF);
     while let Some(first) = rx.recv().await {
         stats.queued.store(rx.len() as u64, Ordering::Relaxed);
@@ -203,6 +219,25 @@ pub async fn run(
                 None => break,
             }
         }
+        if let AnySink::Chat(chat) = &mut sink {
+            let events: Vec<&Event> = items
+                .iter()
+                .flat_map(|d| d.events.iter())
+                .filter(|ev| {
+                    let take = transform::accepts(&cfg.filter, ev);
+                    if !take {
+                        stats.filtered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    take
+                })
+                .collect();
+            crate::alert::chat::deliver(chat, &cfg.name, &events, &stats, &dead_letter).await;
+            drop(events);
+            for item in items {
+                let _ = item.done.send(());
+            }
+            continue;
+        }
         let mut records: Vec<(Bytes, &Event)> = Vec::with_capacity(count);
         for item in &items {
             for ev in item.events.iter() {
@@ -211,6 +246,12 @@ pub async fn run(
                 } else {
                     stats.filtered.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+        }
+        if let Some(engine) = rules.as_mut() {
+            let events: Vec<&Event> = records.iter().map(|(_, ev)| *ev).collect();
+            for (doc, at) in crate::alert::ecs_records(engine, &events) {
+                records.push((doc.into(), events[at]));
             }
         }
         for chunk in records.chunks(max) {
@@ -225,9 +266,18 @@ pub async fn run(
             .await;
         }
         drop(records);
+        if let Some(Err(e)) = rules.as_mut().map(|r| r.save(false)) {
+            warn!(sink = %cfg.name, error = %e, "cannot save alert rule state; alerts may repeat after a restart");
+        }
         for item in items {
             let _ = item.done.send(());
         }
+    }
+    if let AnySink::Chat(chat) = &mut sink {
+        chat.close();
+    }
+    if let Some(Err(e)) = rules.as_mut().map(|r| r.save(true)) {
+        warn!(sink = %cfg.name, error = %e, "cannot save alert rule state; alerts may repeat after a restart");
     }
 }
 

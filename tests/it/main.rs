@@ -6,6 +6,8 @@
 
 mod support;
 
+/// Alert rules and chat sinks: an attack through the agent into mock Slack and Teams webhooks.
+mod alerts;
 /// Command line: `validate`, `encode`, exit codes, every file in config/.
 mod cli;
 /// End to end through the binary into stdout, syslog (collector, UDP, real rsyslog), webhooks.
