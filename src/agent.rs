@@ -167,6 +167,7 @@ pub async fn run(
                 dead_letter: DeadLetter::new(&cfg.state_dir, &format!("portal.{}", p.name)),
                 stats,
                 progress_interval: cfg.progress_interval,
+                rejected_seen: Default::default(),
             };
             pollers.spawn(poller.run(cancel.clone()));
         }

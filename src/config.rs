@@ -32,6 +32,7 @@ pub const ENV_PREFIX: &str = "DOCSPACE_SIEM_";
 /// Variables with the prefix that configure the command line, not the agent.
 pub const CLI_ENV: &[&str] = &[
     "DOCSPACE_SIEM_CONFIG",
+    "DOCSPACE_SIEM_FAILPOINT",
     "DOCSPACE_SIEM_LOG",
     "DOCSPACE_SIEM_LOG_FORMAT",
 ];

@@ -97,6 +97,13 @@ enum Command {
         /// Live events per second added after start.
         #[arg(long, default_value_t = 0.0)]
         live: f64,
+        /// Added to every answer, in milliseconds (a real portal's round trip and server time).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// DocSpace's sliding-window rate limit: beyond this many requests a minute, answer 429
+        /// with Retry-After (0 = off, the self-hosted default; the cloud allows 1500).
+        #[arg(long, default_value_t = 0)]
+        rate_per_minute: u32,
     },
     /// The whole pipeline against a built-in DocSpace simulator, printing to stdout.
     Demo {
@@ -230,6 +237,8 @@ fn main() -> ExitCode {
             days,
             key,
             live,
+            latency_ms,
+            rate_per_minute,
         } => runtime(|cancel| async move {
             let sim = Simulator::new(SimConfig {
                 api_key: key,
@@ -241,6 +250,8 @@ fn main() -> ExitCode {
             let to = now - time::Duration::seconds(5);
             sim.generate(SimStream::Login, login, from, to);
             sim.generate(SimStream::Audit, audit, from, to);
+            sim.set_latency(std::time::Duration::from_millis(latency_ms));
+            sim.set_rate_limit(Some(rate_per_minute));
             let server = match sim.serve(listen).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -252,6 +263,12 @@ fn main() -> ExitCode {
             let _live = (live > 0.0).then(|| sim.spawn_live(live, cancel.clone()));
             cancel.cancelled().await;
             drop(server);
+            // For benchmark scripts: what was served, and how often the rate limit was hit.
+            println!(
+                "requests={} rate_limited={}",
+                sim.request_count(),
+                sim.rate_limited()
+            );
             ExitCode::SUCCESS
         }),
     }
@@ -678,9 +695,15 @@ fn demo(format: Format, events: Option<u64>) -> ExitCode {
             Format::Leef => "leef",
         };
         let toml = format!(
-            "state_dir = {state:?}\nshutdown_timeout = \"5s\"\n[portals.demo]\nurl = {url:?}\napi_key = \"sk-demo\"\npoll_interval = \"1s\"\nstart_from = \"1d\"\nsettle = \"1s\"\noverlap = \"1m\"\n[sinks.console]\ntype = \"stdout\"\nformat = \"{fmt}\"\n",
+            "state_dir = {state:?}\nshutdown_timeout = \"5s\"\n[portals.demo]\nurl = {url:?}\napi_key = \"sk-demo\"\npoll_interval = \"1s\"\nstart_from = \"1d\"\nsettle = \"1s\"\noverlap = \"1m\"\n[sinks.console]\ntype = \"stdout\"\nformat = \"{fmt}\"\n{rules}",
             state = state_dir.display().to_string(),
             url = server.url,
+            // The simulator's brute-force bursts show alerts firing, as ECS documents.
+            rules = if fmt == "ecs" {
+                "rules = [\"brute_force\", \"lockout\", \"success_after_failures\", \"new_country\", \"sensitive_audit\"]\n"
+            } else {
+                ""
+            },
         );
         let cfg_path =
             std::env::temp_dir().join(format!("docspace-siem-demo-{}.toml", std::process::id()));

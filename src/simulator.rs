@@ -427,6 +427,63 @@ struct Row {
 struct Table {
     rows: Vec<Row>,
     next_id: i64,
+    /// Indices into `rows` ordered `date DESC, id DESC` (the order every page is cut from),
+    /// kept up to date on single inserts and rebuilt once after a bulk load, so that a page of
+    /// a large backlog costs O(page) instead of a sort of the whole table.
+    order: Vec<u32>,
+    /// Whether `order` describes every row.
+    ordered: bool,
+}
+
+impl Table {
+    fn new(next_id: i64) -> Table {
+        Table {
+            rows: Vec::new(),
+            next_id,
+            order: Vec::new(),
+            ordered: true,
+        }
+    }
+
+    /// Whether row `a` comes before row `b` in `date DESC, id DESC` order.
+    fn before(a: &Row, b: &Row) -> bool {
+        (a.ev.date, a.id) > (b.ev.date, b.id)
+    }
+
+    fn push(&mut self, row: Row) {
+        let index = u32::try_from(self.rows.len()).expect("fewer than 2^32 rows");
+        if self.ordered {
+            let at = self
+                .order
+                .partition_point(|&i| Table::before(&self.rows[i as usize], &row));
+            self.order.insert(at, index);
+        }
+        self.rows.push(row);
+    }
+
+    /// Rebuilds `order` if a bulk load left it stale.
+    fn ensure_ordered(&mut self) {
+        if self.ordered {
+            return;
+        }
+        let rows = &self.rows;
+        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (a, b) = (&rows[a as usize], &rows[b as usize]);
+            (b.ev.date, b.id).cmp(&(a.ev.date, a.id))
+        });
+        self.order = order;
+        self.ordered = true;
+    }
+}
+
+/// A DocSpace-like sliding-window rate limiter (1,500 requests a minute per user when the
+/// portal enables it): requests beyond `per_minute` within the last 60 s get a 429 with an
+/// empty body and a truncated `Retry-After`; rejected requests do not count.
+#[derive(Debug)]
+struct RateWindow {
+    per_minute: u32,
+    admitted: VecDeque<std::time::Instant>,
 }
 
 /// An ongoing brute-force burst of the generator.
@@ -451,6 +508,12 @@ struct Inner {
     requests: Vec<SimRequest>,
     rng: fastrand::Rng,
     burst: Option<Burst>,
+    /// Added to every answer (network round trip plus server time).
+    latency: Duration,
+    /// The portal's rate limiter, when on.
+    rate: Option<RateWindow>,
+    /// Requests answered 429 by the rate limiter.
+    rate_limited: u64,
 }
 
 impl Inner {
@@ -476,7 +539,7 @@ impl Inner {
         table.next_id += gap;
         let id = table.next_id;
         table.next_id += 1;
-        table.rows.push(Row { id, ev });
+        table.push(Row { id, ev });
         id
     }
 
@@ -518,11 +581,37 @@ impl Inner {
         Some(fault)
     }
 
-    /// Rows of `stream` ordered `date DESC, id DESC`.
-    fn sorted(&self, stream: SimStream) -> Vec<&Row> {
-        let mut rows: Vec<&Row> = self.table(stream).rows.iter().collect();
-        rows.sort_by(|a, b| b.ev.date.cmp(&a.ev.date).then(b.id.cmp(&a.id)));
-        rows
+    /// Rows of `stream` ordered `date DESC, id DESC`, as indices into its `rows`.
+    fn sorted(&mut self, stream: SimStream) -> &Table {
+        let table = match stream {
+            SimStream::Login => &mut self.login,
+            SimStream::Audit => &mut self.audit,
+        };
+        table.ensure_ordered();
+        table
+    }
+
+    /// The rate limiter's verdict on a request arriving now: `Some(retry_after)` rejects it.
+    fn rate_check(&mut self) -> Option<u32> {
+        let w = self.rate.as_mut()?;
+        let now = std::time::Instant::now();
+        let window = Duration::from_secs(60);
+        while w
+            .admitted
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            w.admitted.pop_front();
+        }
+        if w.admitted.len() < w.per_minute as usize {
+            w.admitted.push_back(now);
+            return None;
+        }
+        let oldest = w.admitted.front().copied().unwrap_or(now);
+        self.rate_limited += 1;
+        // Whole seconds, truncated (so possibly 0), as RedisRateLimiting writes it.
+        let wait = (oldest + window).saturating_duration_since(now);
+        Some(u32::try_from(wait.as_secs()).unwrap_or(60))
     }
 }
 
@@ -564,14 +653,11 @@ impl Simulator {
             cfg,
             local_offset,
             mode: SimMode::Normal,
-            login: Table {
-                rows: Vec::new(),
-                next_id: LOGIN_FIRST_ID,
-            },
-            audit: Table {
-                rows: Vec::new(),
-                next_id: AUDIT_FIRST_ID,
-            },
+            login: Table::new(LOGIN_FIRST_ID),
+            audit: Table::new(AUDIT_FIRST_ID),
+            latency: Duration::ZERO,
+            rate: None,
+            rate_limited: 0,
             faults: VecDeque::new(),
             live_login: VecDeque::new(),
             live_audit: VecDeque::new(),
@@ -629,9 +715,41 @@ impl Simulator {
             events.push(ev);
         }
         events.sort_by_key(|e| e.date);
+        // A bulk load: one sort afterwards instead of an ordered insert per row.
+        let table = match stream {
+            SimStream::Login => &mut g.login,
+            SimStream::Audit => &mut g.audit,
+        };
+        table.ordered = false;
         for ev in events {
             g.insert(ev);
         }
+    }
+
+    /// Adds `latency` to every answer (a real portal's round trip plus server time; 0 = none).
+    /// Requests wait concurrently, like separate connections to a real server.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Turns on DocSpace's sliding-window rate limiter: beyond `per_minute` requests within
+    /// the last 60 s, a request gets 429 with an empty body, `X-RateLimit-*` and a truncated
+    /// `Retry-After` (possibly 0). `None` turns it off (the self-hosted default).
+    pub fn set_rate_limit(&self, per_minute: Option<u32>) {
+        self.lock().rate = per_minute.filter(|n| *n > 0).map(|per_minute| RateWindow {
+            per_minute,
+            admitted: VecDeque::new(),
+        });
+    }
+
+    /// Requests the rate limiter has answered with 429 so far.
+    pub fn rate_limited(&self) -> u64 {
+        self.lock().rate_limited
+    }
+
+    /// Number of requests served so far.
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
     }
 
     /// Sets the portal-wide behaviour.
@@ -843,9 +961,27 @@ async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
         .headers
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
-    let (authorized, response) = sim
-        .dispatch(&path, &parts.method, &query, auth.as_deref(), &href)
-        .await;
+    let (limited, latency) = {
+        let mut g = sim.lock();
+        (g.rate_check(), g.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (authorized, response) = match limited {
+        // The limiter runs before authentication and the action, like the real middleware.
+        Some(retry_after) => {
+            let per_minute = sim.lock().rate.as_ref().map_or(1500, |w| w.per_minute);
+            (
+                auth.is_some(),
+                too_many_requests_limit(Some(retry_after), per_minute),
+            )
+        }
+        None => {
+            sim.dispatch(&path, &parts.method, &query, auth.as_deref(), &href)
+                .await
+        }
+    };
     sim.record(SimRequest {
         path,
         query,
@@ -968,28 +1104,52 @@ impl Simulator {
         filter: Option<&FilterParams>,
         href: &str,
     ) -> Result<String, serde_json::Error> {
-        let g = self.lock();
+        let mut g = self.lock();
         let zone = g.cfg.zone;
-        let sorted = g.sorted(stream);
+        let table = g.sorted(stream);
+        let order = &table.order;
+        let row = |i: &u32| &table.rows[*i as usize];
         let (rows, limited): (Vec<&Row>, bool) = match filter {
-            None => (sorted.into_iter().take(LAST_COUNT).collect(), true),
+            None => (order.iter().take(LAST_COUNT).map(row).collect(), true),
             Some(p) => {
                 let skip = p.start_index;
                 let rows = match stream {
                     // Window first, then filters: short or empty pages while older matches exist.
-                    SimStream::Login => sorted
-                        .into_iter()
+                    SimStream::Login => order
+                        .iter()
                         .skip(skip)
                         .take(p.count)
+                        .map(row)
                         .filter(|r| p.matches(&r.ev))
                         .collect(),
-                    // Filters first: normal paging.
-                    SimStream::Audit => sorted
-                        .into_iter()
-                        .filter(|r| p.matches(&r.ev))
-                        .skip(skip)
-                        .take(p.count)
-                        .collect(),
+                    // Filters first: normal paging. Rows within [from, to] are contiguous in
+                    // date order, so the range is found by binary search; when only the dates
+                    // filter, `startIndex` indexes it directly.
+                    SimStream::Audit => {
+                        let lo =
+                            p.to.map_or(0, |to| order.partition_point(|i| row(i).ev.date > to));
+                        let hi = p.from.map_or(order.len(), |from| {
+                            order.partition_point(|i| row(i).ev.date >= from)
+                        });
+                        let range = &order[lo..hi.max(lo)];
+                        if p.dates_only() {
+                            range
+                                .iter()
+                                .skip(skip)
+                                .take(p.count)
+                                .map(row)
+                                .filter(|r| p.matches(&r.ev))
+                                .collect()
+                        } else {
+                            range
+                                .iter()
+                                .map(row)
+                                .filter(|r| p.matches(&r.ev))
+                                .skip(skip)
+                                .take(p.count)
+                                .collect()
+                        }
+                    }
                 };
                 (rows, false)
             }
@@ -1289,11 +1449,15 @@ fn empty_response(status: StatusCode) -> Response {
 }
 
 fn too_many_requests(retry_after: Option<u32>) -> Response {
+    too_many_requests_limit(retry_after, 1500)
+}
+
+fn too_many_requests_limit(retry_after: Option<u32>, limit: u32) -> Response {
     let mut resp = empty_response(StatusCode::TOO_MANY_REQUESTS);
     let h = resp.headers_mut();
     h.insert(
         HeaderName::from_static("x-ratelimit-limit"),
-        HeaderValue::from_static("1500"),
+        HeaderValue::from(limit),
     );
     h.insert(
         HeaderName::from_static("x-ratelimit-remaining"),
@@ -1539,6 +1703,16 @@ impl FilterParams {
         } else {
             Err(errors)
         }
+    }
+
+    /// Whether only `from`/`to` can reject a row (so the matches of a date range are the
+    /// range itself).
+    fn dates_only(&self) -> bool {
+        self.user_id.is_none()
+            && self.action.is_none()
+            && self.module_type.unwrap_or(0) == 0
+            && self.action_type.unwrap_or(0) == 0
+            && (self.entry_type.unwrap_or(0) == 0 || self.target.is_none())
     }
 
     fn matches(&self, ev: &SimEvent) -> bool {
@@ -3334,5 +3508,123 @@ mod tests {
         assert!(n > 5, "{n}");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(sim.len(SimStream::Login) + sim.len(SimStream::Audit), n);
+    }
+
+    /// The naive `ORDER BY date DESC, id DESC` of a table, as ids.
+    fn naive_order(sim: &Simulator, stream: SimStream) -> Vec<i64> {
+        let g = sim.lock();
+        let mut rows: Vec<&Row> = g.table(stream).rows.iter().collect();
+        rows.sort_by(|a, b| b.ev.date.cmp(&a.ev.date).then(b.id.cmp(&a.id)));
+        rows.iter().map(|r| r.id).collect()
+    }
+
+    fn cached_order(sim: &Simulator, stream: SimStream) -> Vec<i64> {
+        let mut g = sim.lock();
+        let t = g.sorted(stream);
+        t.order.iter().map(|&i| t.rows[i as usize].id).collect()
+    }
+
+    #[tokio::test]
+    async fn cached_order_stays_exact_across_bulk_loads_and_late_rows() {
+        let sim = sim(SimZone::Utc);
+        let (a, b) = (
+            datetime!(2025-01-01 00:00 UTC),
+            datetime!(2025-01-02 00:00 UTC),
+        );
+        sim.generate(SimStream::Login, 300, a, b);
+        sim.generate(SimStream::Audit, 300, a, b);
+        for stream in [SimStream::Login, SimStream::Audit] {
+            assert_eq!(cached_order(&sim, stream), naive_order(&sim, stream));
+        }
+        // Single inserts after the order is built: late rows, same-second rows, newest rows.
+        for (i, date) in [
+            datetime!(2025-01-01 12:00 UTC),
+            datetime!(2025-01-01 12:00 UTC),
+            datetime!(2024-12-31 00:00 UTC),
+            datetime!(2025-01-03 00:00 UTC),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sim.insert(SimEvent::login(date, 1010));
+            sim.insert(SimEvent::audit(date, 5011 + i as i32));
+        }
+        sim.generate(SimStream::Login, 50, a, b);
+        for stream in [SimStream::Login, SimStream::Audit] {
+            assert_eq!(cached_order(&sim, stream), naive_order(&sim, stream));
+        }
+        // Served pages follow it: login pages window first, audit pages filter first.
+        let srv = sim
+            .serve("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("serve");
+        let order = naive_order(&sim, SimStream::Login);
+        let p = get(srv.addr, &format!("{LOGIN}?count=100&startIndex=250")).await;
+        let ids: Vec<i64> = p.items().iter().filter_map(|i| i["id"].as_i64()).collect();
+        assert_eq!(ids, order[250..350]);
+        let (from, to) = (
+            datetime!(2025-01-01 06:00 UTC),
+            datetime!(2025-01-01 18:00 UTC),
+        );
+        let expect: Vec<i64> = {
+            let g = sim.lock();
+            let mut rows: Vec<&Row> = g
+                .audit
+                .rows
+                .iter()
+                .filter(|r| r.ev.date >= from && r.ev.date <= to)
+                .collect();
+            rows.sort_by(|a, b| b.ev.date.cmp(&a.ev.date).then(b.id.cmp(&a.id)));
+            rows.iter().map(|r| r.id).collect()
+        };
+        assert!(expect.len() > 120, "{}", expect.len());
+        let mut got = Vec::new();
+        for start in [0, 100] {
+            let p = get(
+                srv.addr,
+                &format!(
+                    "{EVENTS}?from=2025-01-01T06:00:00Z&to=2025-01-01T18:00:00Z&count=100&startIndex={start}"
+                ),
+            )
+            .await;
+            got.extend(p.items().iter().filter_map(|i| i["id"].as_i64()));
+        }
+        assert_eq!(got, expect);
+        // With another filter the fast path is off, and the filter still applies before paging.
+        let p = get(
+            srv.addr,
+            &format!("{EVENTS}?from=2025-01-01T06:00:00Z&to=2025-01-01T18:00:00Z&actionType=2"),
+        )
+        .await;
+        assert!(p.items().iter().all(|i| i["actionType"] == 2));
+    }
+
+    #[tokio::test]
+    async fn rate_limit_answers_429_with_retry_after_and_latency_delays() {
+        let sim = sim(SimZone::Utc);
+        sim.set_rate_limit(Some(3));
+        sim.set_latency(Duration::from_millis(40));
+        let srv = sim
+            .serve("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("serve");
+        let started = std::time::Instant::now();
+        for _ in 0..3 {
+            assert_eq!(get(srv.addr, LOGIN).await.status, 200);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(120));
+        let r = get(srv.addr, LOGIN).await;
+        assert_eq!(r.status, 429);
+        assert_eq!(r.body, "");
+        assert_eq!(r.header("x-ratelimit-limit"), Some("3"));
+        let after: u32 = r
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!(after <= 60, "{after}");
+        assert_eq!(sim.rate_limited(), 1);
+        assert_eq!(sim.request_count(), 4);
+        sim.set_rate_limit(None);
+        assert_eq!(get(srv.addr, LOGIN).await.status, 200);
     }
 }

@@ -254,12 +254,46 @@ impl SyslogSink {
             Some(Conn::Tls(s)) => write_all(s.as_mut(), &buf, timeout).await,
             None => Err("not connected".to_owned()),
         };
+        let result = match result {
+            Ok(()) => self.wait_until_acknowledged(timeout).await,
+            Err(e) => Err(e),
+        };
         result.map_err(|e| {
             self.conn = None;
             SinkError::retryable(format!(
                 "syslog {addr}: {e}; reconnecting and re-sending the batch"
             ))
         })
+    }
+
+    /// Waits until the receiver's TCP stack has acknowledged every byte written (the socket's
+    /// send queue, `TIOCOUTQ`, is empty), so that a batch is acknowledged only once it has left
+    /// this host: a receiver that stops reading, or dies, then costs a re-send instead of the
+    /// contents of our send buffer. What is left is the receiver's own buffer (its kernel
+    /// acknowledged, its process did not read), which plain TCP syslog cannot confirm.
+    async fn wait_until_acknowledged(&self, timeout: std::time::Duration) -> Result<(), String> {
+        let tcp = match &self.conn {
+            Some(Conn::Tcp(s)) => s,
+            Some(Conn::Tls(t)) => t.get_ref().0,
+            None => return Err("not connected".to_owned()),
+        };
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_micros(200);
+        loop {
+            let queued =
+                unacked_bytes(tcp).map_err(|e| format!("cannot read the send queue: {e}"))?;
+            if queued == 0 {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(format!(
+                    "the receiver acknowledged nothing of the last {queued} bytes for {} (not reading?)",
+                    humantime::format_duration(timeout)
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Connects once, for `check`.
@@ -290,6 +324,26 @@ async fn write_all<W: AsyncWrite + Unpin>(
             humantime::format_duration(timeout)
         )),
     }
+}
+
+/// Bytes written to `tcp` that its peer has not acknowledged yet (Linux `TIOCOUTQ`).
+#[cfg(target_os = "linux")]
+fn unacked_bytes(tcp: &TcpStream) -> std::io::Result<i32> {
+    use std::os::fd::AsRawFd as _;
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one c_int through the pointer, which points to a live local; the
+    // descriptor is owned by `tcp`, which outlives the call.
+    let rc = unsafe { libc::ioctl(tcp.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n)
+}
+
+/// Elsewhere the send queue cannot be read: trust the write.
+#[cfg(not(target_os = "linux"))]
+fn unacked_bytes(_tcp: &TcpStream) -> std::io::Result<i32> {
+    Ok(0)
 }
 
 /// Names a TLS handshake failure in an operator's words.

@@ -55,6 +55,17 @@ pub struct Poller {
     pub stats: Arc<StreamStats>,
     /// How often a catch-up logs its progress.
     pub progress_interval: Duration,
+    /// Fingerprints of undecodable rows already dead-lettered (in memory; a restart may write
+    /// one again, never lose one).
+    pub rejected_seen: HashSet<u64>,
+}
+
+/// A stable fingerprint of a raw row (its JSON text).
+fn row_fingerprint(row: &serde_json::Value) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    row.to_string().hash(&mut h);
+    h.finish()
 }
 
 /// Sleeps unless cancelled first; returns false when cancelled.
@@ -173,9 +184,20 @@ impl Poller {
             if window.too_many {
                 warn!(portal = %portal, stream = %stream, "more than max_window_events events within one second; emitting what was read");
             }
-            if !window.rejected.is_empty() {
-                let records: Vec<_> = window
-                    .rejected
+            // The overlap re-reads a bad row at every poll: dead-letter each one once.
+            let fresh_rejects: Vec<&(serde_json::Value, crate::event::EventError)> = window
+                .rejected
+                .iter()
+                .filter(|(row, _)| {
+                    let key = row_fingerprint(row);
+                    if self.rejected_seen.len() > 100_000 {
+                        self.rejected_seen.clear();
+                    }
+                    self.rejected_seen.insert(key)
+                })
+                .collect();
+            if !fresh_rejects.is_empty() {
+                let records: Vec<_> = fresh_rejects
                     .iter()
                     .map(|(row, e)| (row.clone(), format!("undecodable {stream} row: {e}")))
                     .collect();
