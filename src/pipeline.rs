@@ -284,8 +284,11 @@ pub struct Registry {
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
 }
 
+/// Largest dead-letter file before it is rotated to `.1` (two files at most per sink).
+pub const DEAD_LETTER_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Appends rejected events to `<state_dir>/dead-letter/<name>.ndjson` (mode 0600), one JSON
-/// object per event with the reason.
+/// object per event with the reason; rotated at [`DEAD_LETTER_MAX_BYTES`].
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     path: PathBuf,
@@ -311,6 +314,13 @@ impl DeadLetter {
         }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
+        }
+        // Size cap: past DEAD_LETTER_MAX_BYTES the file becomes `<name>.ndjson.1` (replacing
+        // an older one) and a new file starts, so a sink rejecting everything cannot fill the
+        // disk; the newest rejects are always kept.
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= DEAD_LETTER_MAX_BYTES) {
+            let rotated = self.path.with_extension("ndjson.1");
+            std::fs::rename(&self.path, &rotated)?;
         }
         let mut opts = std::fs::OpenOptions::new();
         opts.create(true).append(true);

@@ -170,6 +170,18 @@ impl AnySink {
         }
     }
 
+    /// Largest request body: below the receivers' default limits (HEC `max_content_length`
+    /// 1,000,000 bytes; Elasticsearch `http.max_content_length` 100 MB, but 5–15 MB bulks are
+    /// the recommended size); a 413 still splits a batch.
+    fn max_bytes(&self) -> usize {
+        match self {
+            AnySink::Splunk(_) => 900_000,
+            AnySink::Elastic(_) => 10 * 1024 * 1024,
+            AnySink::Webhook(_) => 5 * 1024 * 1024,
+            _ => usize::MAX,
+        }
+    }
+
     /// How long a partial batch waits for more events.
     fn linger(&self) -> Duration {
         match self {
@@ -254,7 +266,7 @@ pub async fn run(
                 records.push((doc.into(), events[at]));
             }
         }
-        for chunk in records.chunks(max) {
+        for chunk in chunks(&records, max, sink.max_bytes()) {
             deliver(
                 &mut sink,
                 &cfg.name,
@@ -279,6 +291,27 @@ pub async fn run(
     if let Some(Err(e)) = rules.as_mut().map(|r| r.save(true)) {
         warn!(sink = %cfg.name, error = %e, "cannot save alert rule state; alerts may repeat after a restart");
     }
+}
+
+/// Splits records into requests of at most `max` records and `max_bytes` bytes (at least one
+/// record each), in order.
+fn chunks<'a, T>(records: &'a [(Bytes, T)], max: usize, max_bytes: usize) -> Vec<&'a [(Bytes, T)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0usize;
+    for (i, (r, _)) in records.iter().enumerate() {
+        let full = i - start >= max || (i > start && bytes + r.len() > max_bytes);
+        if full {
+            out.push(&records[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += r.len();
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
 }
 
 /// What a send achieved when the target answered per record (Elasticsearch `_bulk`, HEC
@@ -408,5 +441,37 @@ async fn write_dead(
     while let Err(io) = dead_letter.append(&records) {
         error!(sink = %name, error = %io, "cannot write the dead-letter file; retrying");
         tokio::time::sleep(wait.next_delay()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_count_and_bytes_and_keep_order() {
+        let recs: Vec<(Bytes, usize)> =
+            (0..10).map(|i| (Bytes::from(vec![b'x'; 100]), i)).collect();
+        let by_count = chunks(&recs, 4, usize::MAX);
+        assert_eq!(
+            by_count.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        let by_bytes = chunks(&recs, 100, 250);
+        assert_eq!(
+            by_bytes.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![2, 2, 2, 2, 2]
+        );
+        let one_big = chunks(&recs[..1], 100, 10);
+        assert_eq!(
+            one_big.len(),
+            1,
+            "a record larger than the cap still goes, alone"
+        );
+        let order: Vec<usize> = by_bytes
+            .iter()
+            .flat_map(|c| c.iter().map(|(_, i)| *i))
+            .collect();
+        assert_eq!(order, (0..10).collect::<Vec<_>>());
     }
 }
