@@ -295,7 +295,7 @@ pub async fn run(
 
 /// Splits records into requests of at most `max` records and `max_bytes` bytes (at least one
 /// record each), in order.
-fn chunks<'a, T>(records: &'a [(Bytes, T)], max: usize, max_bytes: usize) -> Vec<&'a [(Bytes, T)]> {
+fn chunks<T>(records: &[(Bytes, T)], max: usize, max_bytes: usize) -> Vec<&[(Bytes, T)]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0usize;
