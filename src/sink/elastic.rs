@@ -161,19 +161,9 @@ impl ElasticSink {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                SinkError::retryable(format!(
-                    "elasticsearch {}: {}",
-                    self.shown,
-                    crate::tls::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| super::transport_error("elasticsearch", &self.shown, &e))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = super::retry_after_header(&resp);
         let what = format!("elasticsearch {} answered HTTP {status}", self.shown);
         match status {
             200..=299 => {}
@@ -255,13 +245,7 @@ impl ElasticSink {
             .request(reqwest::Method::GET, "/")
             .send()
             .await
-            .map_err(|e| {
-                SinkError::retryable(format!(
-                    "elasticsearch {}: {}",
-                    self.shown,
-                    crate::tls::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| super::transport_error("elasticsearch", &self.shown, &e))?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(format!("{} reachable ({:?})", self.shown, self.cfg.flavor)),

@@ -79,6 +79,22 @@ impl SinkError {
     }
 }
 
+/// Seconds of a `Retry-After` header, when it holds a number.
+pub fn retry_after_header(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// A failed HTTP request as a retryable error naming the target (never its URL path or query).
+pub fn transport_error(what: &str, shown: &str, e: &reqwest::Error) -> SinkError {
+    SinkError::retryable(format!(
+        "{what} {shown}: {}",
+        crate::tls::describe_reqwest(e)
+    ))
+}
+
 /// Every kind of sink.
 #[derive(Debug)]
 pub enum AnySink {

@@ -171,19 +171,9 @@ impl SplunkSink {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                SinkError::retryable(format!(
-                    "splunk hec {}: {}",
-                    self.shown,
-                    crate::tls::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| super::transport_error("splunk hec", &self.shown, &e))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = super::retry_after_header(&resp);
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let code = body.get("code").and_then(Value::as_i64);
         let text = body
@@ -284,13 +274,7 @@ impl SplunkSink {
             .get(self.url("/services/collector/health"))
             .send()
             .await
-            .map_err(|e| {
-                SinkError::retryable(format!(
-                    "splunk hec {}: {}",
-                    self.shown,
-                    crate::tls::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| super::transport_error("splunk hec", &self.shown, &e))?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             Ok(format!("{} healthy", self.shown))

@@ -87,22 +87,12 @@ impl WebhookSink {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                SinkError::retryable(format!(
-                    "webhook {}: {}",
-                    self.shown,
-                    crate::tls::describe_reqwest(&e)
-                ))
-            })?;
+            .map_err(|e| super::transport_error("webhook", &self.shown, &e))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = super::retry_after_header(&resp);
         let code = status.as_u16();
         let what = format!("webhook {} answered HTTP {code}", self.shown);
         Err(match code {
