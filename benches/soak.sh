@@ -47,6 +47,8 @@ sim_pid= coll_pid= agent_pid=
 cleanup() {
   for p in $agent_pid $coll_pid $sim_pid; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # The results stay in $OUT; the scratch directory goes unless it is $OUT.
+  if [ "$OUT" != "$work" ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -176,7 +178,10 @@ import json, re, sys, time, urllib.request
 from datetime import datetime
 url, cutoff, ids_file, stdout_file, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], time.time() + float(sys.argv[5])
 
+requests = 0
+
 def portal_ids():
+    global requests
     want = set()
     for stream, path in (("login", "login"), ("audit", "events")):
         start = 0
@@ -184,6 +189,7 @@ def portal_ids():
             req = urllib.request.Request(f"{url}/api/2.0/security/audit/{path}/filter?count=100&startIndex={start}",
                                          headers={"Authorization": "Bearer sk-soak"})
             rows = json.load(urllib.request.urlopen(req))["response"]
+            requests += 1
             if not rows:
                 break
             for r in rows:
@@ -218,7 +224,7 @@ while True:
     if (not lost_hook and not lost_out) or time.time() > deadline:
         break
     time.sleep(5)
-print(f"portal_rows_before_cutoff={len(want)}")
+print(f"portal_rows_before_cutoff={len(want)} oracle_requests={requests}")
 for name, got in (("webhook", hook), ("stdout", out)):
     uniq = set(got)
     lost = want - uniq
@@ -250,7 +256,8 @@ elapsed=$(( $(now) - t0 ))
   echo "faults: sink-down=${count[sinkdown]} kill9=${count[kill9]} sighup=${count[sighup]} (agent restarts $restarts)"
   cat "$work/oracle.txt"
   echo "oracle_converged_after_s=$converge sigterm_exit=$code sigterm_ms=$term_ms"
-  echo "portal_requests=${served:-?} over ${elapsed}s ($(awk -v r="${served:-0}" -v e="$elapsed" 'BEGIN { printf "%.1f", r / e }') req/s)"
+  oracle_reqs=$(grep -o 'oracle_requests=[0-9]*' "$work/oracle.txt" | cut -d= -f2)
+  echo "portal_requests=${served:-?} of which the oracle's=${oracle_reqs:-?}; the agents' over ${elapsed}s: $(awk -v r="${served:-0}" -v o="${oracle_reqs:-0}" -v e="$elapsed" 'BEGIN { printf "%.1f", (r - o) / e }') req/s"
   awk -F, 'NR > 2 && $2 == pid && $7 >= prev { d += $7 - prev; s += $1 - t }
     { pid = $2; prev = $7; t = $1 }
     END { if (s > 0) printf "agent_requests_per_s_between_samples=%.1f\n", d / s }' "$OUT/samples.csv"
