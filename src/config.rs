@@ -47,6 +47,7 @@ const TYPED_KEYS: &[&str] = &[
     "facility",
     "insecure_skip_verify",
     "enabled",
+    "gzip",
     "streams",
     "actions",
     "outcome",
@@ -387,6 +388,8 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// TLS settings.
     pub tls: HttpTls,
+    /// Compress request bodies (`Content-Encoding: gzip`).
+    pub gzip: bool,
 }
 
 impl WebhookConfig {
@@ -515,6 +518,8 @@ struct RawSink {
     password_file: Option<String>,
     flavor: Option<String>,
     pipeline: Option<String>,
+    // webhook
+    gzip: Option<bool>,
     // chat sinks
     rules: Option<Value>,
     rate: Option<Value>,
@@ -550,7 +555,7 @@ const SYSLOG_KEYS: &[&str] = &[
     "tls",
 ];
 const WEBHOOK_KEYS: &[&str] = &[
-    "url", "url_file", "headers", "batch", "timeout", "tls", "rules",
+    "url", "url_file", "headers", "batch", "timeout", "tls", "rules", "gzip",
 ];
 const SPLUNK_KEYS: &[&str] = &[
     "endpoint",
@@ -1729,6 +1734,7 @@ fn sink(
                 batch_timeout,
                 timeout,
                 tls,
+                gzip: rs.gzip.unwrap_or(false),
             })
         }
         "splunk_hec" | "elasticsearch" => {

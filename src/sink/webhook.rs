@@ -82,8 +82,16 @@ impl WebhookSink {
             body.extend_from_slice(r);
         }
         body.push(b']');
-        let resp = self
-            .request(reqwest::Method::POST)
+        let mut req = self.request(reqwest::Method::POST);
+        if self.cfg.gzip {
+            use std::io::Write as _;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            // Writing into a Vec cannot fail.
+            let _ = enc.write_all(&body);
+            body = enc.finish().unwrap_or(body);
+            req = req.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        let resp = req
             .body(body)
             .send()
             .await

@@ -738,3 +738,66 @@ async fn tls_syslog_loses_nothing_across_a_receiver_restart() {
     agent.signal("TERM");
     assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_gzip_bodies_decompress_to_the_same_events() {
+    use std::io::Read as _;
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/in",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    assert_eq!(
+                        headers.get("content-encoding").map(|v| v.as_bytes()),
+                        Some(&b"gzip"[..])
+                    );
+                    let mut text = String::new();
+                    flate2::read::GzDecoder::new(&body[..])
+                        .read_to_string(&mut text)
+                        .expect("gzip");
+                    let v: Value = serde_json::from_str(&text).expect("json array");
+                    sink.lock()
+                        .expect("lock")
+                        .extend(v.as_array().cloned().unwrap_or_default());
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Audit,
+        120,
+        now - time::Duration::hours(2),
+        now - time::Duration::minutes(3),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"ecs\"\ngzip = true\nurl = \"http://{addr}/in\"\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"audit\"]\nstart_from = \"1d\"")
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "120 events", || {
+        got.lock().expect("lock").len() >= 120
+    })
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    let events = got.lock().expect("lock").clone();
+    assert_eq!(
+        ids_of(&events).into_iter().collect::<BTreeSet<_>>(),
+        all_ids(&sim)
+    );
+}
