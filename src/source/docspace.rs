@@ -318,7 +318,7 @@ impl Client {
                 snippet(&body)
             ))
         })?;
-        let Some(obj) = v.as_object() else {
+        let Value::Object(mut obj) = v else {
             return Err(SourceError::Malformed(
                 "the body is not a JSON object".into(),
             ));
@@ -329,12 +329,14 @@ impl Client {
                 obj["status"]
             )));
         }
-        let Some(rows) = obj.get("response").and_then(Value::as_array) else {
+        let count = obj.get("count").and_then(Value::as_u64);
+        // Taken, not cloned: a page is decoded once.
+        let Some(Value::Array(rows)) = obj.remove("response") else {
             return Err(SourceError::Malformed(
                 "the envelope has no `response` array".into(),
             ));
         };
-        if let Some(count) = obj.get("count").and_then(Value::as_u64)
+        if let Some(count) = count
             && count as usize != rows.len()
         {
             return Err(SourceError::Malformed(format!(
@@ -342,7 +344,7 @@ impl Client {
                 rows.len()
             )));
         }
-        Ok(rows.clone())
+        Ok(rows)
     }
 
     /// One page of a window, decoded; detects the no-audit-plan fallback.
