@@ -1702,24 +1702,7 @@ fn sink(
                     headers.push((h, v));
                 }
             }
-            let (max_events, batch_timeout) = match rs.batch {
-                None => (100, Duration::from_secs(1)),
-                Some(b) => (
-                    b.max_events.unwrap_or(100),
-                    duration(
-                        errs,
-                        &format!("{key}.batch.timeout"),
-                        b.timeout.as_deref(),
-                        Duration::from_secs(1),
-                    ),
-                ),
-            };
-            if !(1..=10_000).contains(&max_events) {
-                errs.push(ConfigProblem::new(
-                    format!("{key}.batch.max_events"),
-                    "must be between 1 and 10000",
-                ));
-            }
+            let (max_events, batch_timeout) = batch(errs, key, rs.batch, 100);
             let timeout = duration(
                 errs,
                 &format!("{key}.timeout"),
@@ -1730,7 +1713,7 @@ fn sink(
             SinkKind::Webhook(WebhookConfig {
                 url: url.unwrap_or_else(|| SecretString::from(String::new())),
                 headers,
-                max_events: max_events as usize,
+                max_events,
                 batch_timeout,
                 timeout,
                 tls,

@@ -672,18 +672,7 @@ pub fn make_pki(dir: &Path) {
             "server.pem",
         ],
     ];
-    for args in steps {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    run_openssl(dir, &steps);
 }
 
 /// What a CEF parser reads back for a value the agent encoded, per the documented sanitising:
@@ -903,9 +892,18 @@ pub fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
             "client.pem",
         ],
     ];
+    run_openssl(dir, &steps);
+    (dir.join("client.pem"), dir.join("client.key"))
+}
+
+/// Splunk HEC and Elasticsearch `_bulk` mocks (docs/formats.md §4.1, §4.2).
+pub mod mocks;
+
+/// Runs each `openssl` command line in `dir`, failing the test with openssl's own message.
+fn run_openssl(dir: &Path, steps: &[&[&str]]) {
     for args in steps {
         let out = Command::new("openssl")
-            .args(args)
+            .args(*args)
             .current_dir(dir)
             .output()
             .expect("openssl runs");
@@ -915,8 +913,4 @@ pub fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    (dir.join("client.pem"), dir.join("client.key"))
 }
-
-/// Splunk HEC and Elasticsearch `_bulk` mocks (docs/formats.md §4.1, §4.2).
-pub mod mocks;
