@@ -10,12 +10,16 @@
 //!   hostile row cannot blow up a datagram or a SIEM field.
 //! - `raw` keeps the row exactly as received, for the `json` format.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::actions;
 
@@ -115,6 +119,9 @@ pub enum EventError {
     /// A required field is absent.
     #[error("event has no `{0}` field")]
     Missing(&'static str),
+    /// The row is not valid JSON.
+    #[error("event is not valid JSON: {0}")]
+    Malformed(String),
     /// A field has a value that cannot be used.
     #[error("event field `{field}` is invalid: {problem}")]
     Invalid {
@@ -126,7 +133,11 @@ pub enum EventError {
 }
 
 /// One login or audit event.
-#[derive(Debug, Clone)]
+///
+/// Decoded once, read by every encoder and sink: the string fields live in one buffer
+/// (`text`, addressed by spans) and the row is kept as its own compact JSON text (`raw`), so an
+/// event costs three heap blocks instead of one per field.
+#[derive(Clone)]
 pub struct Event {
     /// The portal it came from.
     pub portal: Arc<PortalInfo>,
@@ -136,28 +147,10 @@ pub struct Event {
     pub id: i64,
     /// When it happened, in UTC.
     pub time: OffsetDateTime,
+    /// The portal's UTC offset as the row's `date` carried it.
+    pub offset: UtcOffset,
     /// The `MessageAction` code.
     pub action_id: i64,
-    /// The localized sentence DocSpace renders (`action`); never parsed.
-    pub action_text: Option<String>,
-    /// Display name, login or "Anonymous" (`user`).
-    pub user: Option<String>,
-    /// Actor GUID (`userId`), the Guest GUID for failed attempts.
-    pub user_id: Option<String>,
-    /// The login name as typed on failed attempts (`login`); attacker-controlled.
-    pub login: Option<String>,
-    /// Client address as DocSpace stores it (IPv6 cut to its first group).
-    pub ip: Option<String>,
-    /// Geolocated country name.
-    pub country: Option<String>,
-    /// Geolocated city.
-    pub city: Option<String>,
-    /// `"{UA family} {major}"`.
-    pub browser: Option<String>,
-    /// OS and device.
-    pub platform: Option<String>,
-    /// Full URL of the page (referer) or API endpoint.
-    pub page: Option<String>,
     /// Audit: `ActionType`.
     pub action_type: Option<i64>,
     /// Audit: `ProductType`.
@@ -168,10 +161,51 @@ pub struct Event {
     pub target: Vec<String>,
     /// Audit: `EntryType` values.
     pub entries: Vec<i64>,
-    /// Audit: localized module name or room title.
-    pub context: Option<String>,
-    /// The row exactly as received.
-    pub raw: Map<String, Value>,
+    text: String,
+    spans: [Span; FIELDS],
+    raw: Box<RawValue>,
+}
+
+/// Where a string field lies in `Event::text`; `len == u32::MAX` means absent.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    const NONE: Span = Span {
+        start: 0,
+        len: u32::MAX,
+    };
+}
+
+/// The string fields kept in `Event::text`, by index.
+const FIELDS: usize = 12;
+const F_ACTION: usize = 0;
+const F_USER: usize = 1;
+const F_USER_ID: usize = 2;
+const F_LOGIN: usize = 3;
+const F_IP: usize = 4;
+const F_COUNTRY: usize = 5;
+const F_CITY: usize = 6;
+const F_BROWSER: usize = 7;
+const F_PLATFORM: usize = 8;
+const F_PAGE: usize = 9;
+const F_CONTEXT: usize = 10;
+const F_DATE: usize = 11;
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("portal", &self.portal.name)
+            .field("stream", &self.stream)
+            .field("id", &self.id)
+            .field("time", &self.time)
+            .field("action_id", &self.action_id)
+            .field("raw", &self.raw.get())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Outcome of an event, as ECS and CEF name it.
@@ -225,70 +259,216 @@ const LOGIN_SUCCESS: &[i64] = &[
 ];
 
 impl Event {
-    /// Decodes one DocSpace row. `stream` is the log it was read from; when `None` it is
-    /// derived from the action code (SPEC: 1000–1999 are logins).
+    /// Decodes one DocSpace row given as a JSON value (tests, `encode`, fuzzing). `stream` is
+    /// the log it was read from; when `None` it is derived from the action code (SPEC:
+    /// 1000–1999 are logins).
     pub fn from_json(
         portal: Arc<PortalInfo>,
         stream: Option<Stream>,
         value: Value,
     ) -> Result<Event, EventError> {
-        let Value::Object(raw) = value else {
+        if !value.is_object() {
             return Err(EventError::NotAnObject);
+        }
+        // A Value always serialises.
+        let text = serde_json::to_string(&value).unwrap_or_default();
+        Event::from_row_text(portal, stream, &text)
+    }
+
+    /// Decodes one row from its JSON text, as it lies in a page (the hot path: strings are
+    /// borrowed from the text, nothing is built but the event itself).
+    pub fn from_row_text(
+        portal: Arc<PortalInfo>,
+        stream: Option<Stream>,
+        row: &str,
+    ) -> Result<Event, EventError> {
+        let mut de = serde_json::Deserializer::from_str(row);
+        let fields = match RowFields::deserialize(&mut de).and_then(|f| de.end().map(|()| f)) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(EventError::NotAnObject),
+            Err(e) => return Err(EventError::Malformed(e.to_string())),
         };
-        let id = int_field(&raw, "id")?.ok_or(EventError::Missing("id"))?;
-        let date = match raw.get("date") {
-            None | Some(Value::Null) => return Err(EventError::Missing("date")),
-            Some(Value::String(s)) => parse_date(s).map_err(|problem| EventError::Invalid {
-                field: "date",
-                problem,
-            })?,
+        let id = fields.int(K_ID, "id")?.ok_or(EventError::Missing("id"))?;
+        let (date_text, date) = match fields.get(K_DATE) {
+            None => return Err(EventError::Missing("date")),
+            Some(Loose::Str(s)) => {
+                let s: &str = s;
+                let t = parse_date_keep_offset(s).map_err(|problem| EventError::Invalid {
+                    field: "date",
+                    problem,
+                })?;
+                (s, t)
+            }
             Some(other) => {
                 return Err(EventError::Invalid {
                     field: "date",
-                    problem: format!("expected a string, got {}", type_name(other)),
+                    problem: format!("expected a string, got {}", other.type_name()),
                 });
             }
         };
-        let action_id = int_field(&raw, "actionId")?.ok_or(EventError::Missing("actionId"))?;
+        let action_id = fields
+            .int(K_ACTION_ID, "actionId")?
+            .ok_or(EventError::Missing("actionId"))?;
         let stream = stream.unwrap_or_else(|| Stream::for_action(action_id));
+        let mut text = String::with_capacity(row.len() / 2 + 48);
+        let mut spans = [Span::NONE; FIELDS];
+        for (field, key) in [
+            (F_ACTION, K_ACTION),
+            (F_USER, K_USER),
+            (F_USER_ID, K_USER_ID),
+            (F_LOGIN, K_LOGIN),
+            (F_IP, K_IP),
+            (F_COUNTRY, K_COUNTRY),
+            (F_CITY, K_CITY),
+            (F_BROWSER, K_BROWSER),
+            (F_PLATFORM, K_PLATFORM),
+            (F_PAGE, K_PAGE),
+            (F_CONTEXT, K_CONTEXT),
+        ] {
+            if let Some(v) = fields.get(key) {
+                let start = text.len();
+                if v.push_scalar(&mut text) && text.len() > start {
+                    spans[field] = Span {
+                        start: start as u32,
+                        len: (text.len() - start) as u32,
+                    };
+                } else {
+                    text.truncate(start);
+                }
+            }
+        }
+        let start = text.len();
+        push_capped(&mut text, date_text);
+        spans[F_DATE] = Span {
+            start: start as u32,
+            len: (text.len() - start) as u32,
+        };
+        let target = match fields.get(K_TARGET) {
+            Some(Loose::Seq(items)) => items.iter().filter_map(Loose::scalar_string).collect(),
+            Some(v) => v.scalar_string().into_iter().collect(),
+            None => Vec::new(),
+        };
+        let entries = match fields.get(K_ENTRIES) {
+            Some(Loose::Seq(items)) => items.iter().filter_map(Loose::as_i64).collect(),
+            _ => Vec::new(),
+        };
+        let raw = RawValue::from_string(compact_json(row))
+            .map_err(|e| EventError::Malformed(e.to_string()))?;
         Ok(Event {
             portal,
             stream,
             id,
-            time: date,
+            time: date.to_offset(UtcOffset::UTC),
+            offset: date.offset(),
             action_id,
-            action_text: str_field(&raw, "action"),
-            user: str_field(&raw, "user"),
-            user_id: str_field(&raw, "userId"),
-            login: str_field(&raw, "login"),
-            ip: str_field(&raw, "ip"),
-            country: str_field(&raw, "country"),
-            city: str_field(&raw, "city"),
-            browser: str_field(&raw, "browser"),
-            platform: str_field(&raw, "platform"),
-            page: str_field(&raw, "page"),
-            action_type: int_field(&raw, "actionType").ok().flatten(),
-            product: int_field(&raw, "product").ok().flatten(),
-            location: int_field(&raw, "location").ok().flatten(),
-            target: match raw.get("target") {
-                Some(Value::Array(items)) => items.iter().filter_map(scalar_string).collect(),
-                Some(v) => scalar_string(v).into_iter().collect(),
-                None => Vec::new(),
-            },
-            entries: match raw.get("entries") {
-                Some(Value::Array(items)) => items.iter().filter_map(Value::as_i64).collect(),
-                _ => Vec::new(),
-            },
-            context: str_field(&raw, "context"),
+            action_type: fields.int(K_ACTION_TYPE, "actionType").ok().flatten(),
+            product: fields.int(K_PRODUCT, "product").ok().flatten(),
+            location: fields.int(K_LOCATION, "location").ok().flatten(),
+            target,
+            entries,
+            text,
+            spans,
             raw,
         })
     }
 
+    fn field(&self, f: usize) -> Option<&str> {
+        let s = self.spans[f];
+        if s.len == u32::MAX {
+            return None;
+        }
+        self.text
+            .get(s.start as usize..s.start as usize + s.len as usize)
+    }
+
+    /// The localized sentence DocSpace renders (`action`); never parsed.
+    pub fn action_text(&self) -> Option<&str> {
+        self.field(F_ACTION)
+    }
+
+    /// Display name, login or "Anonymous" (`user`).
+    pub fn user(&self) -> Option<&str> {
+        self.field(F_USER)
+    }
+
+    /// Actor GUID (`userId`), the Guest GUID for failed attempts.
+    pub fn user_id(&self) -> Option<&str> {
+        self.field(F_USER_ID)
+    }
+
+    /// The login name as typed on failed attempts (`login`); attacker-controlled.
+    pub fn login(&self) -> Option<&str> {
+        self.field(F_LOGIN)
+    }
+
+    /// Client address as DocSpace stores it (IPv6 cut to its first group).
+    pub fn ip(&self) -> Option<&str> {
+        self.field(F_IP)
+    }
+
+    /// Geolocated country name.
+    pub fn country(&self) -> Option<&str> {
+        self.field(F_COUNTRY)
+    }
+
+    /// Geolocated city.
+    pub fn city(&self) -> Option<&str> {
+        self.field(F_CITY)
+    }
+
+    /// `"{UA family} {major}"`.
+    pub fn browser(&self) -> Option<&str> {
+        self.field(F_BROWSER)
+    }
+
+    /// OS and device.
+    pub fn platform(&self) -> Option<&str> {
+        self.field(F_PLATFORM)
+    }
+
+    /// Full URL of the page (referer) or API endpoint.
+    pub fn page(&self) -> Option<&str> {
+        self.field(F_PAGE)
+    }
+
+    /// Audit: localized module name or room title.
+    pub fn context(&self) -> Option<&str> {
+        self.field(F_CONTEXT)
+    }
+
+    /// The row's `date` exactly as DocSpace wrote it (portal time zone, 7-digit fraction).
+    pub fn date_text(&self) -> &str {
+        self.field(F_DATE).unwrap_or_default()
+    }
+
+    /// The row exactly as received (whitespace between tokens removed), as JSON text.
+    pub fn raw(&self) -> &RawValue {
+        &self.raw
+    }
+
+    /// A copy with one row field replaced (`Value::Null` removes it), decoded again; when the
+    /// result no longer decodes, an unchanged copy. For tests and tools.
+    pub fn with_row_field(&self, key: &str, value: Value) -> Event {
+        let mut row = self.raw_map();
+        if value.is_null() {
+            row.remove(key);
+        } else {
+            row.insert(key.to_owned(), value);
+        }
+        Event::from_json(self.portal.clone(), Some(self.stream), Value::Object(row))
+            .unwrap_or_else(|_| self.clone())
+    }
+
+    /// The row as a JSON object (allocates; for the rare paths that edit the row).
+    pub fn raw_map(&self) -> Map<String, Value> {
+        serde_json::from_str(self.raw.get()).unwrap_or_default()
+    }
+
     /// The `MessageAction` member name, or `Action<code>` for a code this build does not know.
-    pub fn action_name(&self) -> String {
+    pub fn action_name(&self) -> Cow<'static, str> {
         match actions::lookup(self.action_id) {
-            Some(a) => a.name.to_owned(),
-            None => format!("Action{}", self.action_id),
+            Some(a) => Cow::Borrowed(a.name),
+            None => Cow::Owned(format!("Action{}", self.action_id)),
         }
     }
 
@@ -302,15 +482,12 @@ impl Event {
 
     /// The best human identity: the typed login, else the display name, else the user id.
     pub fn actor(&self) -> Option<&str> {
-        self.login
-            .as_deref()
-            .or(self.user.as_deref())
-            .or(self.user_id.as_deref())
+        self.login().or(self.user()).or(self.user_id())
     }
 
     /// `ip` when it is a valid IPv4/IPv6 address (DocSpace cuts IPv6 to `2a02`).
     pub fn valid_ip(&self) -> Option<std::net::IpAddr> {
-        self.ip.as_deref().and_then(|s| s.parse().ok())
+        self.ip().and_then(|s| s.parse().ok())
     }
 
     /// The UTC time as RFC 3339 with milliseconds and `Z`.
@@ -421,8 +598,12 @@ pub fn classify(
 
 /// Parses a DocSpace `date` (RFC 3339 with any fraction length, `Z` or an offset) into UTC.
 pub fn parse_date(s: &str) -> Result<OffsetDateTime, String> {
+    parse_date_keep_offset(s).map(|d| d.to_offset(UtcOffset::UTC))
+}
+
+/// Parses a DocSpace `date`, keeping the portal's offset.
+fn parse_date_keep_offset(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s.trim(), &Rfc3339)
-        .map(|d| d.to_offset(time::UtcOffset::UTC))
         .map_err(|e| format!("{s:?} is not an RFC 3339 date-time with an offset ({e})"))
 }
 
@@ -455,55 +636,331 @@ pub fn format_utc_seconds(t: OffsetDateTime) -> String {
     )
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+// The row decoder: one pass of serde over the row's text into `Loose` values, strings
+// borrowed wherever the JSON has no escapes. Tolerance rules (what each field accepts) are those
+// of DocSpace rows seen in the wild: ints as numbers or numeric strings, strings as strings,
+// numbers or booleans, null meaning absent; the last of duplicate keys wins, as in a JSON map.
+
+const K_ID: usize = 0;
+const K_DATE: usize = 1;
+const K_ACTION_ID: usize = 2;
+const K_ACTION: usize = 3;
+const K_USER: usize = 4;
+const K_USER_ID: usize = 5;
+const K_LOGIN: usize = 6;
+const K_IP: usize = 7;
+const K_COUNTRY: usize = 8;
+const K_CITY: usize = 9;
+const K_BROWSER: usize = 10;
+const K_PLATFORM: usize = 11;
+const K_PAGE: usize = 12;
+const K_ACTION_TYPE: usize = 13;
+const K_PRODUCT: usize = 14;
+const K_LOCATION: usize = 15;
+const K_TARGET: usize = 16;
+const K_ENTRIES: usize = 17;
+const K_CONTEXT: usize = 18;
+const KEYS: usize = 19;
+
+fn key_index(k: &str) -> Option<usize> {
+    Some(match k {
+        "id" => K_ID,
+        "date" => K_DATE,
+        "actionId" => K_ACTION_ID,
+        "action" => K_ACTION,
+        "user" => K_USER,
+        "userId" => K_USER_ID,
+        "login" => K_LOGIN,
+        "ip" => K_IP,
+        "country" => K_COUNTRY,
+        "city" => K_CITY,
+        "browser" => K_BROWSER,
+        "platform" => K_PLATFORM,
+        "page" => K_PAGE,
+        "actionType" => K_ACTION_TYPE,
+        "product" => K_PRODUCT,
+        "location" => K_LOCATION,
+        "target" => K_TARGET,
+        "entries" => K_ENTRIES,
+        "context" => K_CONTEXT,
+        _ => return None,
+    })
+}
+
+/// Any JSON value, as loosely as the decoder needs it.
+#[derive(Debug)]
+enum Loose<'a> {
+    Null,
+    Bool(bool),
+    I(i64),
+    U(u64),
+    F(f64),
+    Str(Cow<'a, str>),
+    Seq(Vec<Loose<'a>>),
+    Map,
+}
+
+impl Loose<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Loose::Null => "null",
+            Loose::Bool(_) => "a boolean",
+            Loose::I(_) | Loose::U(_) | Loose::F(_) => "a number",
+            Loose::Str(_) => "a string",
+            Loose::Seq(_) => "an array",
+            Loose::Map => "an object",
+        }
+    }
+
+    /// The number as JSON writes it.
+    fn number_text(&self) -> Option<String> {
+        match *self {
+            Loose::I(n) => Some(n.to_string()),
+            Loose::U(n) => Some(n.to_string()),
+            Loose::F(f) => serde_json::Number::from_f64(f).map(|n| n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Loose::I(n) => Some(n),
+            Loose::U(n) => i64::try_from(n).ok(),
+            _ => None,
+        }
+    }
+
+    /// Appends the value as text (strings capped, numbers and booleans written out); false
+    /// for anything else.
+    fn push_scalar(&self, out: &mut String) -> bool {
+        match self {
+            Loose::Str(s) => {
+                push_capped(out, s);
+                true
+            }
+            Loose::Bool(b) => {
+                out.push_str(if *b { "true" } else { "false" });
+                true
+            }
+            Loose::I(_) | Loose::U(_) | Loose::F(_) => match self.number_text() {
+                Some(t) => {
+                    out.push_str(&t);
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn scalar_string(&self) -> Option<String> {
+        let mut s = String::new();
+        self.push_scalar(&mut s).then_some(s)
     }
 }
 
-/// An integer field that may arrive as a number or a numeric string.
-fn int_field(raw: &Map<String, Value>, field: &'static str) -> Result<Option<i64>, EventError> {
-    match raw.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| EventError::Invalid {
-            field,
-            problem: format!("{n} is not an integer"),
-        }),
-        Some(Value::String(s)) => {
-            s.trim()
+impl<'de> Deserialize<'de> for Loose<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Loose<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_none<E>(self) -> Result<Loose<'de>, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Loose<'de>, E> {
+                Ok(Loose::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Loose<'de>, E> {
+                Ok(Loose::I(n))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Loose<'de>, E> {
+                Ok(Loose::U(n))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Loose<'de>, E> {
+                Ok(Loose::F(n))
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Owned(s)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Loose::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Loose::Map)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The fields of a row the agent reads (`None` when the row is not an object).
+struct RowFields<'a> {
+    vals: [Option<Loose<'a>>; KEYS],
+}
+
+impl<'a> RowFields<'a> {
+    fn deserialize(
+        de: &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>,
+    ) -> Result<Option<RowFields<'a>>, serde_json::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Option<RowFields<'de>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut vals: [Option<Loose<'de>>; KEYS] = Default::default();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    match key_index(&key.0) {
+                        Some(i) => vals[i] = Some(map.next_value()?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Some(RowFields { vals }))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+        }
+        de::Deserializer::deserialize_any(de, V)
+    }
+
+    /// The value of a key; JSON `null` counts as absent.
+    fn get(&self, k: usize) -> Option<&Loose<'a>> {
+        match &self.vals[k] {
+            None | Some(Loose::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    /// An integer field that may arrive as a number or a numeric string.
+    fn int(&self, k: usize, field: &'static str) -> Result<Option<i64>, EventError> {
+        let Some(v) = self.get(k) else {
+            return Ok(None);
+        };
+        match v {
+            Loose::I(_) | Loose::U(_) | Loose::F(_) => {
+                v.as_i64().map(Some).ok_or_else(|| EventError::Invalid {
+                    field,
+                    problem: format!("{} is not an integer", v.number_text().unwrap_or_default()),
+                })
+            }
+            Loose::Str(s) => s
+                .trim()
                 .parse::<i64>()
                 .map(Some)
                 .map_err(|_| EventError::Invalid {
                     field,
                     problem: format!("{s:?} is not an integer"),
-                })
+                }),
+            other => Err(EventError::Invalid {
+                field,
+                problem: format!("expected an integer, got {}", other.type_name()),
+            }),
         }
-        Some(other) => Err(EventError::Invalid {
-            field,
-            problem: format!("expected an integer, got {}", type_name(other)),
-        }),
     }
 }
 
-/// A string field: absent, null and empty all mean "not known"; numbers are stringified.
-fn str_field(raw: &Map<String, Value>, field: &str) -> Option<String> {
-    raw.get(field)
-        .and_then(scalar_string)
-        .filter(|s| !s.is_empty())
+/// The JSON text without the whitespace between tokens (a pretty-printed row must still be
+/// one line in the `json` format).
+fn compact_json(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut in_str = false;
+    let mut esc = false;
+    for &c in b {
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            if c == b'"' {
+                in_str = true;
+            }
+            out.push(c);
+        }
+    }
+    // Only ASCII whitespace outside strings was removed: still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn scalar_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(cap(s)),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// Appends `s`, cut to [`MAX_FIELD_BYTES`] at a char boundary and marked when longer.
+fn push_capped(out: &mut String, s: &str) {
+    if s.len() <= MAX_FIELD_BYTES {
+        out.push_str(s);
+        return;
     }
+    let mut end = MAX_FIELD_BYTES - TRUNCATED_MARK.len();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.push_str(&s[..end]);
+    out.push_str(TRUNCATED_MARK);
 }
 
 /// Cuts a string to [`MAX_FIELD_BYTES`] at a char boundary and marks the cut.
@@ -568,7 +1025,7 @@ mod tests {
         .expect("valid row");
         assert_eq!(ev.stream, Stream::Login);
         assert_eq!(ev.id, 48212);
-        assert_eq!(ev.country, None, "empty strings mean unknown");
+        assert_eq!(ev.country(), None, "empty strings mean unknown");
         assert_eq!(ev.valid_ip(), None, "a truncated IPv6 is not an address");
         assert_eq!(ev.semantics().outcome, Outcome::Failure);
         assert_eq!(ev.semantics().severity, 7);

@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 use tracing::warn;
 
@@ -216,14 +215,10 @@ impl Match {
             && (self.actions.is_empty() || self.actions.contains(&ev.action_id))
             && (self.outcomes.is_empty() || self.outcomes.contains(&ev.semantics().outcome))
             && (self.users.is_empty()
-                || [
-                    ev.login.as_deref(),
-                    ev.user.as_deref(),
-                    ev.user_id.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .any(|u| self.users.iter().any(|m| m.eq_ignore_ascii_case(u.trim()))))
+                || [ev.login(), ev.user(), ev.user_id()]
+                    .into_iter()
+                    .flatten()
+                    .any(|u| self.users.iter().any(|m| m.eq_ignore_ascii_case(u.trim()))))
     }
 }
 
@@ -1076,16 +1071,15 @@ fn from_millis(ms: i64) -> OffsetDateTime {
 /// The identity of the actor: the login as typed, else the display name, else the user id
 /// (never the shared Guest id).
 fn identity(ev: &Event) -> Option<&str> {
-    ev.login
-        .as_deref()
-        .or(ev.user.as_deref())
-        .or(ev.user_id.as_deref().filter(|u| *u != GUEST_USER_ID))
+    ev.login()
+        .or(ev.user())
+        .or(ev.user_id().filter(|u| *u != GUEST_USER_ID))
         .map(str::trim)
         .filter(|s| !s.is_empty())
 }
 
 fn ip_of(ev: &Event) -> Option<&str> {
-    ev.ip.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    ev.ip().map(str::trim).filter(|s| !s.is_empty())
 }
 
 fn portal_key(ev: &Event, k: &str) -> String {
@@ -1102,11 +1096,7 @@ fn is_login_failure(ev: &Event) -> bool {
 }
 
 fn local_offset(ev: &Event) -> Option<UtcOffset> {
-    ev.raw
-        .get("date")
-        .and_then(Value::as_str)
-        .and_then(|s| OffsetDateTime::parse(s.trim(), &Rfc3339).ok())
-        .map(|d| d.offset())
+    Some(ev.offset)
 }
 
 /// A new alert for `ev` (the firing event), before `describe`.
@@ -1129,12 +1119,12 @@ fn new_alert(rule: &RuleConfig, by: By, key: &str, ev: &Event) -> Alert {
         severity: rule.severity,
         user: identity(ev).map(shown),
         ip: ip_of(ev).map(shown),
-        country: ev.country.as_deref().map(shown),
-        city: ev.city.as_deref().map(shown),
-        action: (ev.action_id, ev.action_name()),
+        country: ev.country().map(shown),
+        city: ev.city().map(shown),
+        action: (ev.action_id, ev.action_name().into_owned()),
         outcome: sem.outcome,
         category: sem.category,
-        detail: ev.action_text.as_deref().map(shown),
+        detail: ev.action_text().map(shown),
         related_users: identity(ev).map(shown).into_iter().collect(),
         related_ips: ip_of(ev).map(shown).into_iter().collect(),
         user_count: 0,
@@ -1721,7 +1711,7 @@ impl RuleEngine {
                         if let Some(u) = identity(ev) {
                             keys.push(portal_key(ev, u));
                         }
-                        if let Some(uid) = ev.user_id.as_deref().filter(|u| *u != GUEST_USER_ID) {
+                        if let Some(uid) = ev.user_id().filter(|u| *u != GUEST_USER_ID) {
                             let k = portal_key(ev, uid);
                             if !keys.contains(&k) {
                                 keys.push(k);
@@ -1767,9 +1757,9 @@ impl RuleEngine {
                 let mut cands: Vec<(String, bool)> = Vec::new();
                 if cfg.by != By::Ip {
                     for u in [
-                        ev.login.as_deref(),
-                        ev.user.as_deref(),
-                        ev.user_id.as_deref().filter(|u| *u != GUEST_USER_ID),
+                        ev.login(),
+                        ev.user(),
+                        ev.user_id().filter(|u| *u != GUEST_USER_ID),
                     ]
                     .into_iter()
                     .flatten()
@@ -1798,11 +1788,11 @@ impl RuleEngine {
                 let Some((n, fkey, is_ip)) = best else {
                     return;
                 };
-                let Some(who) = identity(ev).or(ev.user_id.as_deref()) else {
+                let Some(who) = identity(ev).or(ev.user_id()) else {
                     return;
                 };
                 self.windows_dirty = true;
-                let skey = portal_key(ev, ev.user_id.as_deref().unwrap_or(who));
+                let skey = portal_key(ev, ev.user_id().unwrap_or(who));
                 let st = fired.entry(&skey, t, w, max_keys);
                 if st.silenced(t, w) {
                     return;
@@ -1851,15 +1841,14 @@ impl RuleEngine {
                     return;
                 }
                 let value = match cfg.kind {
-                    RuleKind::NewCountry => ev.country.as_deref(),
+                    RuleKind::NewCountry => ev.country(),
                     _ => ip_of(ev),
                 };
                 let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
                     return;
                 };
                 let id = ev
-                    .user_id
-                    .as_deref()
+                    .user_id()
                     .filter(|u| *u != GUEST_USER_ID)
                     .or(identity(ev));
                 let Some(id) = id else {
@@ -2102,6 +2091,7 @@ mod tests {
     use super::*;
     use crate::event::PortalInfo;
     use std::sync::Arc;
+    use time::format_description::well_known::Rfc3339;
     use time::macros::{datetime, offset};
 
     const ALICE_ID: &str = "9b1e4f7a-2c3d-4e5f-8a6b-7c8d9e0f1a2b";

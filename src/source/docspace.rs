@@ -25,6 +25,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -249,12 +250,12 @@ impl Client {
         Ok(url)
     }
 
-    /// One GET of a filter endpoint; returns the rows of the `response` array.
-    pub async fn get_rows(
+    /// One GET of a filter endpoint; returns the body of a 2xx answer (see [`rows`]).
+    pub async fn get_body(
         &self,
         stream: Stream,
         query: &[(&str, String)],
-    ) -> Result<Vec<Value>, SourceError> {
+    ) -> Result<bytes::Bytes, SourceError> {
         let url = self.url(stream, query)?;
         self.limiter.acquire().await;
         let resp = self
@@ -311,40 +312,7 @@ impl Client {
                 },
             });
         }
-        let v: Value = serde_json::from_slice(&body).map_err(|e| {
-            SourceError::Malformed(format!(
-                "{} bytes that are not complete JSON ({e}); starts with {:?}",
-                body.len(),
-                snippet(&body)
-            ))
-        })?;
-        let Value::Object(mut obj) = v else {
-            return Err(SourceError::Malformed(
-                "the body is not a JSON object".into(),
-            ));
-        };
-        if obj.get("status").and_then(Value::as_i64).unwrap_or(0) != 0 {
-            return Err(SourceError::Malformed(format!(
-                "envelope status {} with HTTP 200",
-                obj["status"]
-            )));
-        }
-        let count = obj.get("count").and_then(Value::as_u64);
-        // Taken, not cloned: a page is decoded once.
-        let Some(Value::Array(rows)) = obj.remove("response") else {
-            return Err(SourceError::Malformed(
-                "the envelope has no `response` array".into(),
-            ));
-        };
-        if let Some(count) = count
-            && count as usize != rows.len()
-        {
-            return Err(SourceError::Malformed(format!(
-                "envelope count {count} but {} rows",
-                rows.len()
-            )));
-        }
-        Ok(rows)
+        Ok(body)
     }
 
     /// One page of a window, decoded; detects the no-audit-plan fallback.
@@ -363,7 +331,8 @@ impl Client {
         if start_index > 0 {
             q.push(("startIndex", start_index.to_string()));
         }
-        let rows = self.get_rows(stream, &q).await?;
+        let body = self.get_body(stream, &q).await?;
+        let rows = rows(&body)?;
         if rows.len() > PAGE_SIZE {
             return Err(SourceError::NoAuditPlan(format!(
                 "{} rows for count={PAGE_SIZE}",
@@ -375,7 +344,7 @@ impl Client {
         let lo = from - time::Duration::seconds(1);
         let hi = to + time::Duration::seconds(1);
         for row in rows {
-            match Event::from_json(self.portal.clone(), Some(stream), row.clone()) {
+            match Event::from_row_text(self.portal.clone(), Some(stream), row.get()) {
                 Ok(ev) => {
                     if ev.time < lo || ev.time > hi {
                         return Err(SourceError::NoAuditPlan(format!(
@@ -388,7 +357,9 @@ impl Client {
                     }
                     page.events.push(ev);
                 }
-                Err(e) => page.rejected.push((row, e)),
+                Err(e) => page
+                    .rejected
+                    .push((serde_json::from_str(row.get()).unwrap_or(Value::Null), e)),
             }
         }
         Ok(page)
@@ -400,7 +371,8 @@ impl Client {
         if offset > 0 {
             q.push(("startIndex", offset.to_string()));
         }
-        let rows = self.get_rows(Stream::Login, &q).await?;
+        let body = self.get_body(Stream::Login, &q).await?;
+        let rows = rows(&body)?;
         if rows.len() > 1 {
             return Err(SourceError::NoAuditPlan(format!(
                 "{} rows for count=1",
@@ -409,7 +381,11 @@ impl Client {
         }
         match rows.first() {
             None => Ok(None),
-            Some(row) => match row.get("date").and_then(Value::as_str).map(parse_date) {
+            Some(row) => match serde_json::from_str::<DateOnly<'_>>(row.get())
+                .ok()
+                .and_then(|r| r.date)
+                .map(|d| parse_date(&d))
+            {
                 Some(Ok(t)) => Ok(Some(t)),
                 _ => Err(SourceError::Malformed(format!(
                     "login row at offset {offset} has no valid date"
@@ -588,6 +564,59 @@ impl Client {
             .await
             .map(|_| ())
     }
+}
+
+/// The envelope of a filter answer; rows stay unparsed slices of the body.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    response: Option<&'a RawValue>,
+    count: Option<Value>,
+    status: Option<Value>,
+}
+
+/// Just a row's date (login probes need nothing else).
+#[derive(serde::Deserialize)]
+struct DateOnly<'a> {
+    #[serde(borrow)]
+    date: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The rows of a filter answer's envelope, each its own JSON text within `body`. A truncated
+/// or malformed body, an error status inside a 200, or a `count` that disagrees with the rows
+/// fails the whole page.
+pub fn rows(body: &[u8]) -> Result<Vec<&RawValue>, SourceError> {
+    let env: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            SourceError::Malformed(format!("the body is not a DocSpace envelope ({e})"))
+        } else {
+            SourceError::Malformed(format!(
+                "{} bytes that are not complete JSON ({e}); starts with {:?}",
+                body.len(),
+                snippet(body)
+            ))
+        }
+    })?;
+    if let Some(status) = &env.status
+        && status.as_i64().unwrap_or(0) != 0
+    {
+        return Err(SourceError::Malformed(format!(
+            "envelope status {status} with HTTP 200"
+        )));
+    }
+    let rows: Vec<&RawValue> = env
+        .response
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .ok_or_else(|| SourceError::Malformed("the envelope has no `response` array".into()))?;
+    if let Some(count) = env.count.as_ref().and_then(Value::as_u64)
+        && count as usize != rows.len()
+    {
+        return Err(SourceError::Malformed(format!(
+            "envelope count {count} but {} rows",
+            rows.len()
+        )));
+    }
+    Ok(rows)
 }
 
 fn snippet(body: &[u8]) -> String {

@@ -47,10 +47,10 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
     ext.put("act", &ev.action_name(), 63);
     ext.put("outcome", sem.outcome.as_str(), 63);
     ext.put("cat", ev.stream.as_str(), 1023);
-    if let Some(actor) = ev.login.as_deref().or(ev.user.as_deref()) {
+    if let Some(actor) = ev.login().or(ev.user()) {
         ext.put("suser", actor, 1023);
     }
-    if let Some(uid) = &ev.user_id {
+    if let Some(uid) = ev.user_id() {
         ext.put("suid", uid, 1023);
     }
     match ev.valid_ip() {
@@ -61,27 +61,27 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
         }
         None => {}
     }
-    if let Some(b) = &ev.browser {
+    if let Some(b) = ev.browser() {
         ext.put("requestClientApplication", b, 1023);
     }
-    if let Some(p) = &ev.page {
+    if let Some(p) = ev.page() {
         ext.put("request", p, 1023);
     }
-    if let Some(m) = &ev.action_text {
+    if let Some(m) = ev.action_text() {
         ext.put("msg", m, 1023);
     }
     ext.put("deviceExternalId", &ev.portal.name, 255);
     ext.put("dvchost", &ev.portal.host, 100);
-    ext.labelled("cs1", "country", ev.country.as_deref());
-    ext.labelled("cs2", "city", ev.city.as_deref());
-    ext.labelled("cs3", "platform", ev.platform.as_deref());
+    ext.labelled("cs1", "country", ev.country());
+    ext.labelled("cs2", "city", ev.city());
+    ext.labelled("cs3", "platform", ev.platform());
     let target = ev.target.join(",");
     ext.labelled(
         "cs4",
         "target",
         (!target.is_empty()).then_some(target.as_str()),
     );
-    ext.labelled("cs5", "context", ev.context.as_deref());
+    ext.labelled("cs5", "context", ev.context());
     // Audit classification numbers (ActionType, ProductType, LocationType) and entry types.
     for (key, label, v) in [
         ("cn1", "actionType", ev.action_type),
@@ -99,7 +99,7 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
         ext.put("flexString1", &entries.join(","), 1023);
     }
     // The display name, when `suser` carries the typed login instead.
-    let display = ev.login.as_ref().and(ev.user.as_deref());
+    let display = ev.login().and(ev.user());
     ext.labelled("cs6", "userDisplayName", display);
     out.extend_from_slice(s.as_bytes());
 }
@@ -231,7 +231,12 @@ mod tests {
     #[test]
     fn hostile_login_stays_one_line_and_cannot_forge_keys() {
         let mut ev = fixtures::all()[2].clone();
-        ev.login = Some("evil\nCEF:0|x|y|1|2|3|4|suser=admin act=LoginSuccess \\".into());
+        ev = ev.with_row_field(
+            "login",
+            serde_json::Value::String(
+                "evil\nCEF:0|x|y|1|2|3|4|suser=admin act=LoginSuccess \\".into(),
+            ),
+        );
         let got = line(&ev);
         assert!(!got.contains('\n') && !got.contains('\r'));
         assert_eq!(got.matches(" act=").count(), 1);
@@ -243,7 +248,7 @@ mod tests {
     #[test]
     fn long_values_are_cut_to_the_dictionary_length() {
         let mut ev = fixtures::all()[0].clone();
-        ev.browser = Some("B".repeat(5000));
+        ev = ev.with_row_field("browser", serde_json::Value::String("B".repeat(5000)));
         let got = line(&ev);
         let v = got
             .split(" requestClientApplication=")

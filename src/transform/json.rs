@@ -4,9 +4,31 @@ use serde_json::Value;
 
 use crate::event::Event;
 
-/// Appends the row as one JSON object (serde escapes every control character).
+/// Appends the row as one JSON object (the row's own compact text; serde escapes the portal
+/// name).
 pub fn encode(ev: &Event, out: &mut Vec<u8>) {
-    let mut obj = ev.raw.clone();
+    let raw = ev.raw().get();
+    // A row is an object with no whitespace between tokens (`Event` compacts it). Unless it
+    // might already name `portal` or `stream` (then the map path replaces them), the two keys
+    // are appended before its closing brace.
+    if raw.len() >= 2
+        && raw.ends_with('}')
+        && !raw.contains("\\u")
+        && !raw.contains("\"portal\"")
+        && !raw.contains("\"stream\"")
+    {
+        out.extend_from_slice(&raw.as_bytes()[..raw.len() - 1]);
+        if raw.len() > 2 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"portal\":");
+        let _ = serde_json::to_writer(&mut *out, &ev.portal.name);
+        out.extend_from_slice(b",\"stream\":\"");
+        out.extend_from_slice(ev.stream.as_str().as_bytes());
+        out.extend_from_slice(b"\"}");
+        return;
+    }
+    let mut obj = ev.raw_map();
     obj.insert("portal".into(), Value::String(ev.portal.name.clone()));
     obj.insert("stream".into(), Value::String(ev.stream.as_str().into()));
     // Serialising a Map of Values into a Vec cannot fail.
@@ -29,5 +51,33 @@ mod tests {
         assert_eq!(v["login"], "bob@example.com");
         assert_eq!(v["date"], "2025-01-15T13:58:12.0000000+01:00");
         assert!(!out.contains(&b'\n'));
+    }
+
+    #[test]
+    fn a_row_naming_portal_or_stream_gets_the_agents_values_once() {
+        let p = std::sync::Arc::new(crate::event::PortalInfo::new("main", "https://x"));
+        let row = serde_json::json!({"id": 1, "date": "2025-01-01T00:00:00Z", "actionId": 5011,
+            "portal": "forged", "stream": "login"});
+        let ev = Event::from_json(p, None, row).expect("row");
+        let mut out = Vec::new();
+        encode(&ev, &mut out);
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text.matches("\"portal\"").count(), 1, "{text}");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["portal"], "main");
+        assert_eq!(v["stream"], "audit");
+    }
+
+    #[test]
+    fn pretty_rows_become_one_line() {
+        let p = std::sync::Arc::new(crate::event::PortalInfo::new("main", "https://x"));
+        let row = "{\n  \"id\": 1,\r\n\t\"date\": \"2025-01-01T00:00:00Z\",\n  \"actionId\": 1000, \"user\": \"a b\\n\"\n}";
+        let ev = Event::from_row_text(p, None, row).expect("row");
+        let mut out = Vec::new();
+        encode(&ev, &mut out);
+        assert!(!out.contains(&b'\n') && !out.contains(&b'\r'));
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["user"], "a b\n");
+        assert_eq!(v["stream"], "login");
     }
 }

@@ -123,21 +123,21 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
         Some(IpAddr::V6(ip)) => attrs.raw("src", &ip.to_string()),
         None => {}
     }
-    attrs.opt("userId", ev.user_id.as_deref());
-    attrs.opt("country", ev.country.as_deref());
-    attrs.opt("city", ev.city.as_deref());
+    attrs.opt("userId", ev.user_id());
+    attrs.opt("country", ev.country());
+    attrs.opt("city", ev.city());
     // Free text an end user controls.
-    if let Some(actor) = ev.login.as_deref().or(ev.user.as_deref()) {
+    if let Some(actor) = ev.login().or(ev.user()) {
         attrs.put("usrName", actor, MAX_USER_NAME_CHARS);
     }
     // The display name, when `usrName` carries the typed login instead.
-    attrs.opt("userDisplayName", ev.login.as_ref().and(ev.user.as_deref()));
-    attrs.opt("browser", ev.browser.as_deref());
-    attrs.opt("platform", ev.platform.as_deref());
-    attrs.opt("url", ev.page.as_deref());
-    attrs.opt("message", ev.action_text.as_deref());
+    attrs.opt("userDisplayName", ev.login().and(ev.user()));
+    attrs.opt("browser", ev.browser());
+    attrs.opt("platform", ev.platform());
+    attrs.opt("url", ev.page());
+    attrs.opt("message", ev.action_text());
     attrs.put("target", &ev.target.join(","), MAX_VALUE_CHARS);
-    attrs.opt("context", ev.context.as_deref());
+    attrs.opt("context", ev.context());
     out.extend_from_slice(s.as_bytes());
 }
 
@@ -353,7 +353,10 @@ mod tests {
             .find(|e| e.id == 48212)
             .expect("fixture row");
         let prefix = "evil\r\nLEEF:2.0|x|y|1|2|^|sev=10^outcome=success\n|a=b\\c\0d\u{2028}e\r";
-        ev.login = Some(format!("{prefix}{}", "A".repeat(10 * 1024)));
+        ev = ev.with_row_field(
+            "login",
+            serde_json::Value::String(format!("{prefix}{}", "A".repeat(10 * 1024))),
+        );
         let got = line(&ev);
 
         assert!(!got.chars().any(|c| c.is_control() || is_line_break(c)));
@@ -403,7 +406,7 @@ mod tests {
     #[test]
     fn long_values_are_cut() {
         let mut ev = fixtures::all()[0].clone();
-        ev.browser = Some("B".repeat(5000));
+        ev = ev.with_row_field("browser", serde_json::Value::String("B".repeat(5000)));
         let got = line(&ev);
         let (_, attrs) = split(&got);
         let browser = attrs
@@ -437,7 +440,7 @@ mod tests {
     #[test]
     fn severity_is_clamped_and_ipv6_is_kept() {
         let mut ev = fixtures::all()[0].clone();
-        ev.ip = Some("2001:db8::1".into());
+        ev = ev.with_row_field("ip", serde_json::Value::String("2001:db8::1".into()));
         let got = line(&ev);
         let (_, attrs) = split(&got);
         assert!(attrs.contains(&("src", "2001:db8::1")));
@@ -447,7 +450,7 @@ mod tests {
             .and_then(|(_, v)| v.parse().ok())
             .expect("sev");
         assert!((1..=10).contains(&sev));
-        ev.ip = Some("2a02".into());
+        ev = ev.with_row_field("ip", serde_json::Value::String("2a02".into()));
         assert!(!line(&ev).contains("^src="));
     }
 }

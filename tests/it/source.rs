@@ -143,11 +143,7 @@ async fn portal_time_zones_and_dst_become_utc() {
     let mut got: Vec<OffsetDateTime> = w.events.iter().map(|e| e.time).collect();
     got.sort();
     assert_eq!(got, instants.to_vec());
-    let raw: Vec<&str> = w
-        .events
-        .iter()
-        .filter_map(|e| e.raw["date"].as_str())
-        .collect();
+    let raw: Vec<&str> = w.events.iter().map(|e| e.date_text()).collect();
     assert!(
         raw.iter().any(|d| d.ends_with("+01:00")) && raw.iter().any(|d| d.ends_with("+02:00")),
         "{raw:?}"
