@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
@@ -163,7 +162,7 @@ pub struct Event {
     pub entries: Vec<i64>,
     text: String,
     spans: [Span; FIELDS],
-    raw: Box<RawValue>,
+    raw: Box<str>,
 }
 
 /// Where a string field lies in `Event::text`; `len == u32::MAX` means absent.
@@ -203,7 +202,7 @@ impl fmt::Debug for Event {
             .field("id", &self.id)
             .field("time", &self.time)
             .field("action_id", &self.action_id)
-            .field("raw", &self.raw.get())
+            .field("raw", &self.raw)
             .finish_non_exhaustive()
     }
 }
@@ -352,8 +351,6 @@ impl Event {
             Some(Loose::Seq(items)) => items.iter().filter_map(Loose::as_i64).collect(),
             _ => Vec::new(),
         };
-        let raw = RawValue::from_string(compact_json(row))
-            .map_err(|e| EventError::Malformed(e.to_string()))?;
         Ok(Event {
             portal,
             stream,
@@ -368,7 +365,7 @@ impl Event {
             entries,
             text,
             spans,
-            raw,
+            raw: row.into(),
         })
     }
 
@@ -441,8 +438,9 @@ impl Event {
         self.field(F_DATE).unwrap_or_default()
     }
 
-    /// The row exactly as received (whitespace between tokens removed), as JSON text.
-    pub fn raw(&self) -> &RawValue {
+    /// The row exactly as received: valid JSON text of one object, possibly with whitespace
+    /// (even line breaks) between tokens; see [`compact_json`].
+    pub fn raw(&self) -> &str {
         &self.raw
     }
 
@@ -461,7 +459,7 @@ impl Event {
 
     /// The row as a JSON object (allocates; for the rare paths that edit the row).
     pub fn raw_map(&self) -> Map<String, Value> {
-        serde_json::from_str(self.raw.get()).unwrap_or_default()
+        serde_json::from_str(&self.raw).unwrap_or_default()
     }
 
     /// The `MessageAction` member name, or `Action<code>` for a code this build does not know.
@@ -603,8 +601,72 @@ pub fn parse_date(s: &str) -> Result<OffsetDateTime, String> {
 
 /// Parses a DocSpace `date`, keeping the portal's offset.
 fn parse_date_keep_offset(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s.trim(), &Rfc3339)
+    let t = s.trim();
+    if let Some(d) = parse_date_fast(t.as_bytes()) {
+        return Ok(d);
+    }
+    OffsetDateTime::parse(t, &Rfc3339)
         .map_err(|e| format!("{s:?} is not an RFC 3339 date-time with an offset ({e})"))
+}
+
+/// The shape DocSpace writes, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)`, parsed by hand;
+/// `None` for anything else (then the general RFC 3339 parser decides, and names the problem).
+fn parse_date_fast(b: &[u8]) -> Option<OffsetDateTime> {
+    fn num(b: &[u8]) -> Option<u32> {
+        let mut n = 0u32;
+        for &c in b {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u32::from(c - b'0');
+        }
+        Some(n)
+    }
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let year = num(&b[0..4])? as i32;
+    let month = time::Month::try_from(num(&b[5..7])? as u8).ok()?;
+    let day = num(&b[8..10])? as u8;
+    let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 9 {
+                nanos = nanos * 10 + u32::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 {
+            return None;
+        }
+        for _ in digits..9 {
+            nanos *= 10;
+        }
+    }
+    let offset = match &b[i..] {
+        [b'Z' | b'z'] => UtcOffset::UTC,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = num(&[*h1, *h2])? as i8;
+            let m = num(&[*m1, *m2])? as i8;
+            let (h, m) = if *sign == b'-' { (-h, -m) } else { (h, m) };
+            UtcOffset::from_hms(h, m, 0).ok()?
+        }
+        _ => return None,
+    };
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    let tod = time::Time::from_hms_nano(hour as u8, minute as u8, second as u8, nanos).ok()?;
+    Some(time::PrimitiveDateTime::new(date, tod).assume_offset(offset))
 }
 
 /// Formats a UTC instant as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -923,7 +985,7 @@ impl<'a> RowFields<'a> {
 
 /// The JSON text without the whitespace between tokens (a pretty-printed row must still be
 /// one line in the `json` format).
-fn compact_json(s: &str) -> String {
+pub fn compact_json(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut in_str = false;
@@ -1010,7 +1072,30 @@ mod tests {
             assert_eq!(format_utc_millis(t), expect, "{input}");
         }
         assert!(parse_date("2025-07-01T08:00:00").is_err());
+        assert!(parse_date("2025-07-01T08:00:00.Z").is_err());
+        assert!(parse_date("2025-02-30T08:00:00Z").is_err());
+        assert!(parse_date("2025-07-01T24:00:00Z").is_err());
+        assert!(parse_date("2025-07-01T08:00:00+5:45").is_err());
         assert!(parse_date("yesterday").is_err());
+    }
+
+    /// The hand parser agrees with the general RFC 3339 parser on every shape it accepts.
+    #[test]
+    fn the_fast_date_parser_agrees_with_rfc3339() {
+        for s in [
+            "2025-01-15T14:32:07.0000000+01:00",
+            "2025-01-15T14:32:07.1234567+05:45",
+            "2025-01-15T14:32:07.9999999999-03:30",
+            "2025-01-15t14:32:07z",
+            "2024-02-29T23:59:59.5Z",
+            "1999-12-31T00:00:00-00:00",
+            "2025-07-01T08:00:00.123+14:00",
+        ] {
+            let fast = parse_date_fast(s.as_bytes()).expect(s);
+            let slow = OffsetDateTime::parse(s, &Rfc3339).expect(s);
+            assert_eq!(fast, slow, "{s}");
+            assert_eq!(fast.offset(), slow.offset(), "{s}");
+        }
     }
 
     #[test]

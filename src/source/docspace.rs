@@ -570,7 +570,7 @@ impl Client {
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
-    response: Option<&'a RawValue>,
+    response: Option<Vec<&'a RawValue>>,
     count: Option<Value>,
     status: Option<Value>,
 }
@@ -606,7 +606,6 @@ pub fn rows(body: &[u8]) -> Result<Vec<&RawValue>, SourceError> {
     }
     let rows: Vec<&RawValue> = env
         .response
-        .and_then(|r| serde_json::from_str(r.get()).ok())
         .ok_or_else(|| SourceError::Malformed("the envelope has no `response` array".into()))?;
     if let Some(count) = env.count.as_ref().and_then(Value::as_u64)
         && count as usize != rows.len()

@@ -2,15 +2,22 @@
 
 use serde_json::Value;
 
-use crate::event::Event;
+use crate::event::{Event, compact_json};
 
 /// Appends the row as one JSON object (the row's own compact text; serde escapes the portal
 /// name).
 pub fn encode(ev: &Event, out: &mut Vec<u8>) {
-    let raw = ev.raw().get();
-    // A row is an object with no whitespace between tokens (`Event` compacts it). Unless it
-    // might already name `portal` or `stream` (then the map path replaces them), the two keys
-    // are appended before its closing brace.
+    // Raw CR/LF can only lie between tokens (inside strings they are escaped): drop that
+    // whitespace so that the record stays one line.
+    let compacted;
+    let mut raw = ev.raw();
+    if raw.contains(['\n', '\r']) {
+        compacted = compact_json(raw);
+        raw = &compacted;
+    }
+    let raw = raw.trim_end();
+    // Unless the row might already name `portal` or `stream` (then the map path replaces
+    // them), the two keys are appended before its closing brace.
     if raw.len() >= 2
         && raw.ends_with('}')
         && !raw.contains("\\u")
@@ -18,7 +25,7 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
         && !raw.contains("\"stream\"")
     {
         out.extend_from_slice(&raw.as_bytes()[..raw.len() - 1]);
-        if raw.len() > 2 {
+        if !raw[..raw.len() - 1].trim_end().ends_with('{') {
             out.push(b',');
         }
         out.extend_from_slice(b"\"portal\":");
