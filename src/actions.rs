@@ -396,6 +396,16 @@ pub fn lookup(code: i64) -> Option<&'static Action> {
         .and_then(|i| ACTIONS.get(i))
 }
 
+/// The kebab-case name of a known code (`login-fail-via-api`), computed once per process.
+#[must_use]
+pub fn kebab(code: i64) -> Option<&'static str> {
+    static KEBAB: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let code = i32::try_from(code).ok()?;
+    let i = ACTIONS.binary_search_by_key(&code, |a| a.code).ok()?;
+    let all = KEBAB.get_or_init(|| ACTIONS.iter().map(|a| kebab_case(a.name)).collect());
+    all.get(i).map(String::as_str)
+}
+
 /// Looks a name up, case-insensitively (linear scan is fine).
 #[must_use]
 pub fn by_name(name: &str) -> Option<&'static Action> {

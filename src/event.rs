@@ -471,10 +471,10 @@ impl Event {
     }
 
     /// The action name in kebab case (`login-fail-via-api`), as ECS `event.action` wants it.
-    pub fn action_kebab(&self) -> String {
-        match actions::lookup(self.action_id) {
-            Some(a) => actions::kebab_case(a.name),
-            None => format!("action-{}", self.action_id),
+    pub fn action_kebab(&self) -> Cow<'static, str> {
+        match actions::kebab(self.action_id) {
+            Some(k) => Cow::Borrowed(k),
+            None => Cow::Owned(format!("action-{}", self.action_id)),
         }
     }
 
@@ -682,6 +682,39 @@ pub fn format_utc_millis(t: OffsetDateTime) -> String {
         t.second(),
         t.millisecond()
     )
+}
+
+/// Appends a UTC instant as `YYYY-MM-DDTHH:MM:SS.mmmZ` (as [`format_utc_millis`], without
+/// allocating; years outside 0–9999 fall back to the formatter).
+pub fn write_utc_millis(out: &mut Vec<u8>, t: OffsetDateTime) {
+    let t = t.to_offset(UtcOffset::UTC);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        out.extend_from_slice(format_utc_millis(t).as_bytes());
+        return;
+    }
+    let two = |out: &mut Vec<u8>, v: u32| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    let y = year as u32;
+    two(out, y / 100);
+    two(out, y % 100);
+    out.push(b'-');
+    two(out, u32::from(u8::from(t.month())));
+    out.push(b'-');
+    two(out, u32::from(t.day()));
+    out.push(b'T');
+    two(out, u32::from(t.hour()));
+    out.push(b':');
+    two(out, u32::from(t.minute()));
+    out.push(b':');
+    two(out, u32::from(t.second()));
+    out.push(b'.');
+    let ms = u32::from(t.millisecond());
+    out.push(b'0' + (ms / 100) as u8);
+    two(out, ms % 100);
+    out.push(b'Z');
 }
 
 /// Formats a UTC instant as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, as the API wants `from`/`to`).
@@ -1070,6 +1103,9 @@ mod tests {
         for (input, expect) in cases {
             let t = parse_date(input).expect(input);
             assert_eq!(format_utc_millis(t), expect, "{input}");
+            let mut w = Vec::new();
+            write_utc_millis(&mut w, t);
+            assert_eq!(String::from_utf8(w).expect("ascii"), expect, "{input}");
         }
         assert!(parse_date("2025-07-01T08:00:00").is_err());
         assert!(parse_date("2025-07-01T08:00:00.Z").is_err());
