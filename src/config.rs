@@ -215,8 +215,11 @@ pub struct PortalConfig {
     pub start_from: StartFrom,
     /// Each poll reads up to `now − settle`, so rows still being written are not missed.
     pub settle: Duration,
-    /// Each poll re-reads this much before the watermark to catch late and out-of-order rows.
+    /// Re-read before the watermark to catch late and out-of-order rows.
     pub overlap: Duration,
+    /// How often the whole `overlap` is re-read once caught up (the polls between re-read only
+    /// since the previous poll).
+    pub overlap_every: Duration,
     /// Initial span of a catch-up window (adapts to the event density).
     pub catchup_window: Duration,
     /// A window holding more events than this is split in half (bounds memory).
@@ -456,6 +459,7 @@ struct RawPortal {
     start_from: Option<String>,
     settle: Option<String>,
     overlap: Option<String>,
+    overlap_every: Option<String>,
     catchup_window: Option<String>,
     max_window_events: Option<u64>,
     timeout: Option<String>,
@@ -1231,6 +1235,25 @@ fn portal(
         rp.overlap.as_deref(),
         Duration::from_secs(600),
     );
+    // Default: every 5 polls, at least a minute apart, at most overlap / 2 apart.
+    let overlap_every = match rp.overlap_every.as_deref() {
+        None => (poll_interval * 5)
+            .max(Duration::from_secs(60))
+            .min(overlap / 2)
+            .max(poll_interval.min(overlap)),
+        Some(s) => duration(
+            errs,
+            &format!("{key}.overlap_every"),
+            Some(s),
+            Duration::from_secs(60),
+        ),
+    };
+    if rp.overlap_every.is_some() && overlap_every < Duration::from_secs(1) {
+        errs.push(ConfigProblem::new(
+            format!("{key}.overlap_every"),
+            "must be at least 1s",
+        ));
+    }
     let catchup_window = duration(
         errs,
         &format!("{key}.catchup_window"),
@@ -1322,6 +1345,7 @@ fn portal(
         start_from,
         settle,
         overlap,
+        overlap_every,
         catchup_window,
         max_window_events: max_window_events as usize,
         timeout,

@@ -1,7 +1,12 @@
 //! The source: the poll loop of one portal and stream.
 //!
-//! Each poll pins `to = now − settle`, re-reads `overlap` before the watermark, drops the ids it
-//! already emitted, sorts the window oldest first and emits it in batches. A catch-up walks
+//! Each poll pins `to = now − settle`, re-reads part of what it read before, drops the ids it
+//! already emitted, sorts the window oldest first and emits it in batches. How far back it
+//! re-reads: during a catch-up, every window starts `overlap` before the watermark; once caught
+//! up, a full re-read happens every `overlap_every`, reaching `overlap` before the watermark of
+//! the *previous* full re-read, and the polls in between re-read only one `poll_interval`. So a
+//! row that lands up to `settle + overlap` late is still read, at the cost of reading each row
+//! a few times instead of once per poll during the whole overlap. A catch-up walks
 //! windows of `catchup_window` (halved when a window holds more than `max_window_events`,
 //! doubled when it is sparse), oldest window first, so memory stays bounded whatever the
 //! backlog.
@@ -99,6 +104,13 @@ impl Poller {
         let overlap =
             time::Duration::try_from(self.cfg.overlap).unwrap_or(time::Duration::minutes(10));
         let mut span = self.cfg.catchup_window;
+        // The watermark when the last full re-read started, and when it started.
+        let mut anchor = self.cursor.watermark;
+        let mut last_full: Option<Instant> = None;
+        let mut live = false;
+        let tail = overlap.min(
+            time::Duration::try_from(self.cfg.poll_interval).unwrap_or(time::Duration::SECOND),
+        );
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
         let mut report = Progress::new(self.progress_interval);
         let retention = self
@@ -132,7 +144,14 @@ impl Poller {
                 }
                 continue;
             }
-            let from = self.cursor.watermark - overlap;
+            let watermark = self.cursor.watermark;
+            let full = !live || last_full.is_none_or(|t| t.elapsed() >= self.cfg.overlap_every);
+            let from = match (full, live) {
+                (false, _) => watermark - tail,
+                (true, true) => anchor.min(watermark) - overlap,
+                (true, false) => watermark - overlap,
+            };
+            let started = Instant::now();
             let span_t = time::Duration::try_from(span).unwrap_or(time::Duration::HOUR);
             let to = (self.cursor.watermark + span_t).min(target);
             let result = tokio::select! {
@@ -215,11 +234,17 @@ impl Poller {
             }
             let dense = window.events.len();
             let events = fresh_sorted(window.events, &self.cursor.seen);
+            // Ids are remembered back to where the next full re-read will start.
+            let keep_from = anchor.min(watermark) - overlap;
+            if full {
+                anchor = watermark;
+                last_full = Some(started);
+            }
             // A stop while sinks are full (a receiver is down) must not wait for them: what was
             // not handed to every sink is not committed, and is read again on the next start.
             let stats = self.stats.clone();
             let emitted = tokio::select! {
-                r = beating(self.emit_window(events, to, overlap, &mut report), &stats) => r,
+                r = beating(self.emit_window(events, to, keep_from, &mut report), &stats) => r,
                 _ = cancel.cancelled() => break,
             };
             if emitted.is_err() {
@@ -229,6 +254,7 @@ impl Poller {
                 span = (span * 2).min(MAX_SPAN);
             }
             let caught_up = to >= target;
+            live = caught_up;
             report.maybe_log(
                 &portal,
                 stream,
@@ -245,23 +271,22 @@ impl Poller {
         info!(portal = %portal, stream = %stream, "poller stopped");
     }
 
-    /// Emits a window's new events in batches; the last batch carries the watermark `to`.
+    /// Emits a window's new events in batches; the last batch carries the watermark `to`. Ids
+    /// of events at or after `keep_from` stay in the cursor (the next re-read reaches there).
     async fn emit_window(
         &mut self,
         events: Vec<Event>,
         to: OffsetDateTime,
-        overlap: time::Duration,
+        keep_from: OffsetDateTime,
         report: &mut Progress,
     ) -> Result<(), crate::pipeline::Closed> {
-        let mut rest = events;
+        let total = events.len();
+        let mut rest = events.into_iter();
+        let mut sent = 0;
         loop {
-            let tail = if rest.len() > BATCH_EVENTS {
-                rest.split_off(BATCH_EVENTS)
-            } else {
-                Vec::new()
-            };
-            let batch = std::mem::replace(&mut rest, tail);
-            let last = rest.is_empty();
+            let batch: Vec<Event> = rest.by_ref().take(BATCH_EVENTS).collect();
+            sent += batch.len();
+            let last = sent >= total;
             for ev in &batch {
                 self.cursor.seen.push((ev.id, ev.time.unix_timestamp()));
             }
@@ -271,7 +296,7 @@ impl Poller {
                 batch.last().map_or(to, |e| e.time)
             };
             self.cursor.watermark = self.cursor.watermark.max(watermark);
-            prune(&mut self.cursor, overlap);
+            prune(&mut self.cursor, keep_from);
             let n = batch.len();
             self.outlet.emit(batch, self.cursor.clone()).await?;
             self.stats.polled.fetch_add(n as u64, Ordering::Relaxed);
@@ -292,10 +317,10 @@ pub fn fresh_sorted(events: Vec<Event>, seen: &[(i64, i64)]) -> Vec<Event> {
     out
 }
 
-/// Forgets ids older than the overlap before the watermark (they can no longer be re-read),
-/// and caps the set.
-fn prune(cursor: &mut Cursor, overlap: time::Duration) {
-    let floor = (cursor.watermark - overlap - time::Duration::seconds(1)).unix_timestamp();
+/// Forgets ids of events older than `keep_from` (no re-read reaches them any more), and caps
+/// the set.
+fn prune(cursor: &mut Cursor, keep_from: OffsetDateTime) {
+    let floor = (keep_from - time::Duration::seconds(1)).unix_timestamp();
     cursor.seen.retain(|(_, t)| *t >= floor);
     if cursor.seen.len() > MAX_SEEN {
         cursor.seen.sort_by_key(|(_, t)| *t);
@@ -398,7 +423,8 @@ mod tests {
             watermark: time::macros::datetime!(2025-01-01 10:00 UTC),
             seen: vec![(1, 1_735_725_600 - 700), (2, 1_735_725_600 - 100)],
         };
-        prune(&mut c, time::Duration::minutes(10));
+        let keep_from = c.watermark - time::Duration::minutes(10);
+        prune(&mut c, keep_from);
         assert_eq!(c.seen, vec![(2, 1_735_725_600 - 100)]);
     }
 }

@@ -689,6 +689,49 @@ async fn an_idle_agent_polls_once_per_poll_interval() {
     assert!(during > 0 && during <= 40, "{during} requests in 5 s");
 }
 
+/// Issue 6 (soak): every poll re-read the whole `overlap`, so a busy portal cost
+/// rows-in-overlap ÷ 100 requests per poll (~22 requests/s at 50 events/s). Now only every
+/// `overlap_every` re-reads it all; the polls between re-read one `poll_interval`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_agent_does_not_reread_the_whole_overlap_at_every_poll() {
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    // 40 pages of login rows inside the overlap (2 min), none after now − 10 s.
+    sim.generate(
+        SimStream::Login,
+        4_000,
+        now - time::Duration::seconds(110),
+        now - time::Duration::seconds(10),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.c]\ntype = \"stdout\"\n",
+        Workdir::portal_toml(
+            "main",
+            &server.url,
+            "start_from = \"1h\"\nstreams = [\"login\"]\noverlap_every = \"30s\""
+        )
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "catch-up", || {
+        agent.stdout_lines().len() >= 4_000 && agent.stderr_text().contains("caught up")
+    })
+    .await;
+    let before = sim.requests().len();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = sim.requests().len() - before;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    // Before: 10 polls × ≥ 40 pages. Now: 10 short polls of a page or two, and at most one
+    // full re-read (≤ 45 pages with its probes) in these 10 s.
+    assert!(during > 0 && during <= 120, "{during} requests in 10 s");
+    assert_eq!(
+        agent.stdout_lines().len(),
+        4_000,
+        "no event twice, none lost"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_syslog_loses_nothing_across_a_receiver_restart() {
     let mut rx = Rsyslog::start();

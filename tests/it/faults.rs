@@ -43,8 +43,8 @@ fn secs(s: i64) -> time::Duration {
     time::Duration::seconds(s)
 }
 
-/// A portal table with the test defaults (fast polling, 1 s settle, 2 min overlap, 2 s
-/// error_retry, start 1 day back); `overrides` are raw TOML values that replace or add keys.
+/// A portal table with the test defaults (fast polling, 1 s settle, 2 min overlap re-read in
+/// full every 5 s, 2 s error_retry, start 1 day back); `overrides` are raw TOML values that replace or add keys.
 fn portal_cfg(name: &str, url: &str, overrides: &[(&str, &str)]) -> String {
     let mut kv: Vec<(String, String)> = [
         ("url", format!("\"{url}\"")),
@@ -52,6 +52,7 @@ fn portal_cfg(name: &str, url: &str, overrides: &[(&str, &str)]) -> String {
         ("poll_interval", "\"1s\"".to_owned()),
         ("settle", "\"1s\"".to_owned()),
         ("overlap", "\"2m\"".to_owned()),
+        ("overlap_every", "\"5s\"".to_owned()),
         ("error_retry", "\"2s\"".to_owned()),
         ("start_from", "\"1d\"".to_owned()),
     ]
@@ -2008,8 +2009,9 @@ async fn rows_inserted_during_paging_give_no_miss_and_no_duplicate() {
 /// - 20 s ahead (the portal's clock ahead): delivered once the agent's clock passes it;
 /// - 5 min ago (lateness or skew beyond the overlap): missed, as README documents.
 ///
-/// The agent trusts its own clock: `to = now − settle`, and the re-read reaches `overlap`
-/// back. Lateness or skew up to `overlap` costs nothing; beyond it, rows are missed.
+/// The agent trusts its own clock: `to = now − settle`, and the full re-read (every
+/// `overlap_every`, 5 s here) reaches `overlap` back. Lateness or skew up to `overlap` costs
+/// nothing but up to `overlap_every` of delay; beyond it, rows are missed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_rows_and_clock_skew_within_the_overlap_are_caught() {
     let hook = HttpCollector::start().await;
@@ -2024,8 +2026,11 @@ async fn late_rows_and_clock_skew_within_the_overlap_are_caught() {
     let cfg = config(
         &w,
         "shutdown_timeout = \"5s\"",
-        &(portal_cfg("main", &server.url, &[("streams", "[\"login\"]")])
-            + &hook_sink("hook", &hook.url, "json", "")),
+        &(portal_cfg(
+            "main",
+            &server.url,
+            &[("streams", "[\"login\"]"), ("overlap_every", "\"5s\"")],
+        ) + &hook_sink("hook", &hook.url, "json", "")),
     );
     let mut a = Agent::start(&cfg, w.path(), "a");
     eventually(Duration::from_secs(60), "caught up", || {

@@ -201,7 +201,7 @@ async fn sighup_reloads_the_config_and_credentials_without_losing_events() {
     std::fs::write(&key, "sk-wrong-key").expect("key");
     let body = |hooks: &str| {
         format!(
-            "state_dir = \"{{state}}\"\n[portals.main]\nurl = \"{}\"\napi_key_file = \"{}\"\npoll_interval = \"1s\"\nsettle = \"1s\"\nerror_retry = \"1s\"\nstart_from = \"1d\"\nstreams = [\"login\"]\n{hooks}",
+            "state_dir = \"{{state}}\"\n[portals.main]\nurl = \"{}\"\napi_key_file = \"{}\"\npoll_interval = \"1s\"\nsettle = \"1s\"\noverlap_every = \"5s\"\nerror_retry = \"1s\"\nstart_from = \"1d\"\nstreams = [\"login\"]\n{hooks}",
             server.url,
             key.display()
         )
