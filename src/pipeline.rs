@@ -114,7 +114,37 @@ pub async fn run_committer(
     stats: Arc<StreamStats>,
 ) -> Option<Cursor> {
     let mut last = None;
-    while let Some(commit) = commits.recv().await {
+    // The newest acknowledged cursor that could not be saved, since when, and its events.
+    let mut unsaved: Option<(Cursor, std::time::Instant, u64)> = None;
+    loop {
+        let commit = match &unsaved {
+            // Saves are failing: try again every few seconds even when nothing new comes (the
+            // poller may be holding, waiting for exactly this).
+            Some((cursor, _, _)) => tokio::select! {
+                c = commits.recv() => c,
+                _ = tokio::time::sleep(SAVE_RETRY) => {
+                    let st = state.clone();
+                    let cursor = cursor.clone();
+                    let p = portal.clone();
+                    let saved = tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await;
+                    if let Ok(Ok(())) = saved
+                        && let Some((cursor, _, events)) = unsaved.take()
+                    {
+                        stats.committed.fetch_add(events, Ordering::Relaxed);
+                        stats.set_watermark(cursor.watermark);
+                        stats.held.store(false, Ordering::Relaxed);
+                        stats.set_error(None);
+                        tracing::info!(portal = %portal, stream = %stream, "cursor saved again");
+                        last = Some(cursor);
+                    }
+                    continue;
+                }
+            },
+            None => commits.recv().await,
+        };
+        let Some(commit) = commit else {
+            break;
+        };
         for ack in commit.acks {
             if ack.await.is_err() {
                 // A sink task ended without acknowledging: keep the old cursor (replay later).
@@ -128,22 +158,46 @@ pub async fn run_committer(
         let saved = tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await;
         match saved {
             Ok(Ok(())) => {
+                let before = unsaved.take().map_or(0, |(_, _, n)| n);
+                if before > 0 {
+                    tracing::info!(portal = %portal, stream = %stream, "cursor saved again");
+                    stats.set_error(None);
+                }
+                stats.held.store(false, Ordering::Relaxed);
                 stats
                     .committed
-                    .fetch_add(commit.events as u64, Ordering::Relaxed);
+                    .fetch_add(before + commit.events as u64, Ordering::Relaxed);
                 stats.set_watermark(commit.cursor.watermark);
                 last = Some(commit.cursor);
             }
             Ok(Err(e)) => {
                 // Delivered but not saved: a restart replays these events (duplicates, no loss).
-                error!(portal = %portal, stream = %stream, error = %e, "cannot save cursor; events will be re-sent after a restart");
+                // Past a bound the poller holds, so that a crash cannot replay without limit.
+                let (since, events) = unsaved
+                    .take()
+                    .map_or((std::time::Instant::now(), 0), |(_, t, n)| (t, n));
+                let events = events + commit.events as u64;
+                let hold = events >= UNSAVED_EVENTS_MAX || since.elapsed() >= UNSAVED_TIME_MAX;
+                if hold && !stats.held.swap(true, Ordering::Relaxed) {
+                    error!(portal = %portal, stream = %stream, unsaved_events = events, unsaved_for = ?since.elapsed(), "cursor saves keep failing: polling paused until the state directory is writable again (free space or fix permissions on state_dir)");
+                } else {
+                    error!(portal = %portal, stream = %stream, error = %e, "cannot save cursor; events will be re-sent after a restart");
+                }
                 stats.set_error(Some(format!("cannot save cursor: {e}")));
+                unsaved = Some((commit.cursor, since, events));
             }
             Err(e) => error!(error = %e, "cursor save task failed"),
         }
     }
     last
 }
+
+/// How often a failed cursor save is tried again while nothing new arrives.
+const SAVE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Delivered events whose cursor could not be saved before polling pauses (reliability.md §4).
+pub const UNSAVED_EVENTS_MAX: u64 = 10_000;
+/// How long cursor saves may fail before polling pauses (reliability.md §4).
+pub const UNSAVED_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Counters and state of one portal/stream (read by progress logs, `/health`, `/metrics`).
 #[derive(Debug, Default)]
@@ -166,6 +220,8 @@ pub struct StreamStats {
     pub last_success: AtomicU64,
     /// The portal's retention for this stream in seconds (0 = unknown).
     pub retention: AtomicU64,
+    /// Cursor saves have failed past the bound: the poller holds until one succeeds.
+    pub held: std::sync::atomic::AtomicBool,
 }
 
 /// Warns when the delivered cursor of a stream falls behind by 50 % and then 80 % of the

@@ -136,6 +136,18 @@ impl Poller {
             if cancel.is_cancelled() {
                 break;
             }
+            if self.stats.held.load(Ordering::Relaxed) {
+                // The committer cannot save cursors: reading on would only grow what a crash
+                // replays. It clears the hold once a save succeeds.
+                self.stats.set_error(Some(
+                    "polling paused: cursor saves keep failing (is state_dir full or read-only?)"
+                        .to_owned(),
+                ));
+                if !pause(&cancel, Duration::from_secs(1), &self.stats).await {
+                    break;
+                }
+                continue;
+            }
             let now = OffsetDateTime::now_utc();
             let target = now - settle;
             if self.cursor.watermark >= target {

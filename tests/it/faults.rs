@@ -780,6 +780,88 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
     );
 }
 
+/// reliability.md §4: while cursor saves fail, what a crash would replay must stay bounded.
+/// Past `UNSAVED_EVENTS_MAX` (10,000) delivered-but-unsaved events the poller holds, says so in
+/// the log and /health, and resumes once a save succeeds, losing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_pauses_polling_past_ten_thousand_unsaved_events() {
+    let hook = HttpCollector::start().await;
+    let (sim, server) = portal(SimZone::Utc).await;
+    sim.generate(
+        SimStream::Login,
+        100,
+        ago(time::Duration::hours(5)),
+        ago(time::Duration::hours(4)),
+    );
+    let w = Workdir::new();
+    let ns = TmpfsNamespace::new(&w.state(), "256k");
+    let wrap = ns.wrapper();
+    let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
+    let api = crate::support::free_port();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\n[api]\naddress = \"127.0.0.1:{api}\"\n{}{}",
+        portal_cfg("main", &server.url, &[("streams", "[\"login\"]")]),
+        hook_sink("hook", &hook.url, "json", "")
+    ));
+    let mut a = spawn_agent(&cfg, w.path(), "a", &[], &wrap);
+    eventually(Duration::from_secs(60), "the first 100", || {
+        hook.events().len() >= 100 && a.stderr_text().contains("caught up")
+    })
+    .await;
+    ns.fill();
+    // 12,000 events while the disk is full: delivered, but past 10,000 unsaved the poller holds.
+    let t = OffsetDateTime::now_utc();
+    sim.generate(SimStream::Login, 12_000, t + secs(1), t + secs(3));
+    eventually(Duration::from_secs(90), "the hold", || {
+        a.stderr_text().contains("polling paused")
+    })
+    .await;
+    let delivered_before_hold = received(&hook).len();
+    // 500 more: not read while the hold lasts.
+    let t2 = OffsetDateTime::now_utc();
+    sim.generate(SimStream::Login, 500, t2 + secs(1), t2 + secs(2));
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let during_hold = received(&hook).len() - delivered_before_hold;
+    let health = reqwest::get(format!("http://127.0.0.1:{api}/health"))
+        .await
+        .expect("health")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(alive(&mut a), "the agent runs on while holding");
+    ns.free();
+    let freed = Instant::now();
+    let want = login_ids(&sim);
+    eventually(
+        Duration::from_secs(60),
+        "everything after the space returns",
+        || delivered_all(&hook, &want),
+    )
+    .await;
+    let resume = freed.elapsed();
+    stop(&mut a);
+    no_panic(&a);
+    let t = tally(&want, &received(&hook));
+    figure(
+        "disk-full-hold",
+        t,
+        &format!(
+            "delivered_before_hold={delivered_before_hold} delivered_during_hold={during_hold} resume_after_free_s={:.1}",
+            resume.as_secs_f64()
+        ),
+    );
+    assert_eq!(t.lost, 0);
+    assert_eq!(
+        during_hold, 0,
+        "nothing is read while saves fail past the bound"
+    );
+    assert!(
+        health.contains("polling paused") || health.contains("cannot save cursor"),
+        "/health names the cause: {health}"
+    );
+    assert!(a.stderr_text().contains("cursor saved again"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Slow sink
 // ---------------------------------------------------------------------------------------------
