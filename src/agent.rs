@@ -139,7 +139,8 @@ pub async fn run(
             p.max_requests_per_second,
         ));
         let client = Client::new(http, p.url.clone(), p.api_key.clone(), info)
-            .with_limits(limiter, p.concurrency);
+            .with_limits(limiter, p.concurrency)
+            .with_max_response(p.max_response_mib);
         let pcfg = Arc::new(p.clone());
         for &stream in &p.streams {
             let stats = Arc::new(StreamStats::default());

@@ -41,6 +41,7 @@ const TYPED_KEYS: &[&str] = &[
     "max_window_events",
     "concurrency",
     "max_requests_per_second",
+    "max_response_mib",
     "max_datagram",
     "max_events",
     "rfc",
@@ -226,6 +227,8 @@ pub struct PortalConfig {
     pub max_window_events: usize,
     /// Whole-request timeout.
     pub timeout: Duration,
+    /// Largest answer body read from the portal, in MiB.
+    pub max_response_mib: u64,
     /// Retry interval after errors only an operator can fix (401, 403, 402, plan fallback).
     pub error_retry: Duration,
     /// Pages of one window fetched at once during a catch-up.
@@ -463,6 +466,7 @@ struct RawPortal {
     catchup_window: Option<String>,
     max_window_events: Option<u64>,
     timeout: Option<String>,
+    max_response_mib: Option<u64>,
     error_retry: Option<String>,
     concurrency: Option<u64>,
     max_requests_per_second: Option<u64>,
@@ -1279,6 +1283,13 @@ fn portal(
         rp.timeout.as_deref(),
         Duration::from_secs(60),
     );
+    let max_response_mib = rp.max_response_mib.unwrap_or(64);
+    if !(1..=4096).contains(&max_response_mib) {
+        errs.push(ConfigProblem::new(
+            format!("{key}.max_response_mib"),
+            "must be between 1 and 4096",
+        ));
+    }
     let error_retry = duration(
         errs,
         &format!("{key}.error_retry"),
@@ -1349,6 +1360,7 @@ fn portal(
         catchup_window,
         max_window_events: max_window_events as usize,
         timeout,
+        max_response_mib,
         tls,
     })
 }

@@ -97,6 +97,17 @@ pub enum SourceError {
     /// Truncated or malformed body.
     #[error("malformed response from the portal: {0}")]
     Malformed(String),
+    /// A body larger than `max_response_mib`.
+    #[error(
+        "the portal's answer is larger than max_response_mib ({mib} MiB){}; a page of 100 events is normally well under 1 MiB: if this portal's rows are really that large, raise max_response_mib",
+        length.map_or(String::new(), |l| format!(": Content-Length {l}"))
+    )]
+    TooLarge {
+        /// The limit.
+        mib: u64,
+        /// What the server announced, if it did.
+        length: Option<u64>,
+    },
 }
 
 /// How the poll loop should react to an error.
@@ -190,6 +201,7 @@ pub struct Client {
     portal: Arc<PortalInfo>,
     limiter: Arc<RateLimiter>,
     concurrency: usize,
+    max_body: u64,
 }
 
 impl std::fmt::Debug for Client {
@@ -216,7 +228,14 @@ impl Client {
             portal,
             limiter: Arc::new(RateLimiter::new(1000)),
             concurrency: 1,
+            max_body: 64 << 20,
         }
+    }
+
+    /// Refuses answers larger than `mib` MiB (read in chunks, never buffered past the limit).
+    pub fn with_max_response(mut self, mib: u64) -> Client {
+        self.max_body = mib.max(1) << 20;
+        self
     }
 
     /// Shares `limiter` (one per portal, across its streams) and fetches up to `concurrency`
@@ -290,12 +309,7 @@ impl Client {
                 .and_then(|v| v.trim().parse::<u64>().ok());
             return Err(SourceError::RateLimited { retry_after });
         }
-        let body = resp.bytes().await.map_err(|e| {
-            SourceError::Malformed(format!(
-                "body ended early: {}",
-                crate::tls::describe_reqwest(&e)
-            ))
-        })?;
+        let body = self.read_body(resp).await?;
         if !status.is_success() {
             let message = error_message(&body);
             return Err(match status.as_u16() {
@@ -313,6 +327,37 @@ impl Client {
             });
         }
         Ok(body)
+    }
+
+    /// The body, at most `max_body` bytes of it.
+    async fn read_body(&self, mut resp: reqwest::Response) -> Result<bytes::Bytes, SourceError> {
+        let too_large = |length| SourceError::TooLarge {
+            mib: self.max_body >> 20,
+            length,
+        };
+        if let Some(len) = resp.content_length()
+            && len > self.max_body
+        {
+            return Err(too_large(Some(len)));
+        }
+        let mut body = bytes::BytesMut::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > self.max_body {
+                        return Err(too_large(None));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body.freeze()),
+                Err(e) => {
+                    return Err(SourceError::Malformed(format!(
+                        "body ended early: {}",
+                        crate::tls::describe_reqwest(&e)
+                    )));
+                }
+            }
+        }
     }
 
     /// One page of a window, decoded; detects the no-audit-plan fallback.

@@ -2022,6 +2022,66 @@ async fn huge_fields_are_capped_and_delivered() {
     assert!(largest <= 64 * 1024, "an ECS document of {largest} bytes");
 }
 
+/// A DocSpace answer larger than `max_response_mib` is refused while it is read (never held
+/// whole), with an error that names the key; raising it (SIGHUP) delivers everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_over_max_response_mib_is_refused_by_name_and_nothing_is_lost() {
+    let hook = HttpCollector::start().await;
+    let (sim, server) = portal(SimZone::Utc).await;
+    sim.generate(
+        SimStream::Login,
+        50,
+        ago(time::Duration::hours(5)),
+        ago(time::Duration::hours(4)),
+    );
+    let big = "A".repeat(1 << 20);
+    for i in 0..3 {
+        let mut ev = SimEvent::login(ago(time::Duration::hours(4)) + secs(i), 1010);
+        ev.action_text = big.clone();
+        sim.insert(ev);
+    }
+    let want = login_ids(&sim);
+    let w = Workdir::new();
+    let body = |mib: u32| {
+        config(
+            &w,
+            "shutdown_timeout = \"5s\"",
+            &(portal_cfg(
+                "main",
+                &server.url,
+                &[
+                    ("streams", "[\"login\"]"),
+                    ("max_response_mib", &mib.to_string()),
+                ],
+            ) + &hook_sink("hook", &hook.url, "json", "")),
+        )
+    };
+    let cfg = body(1);
+    let mut a = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(30), "the named error", || {
+        a.stderr_text()
+            .contains("larger than max_response_mib (1 MiB)")
+    })
+    .await;
+    assert!(alive(&mut a));
+    assert!(
+        hook.events().is_empty(),
+        "the window waits; nothing is skipped"
+    );
+    body(8);
+    a.signal("HUP");
+    eventually(
+        Duration::from_secs(60),
+        "every event after raising it",
+        || delivered_all(&hook, &want),
+    )
+    .await;
+    stop(&mut a);
+    no_panic(&a);
+    let t = tally(&want, &received(&hook));
+    assert_eq!(t.lost, 0);
+}
+
 /// reliability.md §5 row 18, end to end: rows inserted between page requests (5 per request
 /// for the next 40 requests of each stream) shift the offsets of a catch-up; the window walker
 /// and the id dedupe give neither a miss nor a duplicate.
