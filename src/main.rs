@@ -170,6 +170,7 @@ enum StreamArg {
 }
 
 fn main() -> ExitCode {
+    docspace_siem::pipeline::limit_malloc_arenas();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run { .. }) {
         init_tracing(None);

@@ -264,6 +264,29 @@ pub fn spawn_lag_monitor(
     });
 }
 
+/// Returns freed heap to the system (glibc keeps it in its arenas otherwise, so an idle agent
+/// would hold the peak of its last catch-up). A no-op elsewhere.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Caps glibc at two malloc arenas (it would make up to 8 per core, each keeping its own free
+/// memory): the agent's threads mostly wait, and its idle RSS is what operators see. Call before
+/// any thread starts; `MALLOC_ARENA_MAX` in the environment still wins. A no-op elsewhere.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 /// Now, in unix milliseconds.
 pub fn now_millis() -> u64 {
     std::time::SystemTime::now()

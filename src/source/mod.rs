@@ -39,6 +39,8 @@ use docspace::{Client, ErrorClass};
 
 /// Longest catch-up window after doubling.
 const MAX_SPAN: Duration = Duration::from_secs(30 * 86_400);
+/// Events read before a caught-up poller returns free heap to the system.
+const TRIM_AFTER_EVENTS: usize = 5_000;
 /// Shortest window after halving.
 const MIN_SPAN: Duration = Duration::from_secs(1);
 
@@ -108,6 +110,8 @@ impl Poller {
         let mut anchor = self.cursor.watermark;
         let mut last_full: Option<Instant> = None;
         let mut live = false;
+        // Events emitted since the process last gave free heap back to the system.
+        let mut since_trim = 0usize;
         let tail = overlap.min(
             time::Duration::try_from(self.cfg.poll_interval).unwrap_or(time::Duration::SECOND),
         );
@@ -245,6 +249,7 @@ impl Poller {
                 }
             }
             let dense = window.events.len();
+            since_trim += dense;
             let events = fresh_sorted(window.events, &self.cursor.seen);
             // Ids are remembered back to where the next full re-read will start.
             let keep_from = anchor.min(watermark) - overlap;
@@ -278,6 +283,12 @@ impl Poller {
             // watermark trails `now − settle` by mere milliseconds by then).
             if caught_up && !pause(&cancel, self.cfg.poll_interval, &self.stats).await {
                 break;
+            }
+            // After a catch-up, once its batches had a poll_interval to drain, give the heap
+            // it used back (glibc keeps freed memory otherwise: idle RSS would stay at the peak).
+            if caught_up && since_trim >= TRIM_AFTER_EVENTS {
+                since_trim = 0;
+                crate::pipeline::release_free_memory();
             }
         }
         info!(portal = %portal, stream = %stream, "poller stopped");
