@@ -151,32 +151,75 @@ pub struct Window {
 }
 
 /// Spaces requests to one portal so that they never exceed a rate (DocSpace allows 1,500 a
-/// minute per user when its limiter is on): each request takes the next free slot.
+/// minute per user when its limiter is on): each request takes the next free slot. A request
+/// dropped before its slot came (a page fetched ahead that turned out not to be needed) gives
+/// its slot back when no later slot was handed out meanwhile.
 #[derive(Debug)]
 pub struct RateLimiter {
+    /// Time between slots; zero means no client-side limit.
     interval: Duration,
-    next: tokio::sync::Mutex<tokio::time::Instant>,
+    next: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl RateLimiter {
-    /// At most `per_second` requests a second.
+    /// At most `per_second` requests a second; 0 means no client-side limit (for self-hosted
+    /// portals whose own limiter is off).
     pub fn new(per_second: u32) -> RateLimiter {
         RateLimiter {
-            interval: Duration::from_secs(1) / per_second.max(1),
-            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            interval: if per_second == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(1) / per_second
+            },
+            next: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Time between two slots (zero: no limit).
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn reserve(&self) -> tokio::time::Instant {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        let slot = (*next).max(now);
+        *next = slot + self.interval;
+        slot
+    }
+
+    /// Gives back `slot` if it is still the last one handed out.
+    fn release(&self, slot: tokio::time::Instant) {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        if *next == slot + self.interval {
+            *next = slot;
         }
     }
 
     /// Waits for this request's slot.
     pub async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = tokio::time::Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
-            slot
+        if self.interval.is_zero() {
+            return;
+        }
+        struct Unused<'a> {
+            limiter: &'a RateLimiter,
+            slot: tokio::time::Instant,
+            armed: bool,
+        }
+        impl Drop for Unused<'_> {
+            fn drop(&mut self) {
+                if self.armed {
+                    self.limiter.release(self.slot);
+                }
+            }
+        }
+        let mut guard = Unused {
+            limiter: self,
+            slot: self.reserve(),
+            armed: true,
         };
-        tokio::time::sleep_until(slot).await;
+        tokio::time::sleep_until(guard.slot).await;
+        guard.armed = false;
     }
 }
 
@@ -615,3 +658,35 @@ fn error_message(body: &[u8]) -> String {
 
 /// Default timeout of a portal request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt as _;
+
+    #[tokio::test]
+    async fn zero_means_no_client_side_limit() {
+        let l = RateLimiter::new(0);
+        assert!(l.interval().is_zero());
+        let t = std::time::Instant::now();
+        for _ in 0..10_000 {
+            l.acquire().await;
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_slot_given_up_before_it_came_is_handed_out_again() {
+        let l = RateLimiter::new(10);
+        let first = l.reserve();
+        // Polled once: it takes the next slot (100 ms ahead) and waits; dropped, it gives the
+        // slot back.
+        assert!(l.acquire().now_or_never().is_none());
+        assert_eq!(l.reserve(), first + Duration::from_millis(100));
+        // Only the last slot handed out can be given back.
+        let a = l.reserve();
+        let _b = l.reserve();
+        l.release(a);
+        assert_eq!(l.reserve(), a + Duration::from_millis(200));
+    }
+}
