@@ -194,9 +194,14 @@ pub struct Window {
 }
 
 /// Spaces requests to one portal so that they never exceed a rate (DocSpace allows 1,500 a
-/// minute per user when its limiter is on): each request takes the next free slot. A request
-/// dropped before its slot came (a page fetched ahead that turned out not to be needed) gives
-/// its slot back when no later slot was handed out meanwhile.
+/// minute per user when its limiter is on): each request takes the next free slot.
+///
+/// - Slots left unused while nothing was asked for (a round trip spent waiting between two
+///   windows) are kept for up to [`RateLimiter::CREDIT`] and handed out at once afterwards:
+///   the rate holds on average, and any interval `T` holds at most `rate × (T + CREDIT) + 1`
+///   requests (at 24 a second, 1,447 in any minute).
+/// - A request dropped before its slot came (a page fetched ahead that turned out not to be
+///   needed) gives its slot back when no later slot was handed out meanwhile.
 #[derive(Debug)]
 pub struct RateLimiter {
     /// Time between slots; zero means no client-side limit.
@@ -218,6 +223,9 @@ impl RateLimiter {
         }
     }
 
+    /// How long unused slots are kept.
+    pub const CREDIT: Duration = Duration::from_millis(250);
+
     /// Time between two slots (zero: no limit).
     pub fn interval(&self) -> Duration {
         self.interval
@@ -226,7 +234,8 @@ impl RateLimiter {
     fn reserve(&self) -> tokio::time::Instant {
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
         let now = tokio::time::Instant::now();
-        let slot = (*next).max(now);
+        let floor = now.checked_sub(Self::CREDIT).unwrap_or(now);
+        let slot = (*next).max(floor);
         *next = slot + self.interval;
         slot
     }
@@ -1261,8 +1270,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn unused_slots_are_kept_for_a_while_then_the_rate_holds() {
+        // 40 a second (25 ms): after a pause, a quarter second of slots (10) comes at once,
+        // then one every 25 ms.
+        let l = RateLimiter::new(40);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = tokio::time::Instant::now();
+        let slots: Vec<_> = (0..30).map(|_| l.reserve()).collect();
+        let ready = slots.iter().filter(|s| **s <= now).count();
+        assert!((10..=11).contains(&ready), "{ready} at once");
+        assert!(
+            slots
+                .windows(2)
+                .all(|w| w[1] - w[0] == Duration::from_millis(25))
+        );
+        // In any second: at most 40 + 10 + 1.
+        let last = *slots.last().expect("slots");
+        assert!(last - slots[0] >= Duration::from_millis(25 * 29));
+    }
+
+    #[tokio::test]
     async fn a_slot_given_up_before_it_came_is_handed_out_again() {
         let l = RateLimiter::new(10);
+        // Use up the credit: the slots after it lie ahead.
+        while l.reserve() <= tokio::time::Instant::now() {}
         let first = l.reserve();
         // Polled once: it takes the next slot (100 ms ahead) and waits; dropped, it gives the
         // slot back.
