@@ -83,6 +83,7 @@ fn parse_lean(body: &[u8], portal: &Arc<PortalInfo>) -> Vec<Event> {
 
 /// What `Client::page` does: rows borrowed from the body, each decoded from its text.
 fn parse_agent_path(body: &[u8], portal: &Arc<PortalInfo>) -> Vec<Event> {
+    let body = std::str::from_utf8(body).expect("utf-8");
     let rows = docspace_siem::source::docspace::rows(body).expect("envelope");
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {

@@ -10,13 +10,13 @@
 #   cef-tcp    syslog RFC 5424 + CEF over TCP (octet counting)      } the agent with
 #   ecs-tcp    syslog RFC 5424 + ECS over TCP                       } concurrency 4 and
 #   ecs-http   webhook: ECS JSON arrays over HTTP POST              } max_requests_per_second
-#   cef-udp    syslog RFC 5424 + CEF over UDP                       } 1000 (the config maximum)
+#   cef-udp    syslog RFC 5424 + CEF over UDP                       } 1000
 #   idle       after the cef-tcp catch-up: agent CPU over IDLE_SECS (30) and RSS
 #   rsyslog    rsyslogd doing file (the same rows as NDJSON) → CEF → TCP, for comparison, with
 #              the CEF values escaped (rsyslog) and not (rsyslog-raw)
 #   catch-up   a second simulator with 150 ms latency per request and DocSpace's rate limit
 #              (1,500 requests a minute, 429 + Retry-After beyond it); the agent with its
-#              defaults (concurrency 4, 24 requests/s): time against the bound pages / 25 per s,
+#              defaults (concurrency 6, 24 requests/s): time against the bound pages / 25 per s,
 #              and the number of 429 answers (must be 0)
 #
 # For each it prints events/s, CPU seconds per million events (utime + stime of the process
@@ -26,6 +26,7 @@
 # Environment: BIN (agent binary; default: cargo build --release), TOOLS (bench-tools binary;
 # default: cargo bench --no-run --bench bench-tools), CASES (default "cef-tcp ecs-tcp ecs-http
 # cef-udp"), IDLE_SECS (30; 0 skips), RSYSLOG (1; 0 skips), CATCHUP (1; 0 skips),
+# THROUGHPUT (1; 0 skips the baseline, the cases, idle and rsyslog: the catch-up alone),
 # CATCHUP_EVENTS (default EVENTS), KEEP (1 keeps the work directory).
 #
 # --check (CI): exit 1 on a gross regression only, never on noise: CEF/TCP below 10 % of its
@@ -51,6 +52,7 @@ cases=${CASES:-"cef-tcp ecs-tcp ecs-http cef-udp"}
 idle_secs=${IDLE_SECS:-30}
 do_rsyslog=${RSYSLOG:-1}
 do_catchup=${CATCHUP:-1}
+do_throughput=${THROUGHPUT:-1}
 catchup_events=${CATCHUP_EVENTS:-$events}
 days=30
 
@@ -135,6 +137,7 @@ echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | 
 echo "load average at start: $(load)"
 echo "agent: $BIN ($(stat -c %s "$BIN") bytes)"
 
+if [ "$do_throughput" = 1 ]; then
 t=$(now_ns)
 start_sim "$events" sim
 echo "simulator: $url, $events login rows over $days days, generated in $(( ($(now_ns) - t) / 1000000 )) ms, RSS $(( $(kib "$sim" VmRSS) / 1024 )) MiB"
@@ -319,6 +322,7 @@ PY
   rm -f "$work/rows.ndjson"
 fi
 stop_sim sim
+fi
 
 # --- catch-up against a real-shaped API: 150 ms per request, 1,500 requests a minute -------------
 if [ "$do_catchup" = 1 ]; then
@@ -355,6 +359,7 @@ fi
 
 # --- the table ----------------------------------------------------------------------------------
 echo
+if [ "$do_throughput" = 1 ]; then
 echo "| case | events/s | × baseline rate | agent CPU-s / M events | peak RSS MiB | simulator CPU-s / M | load avg |"
 echo "|---|---:|---:|---:|---:|---:|---|"
 echo "| baseline: simulator → plain client | ${R[baseline.rate]} | 1.00 | (client ${R[baseline.clientcpu]}) | | ${R[baseline.simcpu]} | ${R[baseline.load]} |"
@@ -374,6 +379,7 @@ for tag in rsyslog rsyslog-raw; do
     echo "$tag / agent CEF-TCP CPU per event: $(awk -v a="${R[$tag.cpu]}" -v b="${R[cef-tcp.cpu]}" 'BEGIN { printf "%.1f×", a / b }')"
   fi
 done
+fi
 [ -n "${R[idle.pct]:-}" ] && echo "idle after catch-up: ${R[idle.pct]} % of a core over ${idle_secs} s, RSS ${R[idle.rss]} MiB (load ${R[idle.load]})"
 [ -n "${R[catchup.secs]:-}" ] && echo "rate-limited catch-up: ${R[catchup.secs]} s vs bound ${R[catchup.bound]} s (${R[catchup.ratio]}×), ${R[catchup.requests]} requests, ${R[catchup.429]} × 429 (load ${R[catchup.load]})"
 

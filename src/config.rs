@@ -231,9 +231,9 @@ pub struct PortalConfig {
     pub max_response_mib: u64,
     /// Retry interval after errors only an operator can fix (401, 403, 402, plan fallback).
     pub error_retry: Duration,
-    /// Pages of one window fetched at once during a catch-up.
+    /// Requests of one window kept in flight at once during a catch-up.
     pub concurrency: usize,
-    /// Requests per second to this portal, all streams together.
+    /// Requests per second to this portal, all streams together (0: no client-side limit).
     pub max_requests_per_second: u32,
     /// TLS for the portal connection.
     pub tls: HttpTls,
@@ -1325,19 +1325,20 @@ fn portal(
         Duration::ZERO,
         Duration::from_secs(7 * 86_400),
     );
-    let concurrency = rp.concurrency.unwrap_or(4);
+    let concurrency = rp.concurrency.unwrap_or(6);
     if !(1..=16).contains(&concurrency) {
         errs.push(ConfigProblem::new(
             format!("{key}.concurrency"),
             "must be between 1 and 16",
         ));
     }
-    // DocSpace's limiter (when on) allows 1,500 requests a minute: stay just below.
+    // DocSpace's limiter (when on) allows 1,500 requests a minute: stay just below. 0 turns
+    // the client-side limit off (self-hosted portals whose limiter is off).
     let max_rps = rp.max_requests_per_second.unwrap_or(24);
-    if !(1..=1000).contains(&max_rps) {
+    if max_rps > 100_000 {
         errs.push(ConfigProblem::new(
             format!("{key}.max_requests_per_second"),
-            "must be between 1 and 1000",
+            "must be between 0 (no limit) and 100000",
         ));
     }
     let tls = http_tls(errs, key, rp.tls);
@@ -1996,6 +1997,37 @@ format = "ecs"
             StartFrom::Ago(Duration::from_secs(2 * 86_400))
         );
         assert_eq!(c.portals[0].streams, vec![Stream::Login, Stream::Audit]);
+    }
+
+    #[test]
+    fn catch_up_limits_default_and_bounds() {
+        let c = load_str(GOOD, &[]).expect("valid");
+        assert_eq!(c.portals[0].concurrency, 6);
+        assert_eq!(c.portals[0].max_requests_per_second, 24);
+        for (rps, ok) in [("0", true), ("100000", true), ("100001", false)] {
+            let body = GOOD.replace(
+                "poll_interval = \"1s\"",
+                &format!("poll_interval = \"1s\"\nmax_requests_per_second = {rps}"),
+            );
+            match load_str(&body, &[]) {
+                Ok(c) => {
+                    assert!(ok, "{rps} accepted");
+                    assert_eq!(c.portals[0].max_requests_per_second.to_string(), rps);
+                }
+                Err(e) => {
+                    assert!(!ok, "{rps} rejected: {e}");
+                    assert!(e.to_string().contains("max_requests_per_second"), "{e}");
+                }
+            }
+        }
+        for n in ["0", "17"] {
+            let body = GOOD.replace(
+                "poll_interval = \"1s\"",
+                &format!("poll_interval = \"1s\"\nconcurrency = {n}"),
+            );
+            let e = load_str(&body, &[]).expect_err("out of range");
+            assert!(e.to_string().contains("concurrency"), "{e}");
+        }
     }
 
     #[test]

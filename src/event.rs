@@ -594,6 +594,21 @@ pub fn classify(
     }
 }
 
+/// The `id` (a number or a string of digits) and `date` of a row's JSON text, each when
+/// readable, without decoding the rest (the login walker reads them for every row it skims).
+pub fn row_id_and_date(row: &str) -> (Option<i64>, Option<OffsetDateTime>) {
+    let mut de = serde_json::Deserializer::from_str(row);
+    let Ok(Some(fields)) = RowFields::deserialize(&mut de) else {
+        return (None, None);
+    };
+    let id = fields.int(K_ID, "id").ok().flatten();
+    let date = match fields.get(K_DATE) {
+        Some(Loose::Str(s)) => parse_date(s).ok(),
+        _ => None,
+    };
+    (id, date)
+}
+
 /// Parses a DocSpace `date` (RFC 3339 with any fraction length, `Z` or an offset) into UTC.
 pub fn parse_date(s: &str) -> Result<OffsetDateTime, String> {
     parse_date_keep_offset(s).map(|d| d.to_offset(UtcOffset::UTC))

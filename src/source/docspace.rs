@@ -6,9 +6,13 @@
 //!   be read in the server process's own zone.
 //! - `login/filter` takes its page window (`Skip`/`Take` over the whole log, newest first)
 //!   *before* applying the filters, so pages are short or empty while older matches exist; the
-//!   walker advances `startIndex` by the count requested and uses unfiltered one-row probes to
-//!   find where a historical window starts and to tell "nothing in this window" from "not there
-//!   yet". `events/filter` filters first, so a short page is the end.
+//!   walker locates where a window's rows start with unfiltered slices of the log (one answer
+//!   shows both the last row newer than `to` and the first one not newer), seeded by where the
+//!   previous window started, then pages on from there. `events/filter` filters first, so a
+//!   short page is the end.
+//! - Rows inserted while the walker pages shift offsets. Pages overlap by one row and each
+//!   must repeat the last row of the one before, so a shift is seen, never silently skipped
+//!   (see [`Client::window`]); duplicates are removed downstream by id.
 //! - A plan without the audit feature answers every filter request with the latest 20 rows,
 //!   whatever the parameters: any row outside the requested window, or more rows than asked
 //!   for, is reported as [`SourceError::NoAuditPlan`].
@@ -20,16 +24,20 @@
 //! and never appears in an error or log line.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
+use tracing::{debug, trace};
 use url::Url;
 
-use crate::event::{Event, EventError, PortalInfo, Stream, format_utc_seconds, parse_date};
+use crate::event::{Event, EventError, PortalInfo, Stream, format_utc_seconds};
 
 /// Rows per request: the API's maximum.
 pub const PAGE_SIZE: usize = 100;
@@ -108,6 +116,9 @@ pub enum SourceError {
         /// What the server announced, if it did.
         length: Option<u64>,
     },
+    /// Rows were inserted faster than a window could be read; read again later.
+    #[error("the portal's log changed faster than the window could be read: {0}")]
+    Unsettled(String),
 }
 
 /// How the poll loop should react to an error.
@@ -126,9 +137,10 @@ impl SourceError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SourceError::RateLimited { retry_after } => ErrorClass::RateLimited(*retry_after),
-            SourceError::Server { .. } | SourceError::Transport(_) | SourceError::Malformed(_) => {
-                ErrorClass::Transient
-            }
+            SourceError::Server { .. }
+            | SourceError::Transport(_)
+            | SourceError::Malformed(_)
+            | SourceError::Unsettled(_) => ErrorClass::Transient,
             _ => ErrorClass::NeedsOperator,
         }
     }
@@ -141,12 +153,42 @@ pub struct Page {
     pub events: Vec<Event>,
     /// Rows that did not, with the reason (they go to the dead-letter file).
     pub rejected: Vec<(Value, EventError)>,
+    /// Ids of the rows in the order served (rows without a readable id left out).
+    ids: Vec<i64>,
+    /// Id and date of the last row served, when both are readable.
+    last: Option<(i64, OffsetDateTime)>,
 }
 
 impl Page {
     fn rows(&self) -> usize {
         self.events.len() + self.rejected.len()
     }
+
+    /// Records the id of the next row served (`last`: it is the last one).
+    fn note_id(&mut self, row: &str, last: bool) {
+        let id = row_id(row);
+        if let Some(id) = id {
+            self.ids.push(id);
+        }
+        if last {
+            self.last = id.zip(row_date(row));
+        }
+    }
+}
+
+/// The `date` of a raw row, when readable.
+fn row_date(row: &str) -> Option<OffsetDateTime> {
+    crate::event::row_id_and_date(row).1
+}
+
+/// The `id` of a raw row (a number, or a string of digits).
+fn row_id(row: &str) -> Option<i64> {
+    crate::event::row_id_and_date(row).0
+}
+
+/// A row that could not be decoded, as a JSON value for the dead-letter file.
+fn raw_value(row: &str) -> Value {
+    serde_json::from_str(row).unwrap_or_else(|_| Value::String(row.to_owned()))
 }
 
 /// All events of a window.
@@ -164,32 +206,105 @@ pub struct Window {
 
 /// Spaces requests to one portal so that they never exceed a rate (DocSpace allows 1,500 a
 /// minute per user when its limiter is on): each request takes the next free slot.
+///
+/// - Slots left unused while nothing was asked for (a round trip spent waiting between two
+///   windows) are kept for up to [`RateLimiter::CREDIT`] and handed out at once afterwards:
+///   the rate holds on average, and any interval `T` holds at most `rate × (T + CREDIT) + 1`
+///   requests (at 24 a second, 1,447 in any minute).
+/// - A request dropped before its slot came (a page fetched ahead that turned out not to be
+///   needed) gives its slot back when no later slot was handed out meanwhile.
 #[derive(Debug)]
 pub struct RateLimiter {
+    /// Time between slots; zero means no client-side limit.
     interval: Duration,
-    next: tokio::sync::Mutex<tokio::time::Instant>,
+    next: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl RateLimiter {
-    /// At most `per_second` requests a second.
+    /// At most `per_second` requests a second; 0 means no client-side limit (for self-hosted
+    /// portals whose own limiter is off).
     pub fn new(per_second: u32) -> RateLimiter {
         RateLimiter {
-            interval: Duration::from_secs(1) / per_second.max(1),
-            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            interval: if per_second == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(1) / per_second
+            },
+            next: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// How long unused slots are kept.
+    pub const CREDIT: Duration = Duration::from_millis(250);
+
+    /// Time between two slots (zero: no limit).
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn reserve(&self) -> tokio::time::Instant {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        let floor = now.checked_sub(Self::CREDIT).unwrap_or(now);
+        let slot = (*next).max(floor);
+        *next = slot + self.interval;
+        slot
+    }
+
+    /// Gives back `slot` if it is still the last one handed out.
+    fn release(&self, slot: tokio::time::Instant) {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        if *next == slot + self.interval {
+            *next = slot;
         }
     }
 
     /// Waits for this request's slot.
     pub async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = tokio::time::Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
-            slot
+        if self.interval.is_zero() {
+            return;
+        }
+        struct Unused<'a> {
+            limiter: &'a RateLimiter,
+            slot: tokio::time::Instant,
+            armed: bool,
+        }
+        impl Drop for Unused<'_> {
+            fn drop(&mut self) {
+                if self.armed {
+                    self.limiter.release(self.slot);
+                }
+            }
+        }
+        let mut guard = Unused {
+            limiter: self,
+            slot: self.reserve(),
+            armed: true,
         };
-        tokio::time::sleep_until(slot).await;
+        tokio::time::sleep_until(guard.slot).await;
+        guard.armed = false;
     }
+}
+
+/// Where the last login window started, to seed the search for the next one (see
+/// [`Client::window`]).
+#[derive(Debug, Clone, Copy)]
+struct LoginHint {
+    /// The window's `to`.
+    to: OffsetDateTime,
+    /// Offset of its first row not newer than `to`, when it was read.
+    start: usize,
+    /// Rows per second in it.
+    rate: f64,
+    /// How far off the guesses from earlier hints were, in rows (smoothed).
+    error: Option<f64>,
+}
+
+/// Where the run of a login window probably starts, give or take `spread` rows.
+#[derive(Debug, Clone, Copy)]
+struct Guess {
+    at: usize,
+    spread: Option<usize>,
 }
 
 /// A client of one portal.
@@ -201,6 +316,11 @@ pub struct Client {
     portal: Arc<PortalInfo>,
     limiter: Arc<RateLimiter>,
     concurrency: usize,
+    /// The last login window's start (shared by clones: one login poller per portal).
+    hint: Arc<std::sync::Mutex<Option<LoginHint>>>,
+    /// Smoothed round trip of a request, in microseconds (0 = none measured yet).
+    latency_us: Arc<AtomicU64>,
+    /// Largest answer body read, in bytes.
     max_body: u64,
 }
 
@@ -228,6 +348,8 @@ impl Client {
             portal,
             limiter: Arc::new(RateLimiter::new(1000)),
             concurrency: 1,
+            hint: Arc::default(),
+            latency_us: Arc::default(),
             max_body: 64 << 20,
         }
     }
@@ -238,8 +360,8 @@ impl Client {
         self
     }
 
-    /// Shares `limiter` (one per portal, across its streams) and fetches up to `concurrency`
-    /// pages of a window at once during a catch-up.
+    /// Shares `limiter` (one per portal, across its streams) and keeps up to `concurrency`
+    /// requests of a window in flight during a catch-up.
     pub fn with_limits(mut self, limiter: Arc<RateLimiter>, concurrency: usize) -> Client {
         self.limiter = limiter;
         self.concurrency = concurrency.max(1);
@@ -274,12 +396,13 @@ impl Client {
         &self,
         stream: Stream,
         query: &[(&str, String)],
-    ) -> Result<bytes::Bytes, SourceError> {
+    ) -> Result<String, SourceError> {
         let url = self.url(stream, query)?;
         self.limiter.acquire().await;
+        let sent = Instant::now();
         let resp = self
             .http
-            .get(url)
+            .get(url.clone())
             .header(
                 reqwest::header::AUTHORIZATION,
                 format!("Bearer {}", self.key.expose_secret()),
@@ -310,6 +433,9 @@ impl Client {
             return Err(SourceError::RateLimited { retry_after });
         }
         let body = self.read_body(resp).await?;
+        let rtt = sent.elapsed();
+        self.note_latency(rtt);
+        trace!(portal = %self.portal.name, stream = %stream, query = url.query().unwrap_or(""), status = status.as_u16(), rtt_ms = rtt.as_millis() as u64, "request");
         if !status.is_success() {
             let message = error_message(&body);
             return Err(match status.as_u16() {
@@ -326,7 +452,8 @@ impl Client {
                 },
             });
         }
-        Ok(body)
+        String::from_utf8(Vec::from(body))
+            .map_err(|e| SourceError::Malformed(format!("the body is not UTF-8 ({e})")))
     }
 
     /// The body, at most `max_body` bytes of it.
@@ -388,8 +515,11 @@ impl Client {
         // The API compares whole seconds of its stored values; allow for sub-second fractions.
         let lo = from - time::Duration::seconds(1);
         let hi = to + time::Duration::seconds(1);
-        for row in rows {
-            match Event::from_row_text(self.portal.clone(), Some(stream), row.get()) {
+        let n = rows.len();
+        for (i, row) in rows.into_iter().enumerate() {
+            let row = row.get();
+            page.note_id(row, i + 1 == n);
+            match Event::from_row_text(self.portal.clone(), Some(stream), row) {
                 Ok(ev) => {
                     if ev.time < lo || ev.time > hi {
                         return Err(SourceError::NoAuditPlan(format!(
@@ -402,83 +532,306 @@ impl Client {
                     }
                     page.events.push(ev);
                 }
-                Err(e) => page
-                    .rejected
-                    .push((serde_json::from_str(row.get()).unwrap_or(Value::Null), e)),
+                Err(e) => page.rejected.push((raw_value(row), e)),
             }
         }
         Ok(page)
     }
 
-    /// The date of the login row at `offset` (newest first, no filters), `None` past the end.
-    async fn probe_login(&self, offset: usize) -> Result<Option<OffsetDateTime>, SourceError> {
-        let mut q = vec![("count", "1".to_owned())];
+    /// One page of the whole login log (no filters) at `offset`: the dates of up to 100
+    /// consecutive rows, all from one answer, so one consistent view of the log.
+    async fn login_slice(&self, offset: usize) -> Result<Slice, SourceError> {
+        let mut q = vec![("count", PAGE_SIZE.to_string())];
         if offset > 0 {
             q.push(("startIndex", offset.to_string()));
         }
         let body = self.get_body(Stream::Login, &q).await?;
-        let rows = rows(&body)?;
-        if rows.len() > 1 {
+        let found = rows(&body)?;
+        if found.len() > PAGE_SIZE {
             return Err(SourceError::NoAuditPlan(format!(
-                "{} rows for count=1",
-                rows.len()
+                "{} rows for count={PAGE_SIZE}",
+                found.len()
             )));
         }
-        match rows.first() {
-            None => Ok(None),
-            Some(row) => match serde_json::from_str::<DateOnly<'_>>(row.get())
-                .ok()
-                .and_then(|r| r.date)
-                .map(|d| parse_date(&d))
-            {
-                Some(Ok(t)) => Ok(Some(t)),
-                _ => Err(SourceError::Malformed(format!(
-                    "login row at offset {offset} has no valid date"
-                ))),
-            },
-        }
+        let base = body.as_ptr() as usize;
+        let spans: Vec<(usize, usize)> = found
+            .iter()
+            .map(|r| {
+                let start = r.get().as_ptr() as usize - base;
+                (start, start + r.get().len())
+            })
+            .collect();
+        let dates = found.iter().map(|r| row_date(r.get())).collect();
+        drop(found);
+        Ok(Slice {
+            offset,
+            body,
+            spans,
+            dates,
+            done: Instant::now(),
+        })
     }
 
-    /// The first login offset at or after `lo` whose row is not newer than `to`
-    /// (exponential then binary search over one-row probes).
-    async fn first_login_offset_not_after(
+    /// Records a request's round trip (a smoothed average).
+    fn note_latency(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            us
+        } else {
+            old.saturating_mul(7).saturating_add(us) / 8
+        };
+        self.latency_us.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// How many probes to send at once: as many as the rate limiter lets through during one
+    /// round trip (more would only wait for their slots), at most `concurrency`.
+    fn probe_width(&self) -> usize {
+        let interval = self.limiter.interval();
+        if interval.is_zero() {
+            return self.concurrency;
+        }
+        let rtt = self.latency_us.load(Ordering::Relaxed) as f64;
+        let k = (rtt / interval.as_micros().max(1) as f64).ceil();
+        (k as usize).clamp(1, self.concurrency)
+    }
+
+    /// Where the run of login rows not newer than `to` starts. Rows at offsets below `lo` are
+    /// known to be newer than `to`; `guess` is where the run probably starts.
+    ///
+    /// Each round sends `probe_width` unfiltered slices at once: first a block of adjacent
+    /// slices around the guess, then galloping away from what the slices showed, then k-ary
+    /// splits of the bracket, and finally slices that cover it. It ends when one slice holds a
+    /// row newer than `to` followed by one that is not: a single answer is a consistent view
+    /// of the log, so rows inserted between answers cannot fake the start. Returns that slice,
+    /// followed by the adjacent slices after it from the same round (they hold the run's next
+    /// rows), and the index of the start in it (its length when the log ends before any such
+    /// row).
+    async fn locate_login(
         &self,
-        lo: usize,
         to: OffsetDateTime,
+        mut lo: usize,
+        mut guess: Option<Guess>,
         requests: &mut u32,
-    ) -> Result<usize, SourceError> {
-        // Invariant: rows at offsets < `good` are newer than `to`.
-        let mut good = lo;
-        let mut step = PAGE_SIZE;
-        let mut bad;
-        loop {
-            let at = good + step;
-            *requests += 1;
-            match self.probe_login(at).await? {
-                Some(d) if d > to => {
-                    good = at + 1;
-                    step *= 2;
+    ) -> Result<(Vec<Slice>, usize), SourceError> {
+        let mut hi: Option<usize> = None;
+        let mut up: Option<usize> = None;
+        let mut down: Option<usize> = None;
+        for round in 0..MAX_PROBE_ROUNDS {
+            // Known after the first answer of a run.
+            let k = self.probe_width();
+            let guessed = guess.is_some();
+            let offsets = match (guess.take(), hi) {
+                // No idea where: the head first, alone (a live window starts there).
+                (None, None) if round == 0 && lo == 0 => vec![0],
+                (_, Some(h)) if h.saturating_sub(lo.saturating_sub(1)) <= STRIDE * k => {
+                    cover(lo, h)
                 }
-                _ => {
-                    bad = at;
-                    break;
+                (Some(g), _) => {
+                    // Wide enough for the usual error of the guesses, at most `k`.
+                    let n = g
+                        .spread
+                        .map_or(k, |s| (2 * s + 1).div_ceil(STRIDE))
+                        .clamp(1, k);
+                    block(g.at, n, lo, hi)
+                }
+                (None, None) => {
+                    let step = up.unwrap_or(STRIDE * k);
+                    up = Some(step.saturating_mul(1 << k));
+                    gallop(lo.saturating_sub(1), step, k, true)
+                }
+                (None, Some(h)) => match down {
+                    Some(step) => {
+                        down = Some(step.saturating_mul(1 << k));
+                        let v: Vec<usize> = gallop(h, step, k, false)
+                            .into_iter()
+                            .filter(|&o| o >= lo)
+                            .collect();
+                        if v.is_empty() { split(lo, h, k) } else { v }
+                    }
+                    None => split(lo, h, k),
+                },
+            };
+            *requests += offsets.len() as u32;
+            let slices =
+                futures_util::future::try_join_all(offsets.iter().map(|&o| self.login_slice(o)))
+                    .await?;
+            if let Some(i) = slices.iter().position(|s| s.start(to).is_some()) {
+                let at = slices[i].start(to).expect("checked");
+                // The slices right after it hold the run's next rows.
+                let mut run: Vec<Slice> = slices.into_iter().skip(i).collect();
+                let adjacent = run
+                    .windows(2)
+                    .take_while(|w| w[1].offset == w[0].offset + STRIDE)
+                    .count();
+                run.truncate(adjacent + 1);
+                return Ok((run, at));
+            }
+            let lo_before = lo;
+            for s in &slices {
+                let (l, h) = s.bounds(to);
+                lo = lo.max(l);
+                if let Some(h) = h {
+                    hi = Some(hi.map_or(h, |x| x.min(h)));
                 }
             }
-        }
-        // Rows in [good, bad) are unknown; row `bad` is not newer than `to` (or past the end).
-        while good < bad {
-            let mid = good + (bad - good) / 2;
-            *requests += 1;
-            match self.probe_login(mid).await? {
-                Some(d) if d > to => good = mid + 1,
-                _ => bad = mid,
+            // Answers taken at different moments can disagree (rows were inserted between
+            // them): look around `lo` then.
+            if let Some(h) = hi
+                && h < lo
+            {
+                hi = Some(lo);
+            }
+            if guessed && lo == lo_before && hi.is_some() {
+                // The whole block lies past the start: gallop back towards the head.
+                down = Some(STRIDE * k);
+            } else if lo != lo_before {
+                down = None;
             }
         }
-        Ok(good)
+        Err(SourceError::Unsettled(format!(
+            "no start of the login rows up to {} after {MAX_PROBE_ROUNDS} rounds of probes (rows inserted faster than the search converges, or rows without a readable date)",
+            format_utc_seconds(to)
+        )))
+    }
+
+    /// Takes the window's first rows from the slice that located their start (`at`), and
+    /// from the adjacent slices after it while each repeats the last row of the one before
+    /// (they were answered in any order), filtered to `[from, to]` here. Returns where the
+    /// next page goes when the run of matches may go on past them.
+    fn start_from_slices(
+        &self,
+        slices: Vec<Slice>,
+        at: usize,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        walk: &mut Walk,
+    ) -> Option<After> {
+        let mut prev: Option<Prev> = None;
+        let mut index = 0;
+        let mut run = 0usize;
+        for slice in slices {
+            let skip = match prev {
+                None => {
+                    walk.start.get_or_insert(slice.offset + at);
+                    at
+                }
+                Some(p) => {
+                    match (0..slice.len()).position(|i| row_id(slice.row(i)) == Some(p.id)) {
+                        Some(i) => i + 1,
+                        None => break,
+                    }
+                }
+            };
+            let n = slice.len();
+            let mut ended = n < PAGE_SIZE;
+            let mut page = Page::default();
+            for (i, date) in slice.dates.iter().copied().enumerate().skip(skip) {
+                let row = slice.row(i);
+                match date {
+                    Some(d) if d < from => {
+                        ended = true;
+                        break;
+                    }
+                    // Not in one sorted answer; kept out all the same.
+                    Some(d) if d > to => {}
+                    _ => {
+                        page.note_id(row, i + 1 == n);
+                        match Event::from_row_text(self.portal.clone(), Some(Stream::Login), row) {
+                            Ok(ev) => page.events.push(ev),
+                            Err(e) => page.rejected.push((raw_value(row), e)),
+                        }
+                    }
+                }
+            }
+            run += page.rows();
+            prev = page.last.map(|(id, date)| Prev {
+                id,
+                date,
+                answered: slice.done,
+                run,
+            });
+            index = slice.offset + STRIDE;
+            walk.take(page);
+            if ended {
+                return None;
+            }
+            if prev.is_none() {
+                // A last row without a readable id or date: go on with pages, unchecked.
+                break;
+            }
+        }
+        Some(After { index, prev })
+    }
+
+    /// Locates where the login rows not newer than `top` start and takes the first of them.
+    async fn start_login(
+        &self,
+        from: OffsetDateTime,
+        top: OffsetDateTime,
+        guess: Option<Guess>,
+        walk: &mut Walk,
+    ) -> Result<Option<After>, SourceError> {
+        let (slices, at) = self
+            .locate_login(top, 0, guess, &mut walk.w.requests)
+            .await?;
+        Ok(self.start_from_slices(slices, at, from, top, walk))
+    }
+
+    /// A rough place to start looking for the run of login rows up to `to`, from where the
+    /// last window started and its density (catch-up walks windows oldest first, so the next
+    /// one starts nearer the head). `None` when the run probably begins in the first page.
+    fn guess_start(&self, to: OffsetDateTime) -> Option<(Guess, f64)> {
+        let h = (*self.hint.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let between = (to - h.to).as_seconds_f64() * h.rate;
+        let at = h.start as f64 - between;
+        let spread = h.error.map(|e| e as usize + 20);
+        (at >= PAGE_SIZE as f64).then_some((
+            Guess {
+                at: at as usize,
+                spread,
+            },
+            h.rate,
+        ))
+    }
+
+    /// One filtered page, with the moments it was asked for and answered.
+    async fn fetch(
+        &self,
+        stream: Stream,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        offset: usize,
+    ) -> Result<Fetched, SourceError> {
+        let issued = Instant::now();
+        let page = self.page(stream, from, to, offset).await?;
+        Ok(Fetched {
+            page,
+            issued,
+            answered: Instant::now(),
+        })
     }
 
     /// Reads every event of `[from, to]` (both inclusive). Stops early with `too_many` when
     /// more than `limit` rows arrive, so that memory stays bounded.
+    ///
+    /// - Pages are requested with `startIndex` steps of 99, so each page after a full one
+    ///   repeats that page's last row. The first page of a window is fetched alone (a live
+    ///   poll needs one). Once the window goes on, up to `concurrency` requests are kept in
+    ///   flight and their pages used strictly in order; pages are not requested past where the
+    ///   density read so far puts the end, and any fetched past the end are dropped.
+    /// - A page that does not repeat that row was shifted by rows inserted above it: served
+    ///   before the page above it (pages in flight together are served in any order), it
+    ///   starts past rows that neither holds; served after, by 100 rows or more, it holds
+    ///   nothing of the run yet. The first kind is fetched again; for the second the walker
+    ///   starts again just below the last row read (`to` lowered to its date; duplicates of
+    ///   that second are removed downstream). A short page that does repeat it ends the run.
+    /// - Login pages the whole log before filtering, so the start of the window's run of rows
+    ///   is located with unfiltered slices ([`Client::locate_login`]): at offset 0 alone when
+    ///   the previous window gave no hint that the run lies further back (a live poll), else
+    ///   around where the hint puts it.
+    /// - A window read without any filtered page (its rows came from slices) ends with one
+    ///   filtered request, which is what detects a plan without the audit feature.
     pub async fn window(
         &self,
         stream: Stream,
@@ -486,88 +839,193 @@ impl Client {
         to: OffsetDateTime,
         limit: usize,
     ) -> Result<Window, SourceError> {
-        let mut w = Window::default();
-        let mut index = 0usize;
-        // Login only: whether a page has held a match yet (matches are contiguous in the log).
-        let mut seen = false;
-        // Pages fetched ahead, by start index. The first page of a window is fetched alone
-        // (a live poll needs one); once a full page says there is more, the following pages
-        // are fetched `concurrency` at a time, still under the portal's rate limiter, and used
-        // strictly in order. A wave may read up to concurrency − 1 pages past the end.
-        let mut ahead: std::collections::VecDeque<(usize, Page)> = Default::default();
-        let mut full_pages = 0usize;
-        loop {
-            let page = match ahead.pop_front() {
-                Some((i, p)) if i == index => p,
-                _ => {
-                    ahead.clear();
-                    let wave = if full_pages == 0 { 1 } else { self.concurrency };
-                    let fetches =
-                        (0..wave).map(|k| self.page(stream, from, to, index + k * PAGE_SIZE));
-                    let pages = futures_util::future::try_join_all(fetches).await?;
-                    w.requests += wave as u32;
-                    ahead.extend(
-                        pages
-                            .into_iter()
-                            .enumerate()
-                            .map(|(k, p)| (index + k * PAGE_SIZE, p)),
-                    );
-                    match ahead.pop_front() {
-                        Some((_, p)) => p,
-                        None => return Ok(w),
-                    }
-                }
+        let began = Instant::now();
+        let mut walk = Walk::default();
+        self.walk(stream, from, to, limit, &mut walk).await?;
+        if !walk.filtered {
+            let page = self.page(stream, from, to, 0).await?;
+            walk.w.requests += 1;
+            walk.take(page);
+        }
+        debug!(
+            portal = %self.portal.name,
+            stream = %stream,
+            from = %format_utc_seconds(from),
+            to = %format_utc_seconds(to),
+            rows = walk.count(),
+            requests = walk.w.requests,
+            start = ?walk.start,
+            too_many = walk.w.too_many,
+            ms = began.elapsed().as_millis() as u64,
+            "window read"
+        );
+        if stream == Stream::Login
+            && let Some(start) = walk.start
+        {
+            let covered = if walk.w.too_many {
+                walk.oldest.unwrap_or(from).max(from)
+            } else {
+                from
             };
-            if page.rows() == PAGE_SIZE {
-                full_pages += 1;
+            let secs = (to - covered).as_seconds_f64().max(1.0);
+            let mut hint = self.hint.lock().unwrap_or_else(|e| e.into_inner());
+            let error = match (walk.guess, hint.and_then(|h| h.error)) {
+                (Some(g), Some(e)) => Some((e + start.abs_diff(g) as f64) / 2.0),
+                (Some(g), None) => Some(start.abs_diff(g) as f64),
+                (None, e) => e,
+            };
+            *hint = Some(LoginHint {
+                to,
+                start,
+                rate: walk.rows as f64 / secs,
+                error,
+            });
+        }
+        Ok(walk.w)
+    }
+
+    async fn walk(
+        &self,
+        stream: Stream,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+        walk: &mut Walk,
+    ) -> Result<(), SourceError> {
+        // Rows newer than `top` were read already (or lie outside the window).
+        let mut top = to;
+        // Offset of the next page to use.
+        let mut index = 0usize;
+        // Whether the window goes on past its first page: then pages are fetched ahead.
+        let mut ahead = false;
+        // The last row of the last full page used.
+        let mut prev: Option<Prev> = None;
+        let mut anchors = 0usize;
+        let mut refetched = false;
+        if stream == Stream::Login {
+            let guess = self.guess_start(to).map(|(guess, rate)| {
+                walk.prior_rate = Some(rate);
+                walk.guess = Some(guess.at);
+                guess
+            });
+            let Some(after) = self.start_login(from, top, guess, walk).await? else {
+                walk.w.too_many = walk.count() > limit;
+                return Ok(());
+            };
+            if walk.count() > limit {
+                walk.w.too_many = true;
+                return Ok(());
             }
-            let n = page.rows();
-            w.events.extend(page.events);
-            w.rejected.extend(page.rejected);
-            if w.events.len() + w.rejected.len() > limit {
-                w.too_many = true;
-                return Ok(w);
+            (index, prev, ahead) = (after.index, after.prev, true);
+        }
+        let mut queue = FuturesOrdered::new();
+        let mut next = index;
+        loop {
+            if queue.is_empty() {
+                queue.push_back(self.fetch(stream, from, top, index));
+                walk.w.requests += 1;
+                next = index + STRIDE;
             }
-            match stream {
-                Stream::Audit => {
-                    if n < PAGE_SIZE {
-                        return Ok(w);
+            if ahead {
+                let remaining = walk.remaining(from);
+                while queue.len() < self.concurrency
+                    && walk.count() + STRIDE * queue.len() <= limit
+                    && remaining.is_none_or(|r| {
+                        // The page at `next` is needed if the run reaches it. Rather one page
+                        // too many (one request) than one too few (a round trip of waiting).
+                        let margin = r.sqrt() + r / 10.0 + 10.0;
+                        next as f64 <= index as f64 + r + margin
+                    })
+                {
+                    queue.push_back(self.fetch(stream, from, top, next));
+                    walk.w.requests += 1;
+                    next += STRIDE;
+                }
+            }
+            let f = queue.next().await.expect("the queue is not empty")?;
+            walk.filtered = true;
+            // Starting again below a row of the second the walk restarted at would not move it
+            // on (rows of one second may come in a different order in another answer): such a
+            // page is used as it is.
+            if let Some(p) = prev
+                && !f.page.ids.contains(&p.id)
+                && (p.date < top || (f.issued < p.answered && !refetched))
+            {
+                queue = FuturesOrdered::new();
+                if f.issued < p.answered && !refetched {
+                    // Fetched ahead, and maybe served before the page above it.
+                    debug!(portal = %self.portal.name, stream = %stream, offset = index, "a page fetched ahead does not repeat the last row of the page before it; fetching it again");
+                    refetched = true;
+                    continue;
+                }
+                anchors += 1;
+                if anchors > MAX_ANCHORS {
+                    return Err(SourceError::Unsettled(format!(
+                        "{MAX_ANCHORS} restarts of the {stream} window below rows shifted by inserts"
+                    )));
+                }
+                debug!(portal = %self.portal.name, stream = %stream, offset = index, "rows inserted above the window shifted it by a page or more; reading on below the last row read");
+                refetched = false;
+                top = p.date;
+                prev = None;
+                match stream {
+                    // Filtered first: offset 0 of `[from, top]` is the row below.
+                    Stream::Audit => index = 0,
+                    Stream::Login => {
+                        let guess = Guess {
+                            at: index,
+                            spread: None,
+                        };
+                        let Some(after) = self.start_login(from, top, Some(guess), walk).await?
+                        else {
+                            walk.w.too_many = walk.count() > limit;
+                            return Ok(());
+                        };
+                        (index, prev) = (after.index, after.prev);
                     }
                 }
-                Stream::Login => {
-                    if n == PAGE_SIZE {
-                        seen = true;
-                    } else if n > 0 {
-                        // A short page after matches: the run of matches ended here. A short
-                        // first run may continue on the next page (it began mid-page).
-                        if seen {
-                            return Ok(w);
-                        }
-                        seen = true;
-                    } else if seen {
-                        return Ok(w);
-                    } else {
-                        // No match yet: is this page window newer than `to`, or past `from`?
-                        w.requests += 1;
-                        match self.probe_login(index + PAGE_SIZE - 1).await? {
-                            None => return Ok(w),
-                            Some(d) if d < from => return Ok(w),
-                            Some(d) if d > to => {
-                                index = self
-                                    .first_login_offset_not_after(
-                                        index + PAGE_SIZE,
-                                        to,
-                                        &mut w.requests,
-                                    )
-                                    .await?;
-                                continue;
-                            }
-                            Some(_) => {}
-                        }
-                    }
+                if walk.count() > limit {
+                    walk.w.too_many = true;
+                    return Ok(());
                 }
+                continue;
             }
-            index += PAGE_SIZE;
+            refetched = false;
+            let n = f.page.rows();
+            // Rows this page repeats from above (the previous page's last row and any shifted
+            // in with it), and how many rows of the run are known down to its last row.
+            let (repeated, run) = match prev {
+                Some(p) => {
+                    let at = f.page.ids.iter().position(|id| *id == p.id).unwrap_or(0);
+                    (at + 1, p.run.saturating_add(n.saturating_sub(at + 1)))
+                }
+                None => (0, n),
+            };
+            // A short page ends the run (login matches are contiguous in the log, audit rows
+            // are filtered first), unless it may have been short only because rows from above
+            // the run's start were shifted into it: it repeats every row of the run read so
+            // far. Then the next page tells.
+            let ends =
+                n < PAGE_SIZE && (stream == Stream::Audit || prev.is_none_or(|p| repeated < p.run));
+            prev = (n == PAGE_SIZE || (n > 0 && !ends))
+                .then_some(f.page.last)
+                .flatten()
+                .map(|(id, date)| Prev {
+                    id,
+                    date,
+                    answered: f.answered,
+                    run,
+                });
+            walk.take(f.page);
+            if walk.count() > limit {
+                walk.w.too_many = true;
+                return Ok(());
+            }
+            if ends || (n < PAGE_SIZE && prev.is_none()) {
+                return Ok(());
+            }
+            ahead = true;
+            index += STRIDE;
         }
     }
 
@@ -611,6 +1069,190 @@ impl Client {
     }
 }
 
+/// `startIndex` step between consecutive pages: one row less than a page, so that each page
+/// repeats the last row of the page before (see [`Client::window`]).
+const STRIDE: usize = PAGE_SIZE - 1;
+/// Rounds of probes before the search for a login window's start gives up.
+const MAX_PROBE_ROUNDS: usize = 64;
+/// Times a window may start again below its last row read (rows inserted faster than it is
+/// read) before it fails and is retried later.
+const MAX_ANCHORS: usize = 32;
+
+/// Up to 100 consecutive rows of the whole login log, from one answer.
+struct Slice {
+    offset: usize,
+    /// The answer's body; each row is `body[spans[i].0..spans[i].1]`.
+    body: String,
+    spans: Vec<(usize, usize)>,
+    /// Each row's date, `None` when unreadable.
+    dates: Vec<Option<OffsetDateTime>>,
+    /// When the answer arrived.
+    done: Instant,
+}
+
+impl Slice {
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn row(&self, i: usize) -> &str {
+        let (a, b) = self.spans[i];
+        self.body.get(a..b).unwrap_or_default()
+    }
+    /// The index of the first row not newer than `to`, when this answer alone proves it: a
+    /// row newer than `to` comes before it (or the slice starts the log). Rows with an
+    /// unreadable date between the two count as not newer, so they are read, never skipped.
+    /// The slice's length when it ends the log and all its rows are newer than `to`.
+    fn start(&self, to: OffsetDateTime) -> Option<usize> {
+        let first_older = self.dates.iter().position(|d| d.is_some_and(|d| d <= to));
+        let end = first_older.unwrap_or(self.len());
+        let last_newer = self.dates[..end]
+            .iter()
+            .rposition(|d| d.is_some_and(|d| d > to));
+        match (first_older, last_newer) {
+            (Some(_), Some(j)) => Some(j + 1),
+            (Some(_), None) if self.offset == 0 => Some(0),
+            (None, Some(j)) if self.len() < PAGE_SIZE && j + 1 == self.len() => Some(self.len()),
+            (None, None) if self.offset == 0 && (self.len() == 0) => Some(0),
+            _ => None,
+        }
+    }
+
+    /// What this slice says otherwise: rows below `.0` are newer than `to`, and the row at
+    /// `.1` is not (or lies past the end of the log).
+    fn bounds(&self, to: OffsetDateTime) -> (usize, Option<usize>) {
+        let first_older = self.dates.iter().position(|d| d.is_some_and(|d| d <= to));
+        let end = first_older.unwrap_or(self.len());
+        let lo = self.dates[..end]
+            .iter()
+            .rposition(|d| d.is_some_and(|d| d > to))
+            .map_or(0, |j| self.offset + j + 1);
+        let hi = match first_older {
+            Some(i) => Some(self.offset + i),
+            None if self.len() < PAGE_SIZE => Some(self.offset + self.len()),
+            None => None,
+        };
+        (lo, hi)
+    }
+}
+
+/// Slices that cover every possible start in `[lo, hi]`: adjacent ones overlap by a row, so
+/// the start falls inside one of them.
+fn cover(lo: usize, hi: usize) -> Vec<usize> {
+    let first = lo.saturating_sub(1);
+    let n = hi.saturating_sub(first).div_ceil(STRIDE).max(1);
+    (0..n).map(|j| first + STRIDE * j).collect()
+}
+
+/// `k` adjacent slices centred on `center`, within the bracket.
+fn block(center: usize, k: usize, lo: usize, hi: Option<usize>) -> Vec<usize> {
+    let span = STRIDE * k;
+    let floor = lo.saturating_sub(1);
+    let mut first = center.saturating_sub(span / 2).max(floor);
+    if let Some(h) = hi {
+        first = first.min(h.saturating_sub(span)).max(floor);
+    }
+    (0..k).map(|j| first + STRIDE * j).collect()
+}
+
+/// `k` slices splitting `(lo, hi)` evenly.
+fn split(lo: usize, hi: usize, k: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..k).map(|j| lo + (hi - lo) * (j + 1) / (k + 1)).collect();
+    v.dedup();
+    v
+}
+
+/// `k` slices at `step`, 2 × `step`, 4 × `step`… from `anchor`, upwards or downwards.
+fn gallop(anchor: usize, step: usize, k: usize, up: bool) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..k)
+        .map(|j| {
+            let d = step.saturating_mul(1 << j);
+            if up {
+                anchor.saturating_add(d)
+            } else {
+                anchor.saturating_sub(d)
+            }
+        })
+        .collect();
+    v.dedup();
+    v
+}
+
+/// A filtered page and when it was asked for and answered.
+struct Fetched {
+    page: Page,
+    issued: Instant,
+    answered: Instant,
+}
+
+/// The last row of the last full page (or slice) used, which the next page must repeat.
+#[derive(Debug, Clone, Copy)]
+struct Prev {
+    id: i64,
+    date: OffsetDateTime,
+    /// When that page was answered.
+    answered: Instant,
+    /// Rows of the run read down to this one since the run's start was located (login).
+    run: usize,
+}
+
+/// Where a window goes on after the slice that located its start.
+struct After {
+    /// Offset of the next page.
+    index: usize,
+    /// The slice's last row.
+    prev: Option<Prev>,
+}
+
+/// A window being read.
+#[derive(Default)]
+struct Walk {
+    w: Window,
+    /// A filtered page was answered.
+    filtered: bool,
+    /// Login: offset of the window's first row, roughly.
+    start: Option<usize>,
+    /// Rows read, and the newest and oldest date among them.
+    rows: usize,
+    newest: Option<OffsetDateTime>,
+    oldest: Option<OffsetDateTime>,
+    /// Rows per second of the previous window, until this one has enough of its own.
+    prior_rate: Option<f64>,
+    /// Login: where the hint put the start.
+    guess: Option<usize>,
+}
+
+impl Walk {
+    fn take(&mut self, page: Page) {
+        self.rows += page.rows();
+        for ev in &page.events {
+            self.newest = Some(self.newest.map_or(ev.time, |t| t.max(ev.time)));
+            self.oldest = Some(self.oldest.map_or(ev.time, |t| t.min(ev.time)));
+        }
+        self.w.events.extend(page.events);
+        self.w.rejected.extend(page.rejected);
+    }
+
+    fn count(&self) -> usize {
+        self.w.events.len() + self.w.rejected.len()
+    }
+
+    /// Rows expected between the oldest one read and `from`, at the density read so far.
+    fn remaining(&self, from: OffsetDateTime) -> Option<f64> {
+        let oldest = self.oldest?;
+        let measured = self.newest.and_then(|newest| {
+            let span = (newest - oldest).as_seconds_f64();
+            (self.rows >= 2 && span > 0.0).then(|| (self.rows - 1) as f64 / span)
+        });
+        let rate = if self.rows >= 50 {
+            measured
+        } else {
+            self.prior_rate.filter(|r| *r > 0.0).or(measured)
+        }?;
+        Some((oldest - from).as_seconds_f64().max(0.0) * rate)
+    }
+}
+
 /// The envelope of a filter answer; rows stay unparsed slices of the body.
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
@@ -620,25 +1262,18 @@ struct Envelope<'a> {
     status: Option<Value>,
 }
 
-/// Just a row's date (login probes need nothing else).
-#[derive(serde::Deserialize)]
-struct DateOnly<'a> {
-    #[serde(borrow)]
-    date: Option<std::borrow::Cow<'a, str>>,
-}
-
 /// The rows of a filter answer's envelope, each its own JSON text within `body`. A truncated
 /// or malformed body, an error status inside a 200, or a `count` that disagrees with the rows
 /// fails the whole page.
-pub fn rows(body: &[u8]) -> Result<Vec<&RawValue>, SourceError> {
-    let env: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
+pub fn rows(body: &str) -> Result<Vec<&RawValue>, SourceError> {
+    let env: Envelope<'_> = serde_json::from_str(body).map_err(|e| {
         if e.is_data() {
             SourceError::Malformed(format!("the body is not a DocSpace envelope ({e})"))
         } else {
             SourceError::Malformed(format!(
                 "{} bytes that are not complete JSON ({e}); starts with {:?}",
                 body.len(),
-                snippet(body)
+                snippet(body.as_bytes())
             ))
         }
     })?;
@@ -688,3 +1323,127 @@ fn error_message(body: &[u8]) -> String {
 
 /// Default timeout of a portal request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt as _;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    #[tokio::test]
+    async fn zero_means_no_client_side_limit() {
+        let l = RateLimiter::new(0);
+        assert!(l.interval().is_zero());
+        let t = std::time::Instant::now();
+        for _ in 0..10_000 {
+            l.acquire().await;
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn unused_slots_are_kept_for_a_while_then_the_rate_holds() {
+        // 40 a second (25 ms): after a pause, a quarter second of slots (10) comes at once,
+        // then one every 25 ms.
+        let l = RateLimiter::new(40);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = tokio::time::Instant::now();
+        let slots: Vec<_> = (0..30).map(|_| l.reserve()).collect();
+        let ready = slots.iter().filter(|s| **s <= now).count();
+        assert!((10..=11).contains(&ready), "{ready} at once");
+        assert!(
+            slots
+                .windows(2)
+                .all(|w| w[1] - w[0] == Duration::from_millis(25))
+        );
+        // In any second: at most 40 + 10 + 1.
+        let last = *slots.last().expect("slots");
+        assert!(last - slots[0] >= Duration::from_millis(25 * 29));
+    }
+
+    #[tokio::test]
+    async fn a_slot_given_up_before_it_came_is_handed_out_again() {
+        let l = RateLimiter::new(10);
+        // Use up the credit: the slots after it lie ahead.
+        while l.reserve() <= tokio::time::Instant::now() {}
+        let first = l.reserve();
+        // Polled once: it takes the next slot (100 ms ahead) and waits; dropped, it gives the
+        // slot back.
+        assert!(l.acquire().now_or_never().is_none());
+        assert_eq!(l.reserve(), first + Duration::from_millis(100));
+        // Only the last slot handed out can be given back.
+        let a = l.reserve();
+        let _b = l.reserve();
+        l.release(a);
+        assert_eq!(l.reserve(), a + Duration::from_millis(200));
+    }
+
+    fn slice(offset: usize, dates: &[Option<OffsetDateTime>], full: bool) -> Slice {
+        let mut dates = dates.to_vec();
+        if full {
+            let last = dates.last().copied().flatten();
+            dates.resize(PAGE_SIZE, last);
+        }
+        let mut body = String::new();
+        let mut spans = Vec::new();
+        for i in 0..dates.len() {
+            let start = body.len();
+            body.push_str(&json!({ "id": 1000 - i as i64 }).to_string());
+            spans.push((start, body.len()));
+        }
+        Slice {
+            offset,
+            body,
+            spans,
+            dates,
+            done: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_slice_proves_a_start_only_with_a_newer_row_before_it() {
+        let to = datetime!(2025-01-01 12:00 UTC);
+        let newer = Some(to + time::Duration::minutes(1));
+        let older = Some(to - time::Duration::minutes(1));
+        // Newer, newer, unreadable, older…: the start is the unreadable row (read, not skipped).
+        let s = slice(500, &[newer, newer, None, older], true);
+        assert_eq!(s.start(to), Some(2));
+        // Older from the first row on: not proven here (rows above may be older too)…
+        let s = slice(500, &[older], true);
+        assert_eq!(s.start(to), None);
+        assert_eq!(s.bounds(to), (0, Some(500)));
+        // … unless the slice starts the log.
+        assert_eq!(slice(0, &[older], true).start(to), Some(0));
+        // All newer and full: the start lies further on.
+        let s = slice(500, &[newer], true);
+        assert_eq!(s.start(to), None);
+        assert_eq!(s.bounds(to), (600, None));
+        // All newer and the log ends: no row is old enough; the start is the end.
+        let s = slice(500, &[newer, newer, newer], false);
+        assert_eq!(s.start(to), Some(3));
+        // Past the end.
+        let s = slice(900, &[], false);
+        assert_eq!(s.start(to), None);
+        assert_eq!(s.bounds(to), (0, Some(900)));
+    }
+
+    #[test]
+    fn probe_layouts_cover_what_they_must() {
+        // Every start in [lo, hi] falls strictly inside one covering slice.
+        for (lo, hi) in [(0, 0), (1, 1), (100, 100), (100, 150), (100, 496), (7, 300)] {
+            let v = cover(lo, hi);
+            for s in lo.max(1)..=hi {
+                assert!(
+                    v.iter().any(|&o| o < s && s <= o + STRIDE),
+                    "{s} in [{lo}, {hi}]: {v:?}"
+                );
+            }
+        }
+        assert_eq!(block(1000, 4, 0, None), vec![802, 901, 1000, 1099]);
+        assert_eq!(block(50, 4, 0, None), vec![0, 99, 198, 297]);
+        assert_eq!(split(0, 1000, 4), vec![200, 400, 600, 800]);
+        assert_eq!(gallop(99, 396, 3, true), vec![495, 891, 1683]);
+        assert_eq!(gallop(1000, 396, 3, false), vec![604, 208, 0]);
+    }
+}
