@@ -23,6 +23,7 @@
 //! Invariants: the API key is sent only to the configured origin (redirects are not followed)
 //! and never appears in an error or log line.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -839,8 +840,25 @@ impl Client {
         to: OffsetDateTime,
         limit: usize,
     ) -> Result<Window, SourceError> {
+        self.window_skipping(stream, from, to, limit, HashSet::new())
+            .await
+    }
+
+    /// [`Client::window`], dropping events whose id is in `skip` as each page arrives (the
+    /// poller's already-emitted ids: a re-read of the overlap then holds only new events).
+    pub async fn window_skipping(
+        &self,
+        stream: Stream,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+        skip: HashSet<i64>,
+    ) -> Result<Window, SourceError> {
         let began = Instant::now();
-        let mut walk = Walk::default();
+        let mut walk = Walk {
+            skip,
+            ..Walk::default()
+        };
         self.walk(stream, from, to, limit, &mut walk).await?;
         if !walk.filtered {
             let page = self.page(stream, from, to, 0).await?;
@@ -1220,6 +1238,8 @@ struct Walk {
     prior_rate: Option<f64>,
     /// Login: where the hint put the start.
     guess: Option<usize>,
+    /// Ids not to keep (already emitted).
+    skip: HashSet<i64>,
 }
 
 impl Walk {
@@ -1229,7 +1249,14 @@ impl Walk {
             self.newest = Some(self.newest.map_or(ev.time, |t| t.max(ev.time)));
             self.oldest = Some(self.oldest.map_or(ev.time, |t| t.min(ev.time)));
         }
-        self.w.events.extend(page.events);
+        if self.skip.is_empty() {
+            self.w.events.extend(page.events);
+        } else {
+            let skip = &self.skip;
+            self.w
+                .events
+                .extend(page.events.into_iter().filter(|e| !skip.contains(&e.id)));
+        }
         self.w.rejected.extend(page.rejected);
     }
 

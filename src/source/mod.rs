@@ -110,6 +110,8 @@ impl Poller {
         let mut anchor = self.cursor.watermark;
         let mut last_full: Option<Instant> = None;
         let mut live = false;
+        // When the last window read began (wall clock), in this process.
+        let mut prev_read: Option<OffsetDateTime> = None;
         // Events emitted since the process last gave free heap back to the system.
         let mut since_trim = 0usize;
         let tail = overlap.min(
@@ -165,13 +167,25 @@ impl Poller {
             let from = match (full, live) {
                 (false, _) => watermark - tail,
                 (true, true) => anchor.min(watermark) - overlap,
+                // The last window (read at `prev_read`, in this process) ended at the
+                // watermark: a row it missed showed up after it was read, so it is later than
+                // prev_read − watermark. Past settle + overlap that is beyond the promise, and
+                // a catch-up far behind `now` skips the re-read.
+                (true, false) if prev_read.is_some_and(|t| t - watermark > settle + overlap) => {
+                    watermark
+                }
                 (true, false) => watermark - overlap,
             };
             let started = Instant::now();
+            let skip: HashSet<i64> = if from < watermark {
+                self.cursor.seen.iter().map(|(id, _)| *id).collect()
+            } else {
+                HashSet::new()
+            };
             let span_t = time::Duration::try_from(span).unwrap_or(time::Duration::HOUR);
             let to = (self.cursor.watermark + span_t).min(target);
             let result = tokio::select! {
-                r = beating(self.client.window(stream, from, to, self.cfg.max_window_events), &self.stats) => r,
+                r = beating(self.client.window_skipping(stream, from, to, self.cfg.max_window_events, skip), &self.stats) => r,
                 _ = cancel.cancelled() => break,
             };
             let window = match result {
@@ -257,6 +271,7 @@ impl Poller {
                 anchor = watermark;
                 last_full = Some(started);
             }
+            prev_read = Some(now);
             // A stop while sinks are full (a receiver is down) must not wait for them: what was
             // not handed to every sink is not committed, and is read again on the next start.
             let stats = self.stats.clone();
