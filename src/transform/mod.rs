@@ -11,8 +11,12 @@ pub mod ecs;
 pub mod json;
 pub mod leef;
 
+use std::fmt;
+
+use bytes::BytesMut;
+
 use crate::config::{Filter, Format};
-use crate::event::Event;
+use crate::event::{Event, Stream};
 
 /// The ECS version the output claims (the schema in shared/ecs/ecs_flat.yml).
 pub const ECS_VERSION: &str = "9.4.0";
@@ -24,6 +28,184 @@ pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
         Format::Cef => cef::encode(ev, out),
         Format::Json => json::encode(ev, out),
         Format::Leef => leef::encode(ev, out),
+    }
+}
+
+/// A growable byte buffer the byte encoders append to: a `Vec<u8>`, or a `BytesMut` so that a
+/// syslog record is encoded in place after its header.
+pub trait Output {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+    /// Everything written so far.
+    fn written(&self) -> &[u8];
+    /// Keeps the first `len` bytes.
+    fn cut(&mut self, len: usize);
+}
+
+impl Output for Vec<u8> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    fn written(&self) -> &[u8] {
+        self
+    }
+
+    fn cut(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+impl Output for BytesMut {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    fn written(&self) -> &[u8] {
+        self
+    }
+
+    fn cut(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+/// The [`Event`] fields the CEF and LEEF encoders read, borrowed in one place: `Event`'s public
+/// fields are becoming accessor methods, and then only [`Fields::of`] has to follow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    pub stream: Stream,
+    pub id: i64,
+    pub action_id: i64,
+    pub portal_name: &'a str,
+    pub portal_host: &'a str,
+    pub action_text: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub login: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub city: Option<&'a str>,
+    pub browser: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    pub page: Option<&'a str>,
+    pub action_type: Option<i64>,
+    pub product: Option<i64>,
+    pub location: Option<i64>,
+    pub target: &'a [String],
+    pub entries: &'a [i64],
+    pub context: Option<&'a str>,
+}
+
+impl Fields<'_> {
+    pub fn of(ev: &Event) -> Fields<'_> {
+        Fields {
+            stream: ev.stream,
+            id: ev.id,
+            action_id: ev.action_id,
+            portal_name: &ev.portal.name,
+            portal_host: &ev.portal.host,
+            action_text: ev.action_text.as_deref(),
+            user: ev.user.as_deref(),
+            user_id: ev.user_id.as_deref(),
+            login: ev.login.as_deref(),
+            country: ev.country.as_deref(),
+            city: ev.city.as_deref(),
+            browser: ev.browser.as_deref(),
+            platform: ev.platform.as_deref(),
+            page: ev.page.as_deref(),
+            action_type: ev.action_type,
+            product: ev.product,
+            location: ev.location,
+            target: &ev.target,
+            entries: &ev.entries,
+            context: ev.context.as_deref(),
+        }
+    }
+
+    /// The `MessageAction` member name, or `None` for a code this build does not know (the
+    /// encoders then write `Action<code>`, as `Event::action_name` does, without allocating).
+    pub fn action_name(&self) -> Option<&'static str> {
+        crate::actions::lookup(self.action_id).map(|a| a.name)
+    }
+}
+
+/// U+FFFD, which replaces control characters.
+pub(crate) const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+/// A byte table marking the C0 control characters but TAB, DEL, and 0xC2, the lead byte of the
+/// C1 controls (`0xC2 0x80..=0x9F`, U+0080–U+009F): with TAB, CR and LF, the characters
+/// `char::is_control` names. Each encoder adds the bytes it treats specially.
+pub(crate) const fn control_bytes() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b != b'\t' as usize;
+        b += 1;
+    }
+    t[0x7f] = true;
+    t[0xc2] = true;
+    t
+}
+
+/// Whether `v[i]` (0xC2) starts a C1 control character.
+#[inline]
+pub(crate) fn is_c1(v: &[u8], i: usize) -> bool {
+    matches!(v.get(i + 1), Some(0x80..=0x9f))
+}
+
+/// Copies `v` to `out`, each run of bytes that `marked` does not mark at once. For a marked byte
+/// at `i`, `rule(v, i)` gives its replacement and how many bytes that replaces, or `None` to keep
+/// the byte. The rules replace whole characters, so UTF-8 stays UTF-8.
+#[inline]
+pub(crate) fn replace_marked<O: Output + ?Sized>(
+    out: &mut O,
+    v: &[u8],
+    marked: &[bool; 256],
+    rule: impl Fn(&[u8], usize) -> Option<(&'static [u8], usize)>,
+) {
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(n) = v[i..].iter().position(|&b| marked[usize::from(b)]) {
+        i += n;
+        match rule(v, i) {
+            Some((replacement, len)) => {
+                out.put(&v[run..i]);
+                out.put(replacement);
+                i += len;
+                run = i;
+            }
+            None => i += 1,
+        }
+    }
+    out.put(&v[run..]);
+}
+
+/// Appends `v` as `Display` writes it (an IP address), without a `String` in between.
+pub(crate) fn put_display<O: Output + ?Sized>(out: &mut O, v: impl fmt::Display) {
+    struct Adapter<'o, O: ?Sized>(&'o mut O);
+    impl<O: Output + ?Sized> fmt::Write for Adapter<'_, O> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.put(s.as_bytes());
+            Ok(())
+        }
+    }
+    // Writing into an `Output` cannot fail.
+    let _ = fmt::write(&mut Adapter(out), format_args!("{v}"));
+}
+
+/// `s` cut to `max - 3` characters when it has more than `max` characters, and whether it was
+/// cut (the caller then appends `...`). Counts characters only when the byte length says that
+/// `s` may be too long: a string has at least as many bytes as characters.
+pub(crate) fn limit(s: &str, max: usize) -> (&str, bool) {
+    if s.len() <= max {
+        return (s, false);
+    }
+    let keep = max.saturating_sub(3);
+    match s.char_indices().nth(keep) {
+        Some((end, _)) if keep + s[end..].chars().count() > max => (&s[..end], true),
+        _ => (s, false),
     }
 }
 
