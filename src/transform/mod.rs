@@ -14,6 +14,7 @@ pub mod leef;
 use std::fmt;
 
 use bytes::BytesMut;
+use time::OffsetDateTime;
 
 use crate::config::{Filter, Format};
 use crate::event::{Event, Stream};
@@ -78,6 +79,7 @@ impl Output for BytesMut {
 pub(crate) struct Fields<'a> {
     pub stream: Stream,
     pub id: i64,
+    pub time: OffsetDateTime,
     pub action_id: i64,
     pub portal_name: &'a str,
     pub portal_host: &'a str,
@@ -103,6 +105,7 @@ impl Fields<'_> {
         Fields {
             stream: ev.stream,
             id: ev.id,
+            time: ev.time,
             action_id: ev.action_id,
             portal_name: &ev.portal.name,
             portal_host: &ev.portal.host,
@@ -180,6 +183,27 @@ pub(crate) fn replace_marked<O: Output + ?Sized>(
         }
     }
     out.put(&v[run..]);
+}
+
+/// Cuts what was written to `out` after `start` (UTF-8) to `max - 3` characters and appends
+/// `...`, when it has more than `max` characters.
+pub(crate) fn cut_written<O: Output + ?Sized>(out: &mut O, start: usize, max: usize) {
+    let written = &out.written()[start..];
+    // Characters are the bytes that do not continue one (0b10xx_xxxx).
+    let starts = || {
+        written
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| (**b & 0xc0) != 0x80)
+    };
+    if starts().count() <= max {
+        return;
+    }
+    let end = starts()
+        .nth(max.saturating_sub(3))
+        .map_or(written.len(), |(i, _)| i);
+    out.cut(start + end);
+    out.put(b"...");
 }
 
 /// Appends `v` as `Display` writes it (an IP address), without a `String` in between.
