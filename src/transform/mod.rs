@@ -32,6 +32,26 @@ pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
     }
 }
 
+/// Encodes one event in `format` into any [`Output`], such as the syslog sink's buffer right
+/// after the record's header. CEF and LEEF write in place; ECS and JSON, whose serde encoders
+/// want a `Vec`, are encoded into `scratch` (cleared first) and copied.
+pub fn encode_into<O: Output + ?Sized>(
+    format: Format,
+    ev: &Event,
+    out: &mut O,
+    scratch: &mut Vec<u8>,
+) {
+    match format {
+        Format::Cef => cef::encode(ev, out),
+        Format::Leef => leef::encode(ev, out),
+        Format::Ecs | Format::Json => {
+            scratch.clear();
+            encode(format, ev, scratch);
+            out.put(scratch);
+        }
+    }
+}
+
 /// A growable byte buffer the byte encoders append to: a `Vec<u8>`, or a `BytesMut` so that a
 /// syslog record is encoded in place after its header.
 pub trait Output {
