@@ -19,9 +19,7 @@
 use std::net::IpAddr;
 
 use crate::event::Event;
-use crate::transform::{
-    Fields, Output, REPLACEMENT, control_bytes, is_c1, limit, put_display, replace_marked,
-};
+use crate::transform::{Fields, Marks, Output, REPLACEMENT, is_c1, limit, put_ip, replace_marked};
 
 /// Device Vendor.
 pub const VENDOR: &str = "ONLYOFFICE";
@@ -72,13 +70,13 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     // Addresses are written as `Display` does: at most 15 (IPv4) or 45 (IPv6) characters, the
     // limits of `src` and `c6a1`, and nothing to escape.
     match ev.valid_ip() {
-        Some(IpAddr::V4(ip)) => {
+        Some(ip @ IpAddr::V4(_)) => {
             ext.out.put(b" src=");
-            put_display(ext.out, ip);
+            put_ip(ext.out, ip);
         }
-        Some(IpAddr::V6(ip)) => {
+        Some(ip @ IpAddr::V6(_)) => {
             ext.out.put(b" c6a1=");
-            put_display(ext.out, ip);
+            put_ip(ext.out, ip);
             ext.out.put(b" c6a1Label=sourceAddress");
         }
         None => {}
@@ -191,24 +189,14 @@ impl<O: Output + ?Sized> Ext<'_, O> {
 }
 
 /// Extension values: control characters, `\\`, `=`, CR and LF.
-static VALUE_BYTES: [bool; 256] = {
-    let mut t = control_bytes();
-    t[b'\\' as usize] = true;
-    t[b'=' as usize] = true;
-    t
-};
+static VALUE_MARKS: Marks = Marks::new([b'\\', b'='], false, &[0xc2]);
 
 /// Header fields: control characters, `\\`, `|`, CR and LF.
-static HEADER_BYTES: [bool; 256] = {
-    let mut t = control_bytes();
-    t[b'\\' as usize] = true;
-    t[b'|' as usize] = true;
-    t
-};
+static HEADER_MARKS: Marks = Marks::new([b'\\', b'|'], false, &[0xc2]);
 
 /// Extension value escaping into `out`, without the cut: `\\`, `=`, and line breaks as `\n`.
 fn escape_value_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
-    replace_marked(out, v, &VALUE_BYTES, |v, i| match v[i] {
+    replace_marked(out, v, &VALUE_MARKS, |v, i| match v[i] {
         b'\\' => Some((b"\\\\", 1)),
         b'=' => Some((b"\\=", 1)),
         b'\n' => Some((b"\\n", 1)),
@@ -223,7 +211,7 @@ fn escape_value_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
 /// Header escaping into `out`, cut to `max_chars` first.
 fn header_into<O: Output + ?Sized>(out: &mut O, value: &str, max_chars: usize) {
     let (v, cut) = limit(value, max_chars);
-    replace_marked(out, v.as_bytes(), &HEADER_BYTES, |v, i| match v[i] {
+    replace_marked(out, v.as_bytes(), &HEADER_MARKS, |v, i| match v[i] {
         b'\\' => Some((b"\\\\", 1)),
         b'|' => Some((b"\\|", 1)),
         // CR and LF each (so CRLF is two spaces).

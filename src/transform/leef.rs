@@ -65,7 +65,7 @@ use time::OffsetDateTime;
 
 use crate::event::Event;
 use crate::transform::{
-    Fields, Output, REPLACEMENT, control_bytes, cut_written, is_c1, put_display, replace_marked,
+    Fields, Marks, Output, REPLACEMENT, cut_written, is_c1, put_ip, replace_marked,
 };
 
 /// The attribute delimiter, written literally in the header's delimiter field.
@@ -126,7 +126,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     if let Some(ip) = ev.valid_ip() {
         // As `Display` writes it: nothing to sanitise, far below the limit.
         attrs.out.put(b"^src=");
-        put_display(attrs.out, ip);
+        put_ip(attrs.out, ip);
     }
     attrs.opt("^userId=", f.user_id);
     attrs.opt("^country=", f.country);
@@ -197,19 +197,13 @@ impl<O: Output + ?Sized> Attrs<'_, O> {
     }
 }
 
-/// Attribute values: control characters, the delimiter, TAB, and the lead bytes of NEL (0xC2,
-/// as the C1 controls) and of U+2028 and U+2029 (0xE2).
-static VALUE_BYTES: [bool; 256] = {
-    let mut t = control_bytes();
-    t[DELIMITER as usize] = true;
-    t[b'\t' as usize] = true;
-    t[0xe2] = true;
-    t
-};
+/// Attribute values: control characters and TAB, the delimiter, and the lead bytes of NEL
+/// (0xC2, as the C1 controls) and of U+2028 and U+2029 (0xE2).
+static VALUE_MARKS: Marks = Marks::new([DELIMITER as u8, DELIMITER as u8], true, &[0xc2, 0xe2]);
 
 /// The value sanitising of [`sanitize_value`], without the cut.
 fn sanitize_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
-    replace_marked(out, v, &VALUE_BYTES, |v, i| match v[i] {
+    replace_marked(out, v, &VALUE_MARKS, |v, i| match v[i] {
         // CRLF is one line break.
         b'\r' => Some((b" ", if v.get(i + 1) == Some(&b'\n') { 2 } else { 1 })),
         b'\n' | b'\t' => Some((b" ", 1)),

@@ -12,6 +12,7 @@ pub mod json;
 pub mod leef;
 
 use std::fmt;
+use std::net::IpAddr;
 
 use bytes::BytesMut;
 use time::OffsetDateTime;
@@ -157,19 +158,60 @@ impl Fields<'_> {
 /// U+FFFD, which replaces control characters.
 pub(crate) const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
-/// A byte table marking the C0 control characters but TAB, DEL, and 0xC2, the lead byte of the
-/// C1 controls (`0xC2 0x80..=0x9F`, U+0080–U+009F): with TAB, CR and LF, the characters
-/// `char::is_control` names. Each encoder adds the bytes it treats specially.
-pub(crate) const fn control_bytes() -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = b != b'\t' as usize;
-        b += 1;
+/// The bytes an escaping looks at: the C0 control characters (TAB only when asked), DEL, up
+/// to two printable ASCII characters and some lead bytes of non-ASCII characters. With 0xC2,
+/// the lead byte of the C1 controls (`0xC2 0x80..=0x9F`, U+0080–U+009F), and TAB, CR and LF,
+/// these cover the characters `char::is_control` names.
+///
+/// Held as a byte table, and as a test of eight bytes at once that never misses a marked byte
+/// (it may flag a word that holds none, which then goes byte by byte): most text has nothing to
+/// escape, and skipping it a word at a time is what makes the encoders cheap.
+pub(crate) struct Marks {
+    table: [bool; 256],
+    /// The two ASCII characters (the same one twice when there is one).
+    ascii: [u8; 2],
+}
+
+impl Marks {
+    /// Marks the C0 controls (TAB only if `tab`), DEL, `ascii` and `leads`.
+    pub(crate) const fn new(ascii: [u8; 2], tab: bool, leads: &[u8]) -> Marks {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            table[b] = tab || b != b'\t' as usize;
+            b += 1;
+        }
+        table[0x7f] = true;
+        // The word test finds printable ASCII by value and everything else by range.
+        assert!(ascii[0] > 0x20 && ascii[0] < 0x7f && ascii[1] > 0x20 && ascii[1] < 0x7f);
+        table[ascii[0] as usize] = true;
+        table[ascii[1] as usize] = true;
+        let mut k = 0;
+        while k < leads.len() {
+            assert!(leads[k] >= 0x80);
+            table[leads[k] as usize] = true;
+            k += 1;
+        }
+        Marks { table, ascii }
     }
-    t[0x7f] = true;
-    t[0xc2] = true;
-    t
+
+    /// Whether the eight bytes of `w` may hold a marked byte: one below 0x20, DEL, one of the
+    /// ASCII characters, or any byte from 0x80 (every lead byte is one).
+    #[inline]
+    fn may_hold(&self, w: u64) -> bool {
+        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+        const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+        // Nonzero iff some byte of `x` is below `n` (n <= 0x80); for n = 1, iff one is zero.
+        let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+        let equal = |c: u8| below(w ^ (ONES * u64::from(c)), 1);
+        (below(w, 0x20) | equal(0x7f) | equal(self.ascii[0]) | equal(self.ascii[1]) | (w & HIGH))
+            != 0
+    }
+
+    #[inline]
+    fn marks(&self, b: u8) -> bool {
+        self.table[usize::from(b)]
+    }
 }
 
 /// Whether `v[i]` (0xC2) starts a C1 control character.
@@ -178,28 +220,40 @@ pub(crate) fn is_c1(v: &[u8], i: usize) -> bool {
     matches!(v.get(i + 1), Some(0x80..=0x9f))
 }
 
-/// Copies `v` to `out`, each run of bytes that `marked` does not mark at once. For a marked byte
+/// Copies `v` to `out`, each run of bytes that `marks` does not mark at once. For a marked byte
 /// at `i`, `rule(v, i)` gives its replacement and how many bytes that replaces, or `None` to keep
 /// the byte. The rules replace whole characters, so UTF-8 stays UTF-8.
 #[inline]
 pub(crate) fn replace_marked<O: Output + ?Sized>(
     out: &mut O,
     v: &[u8],
-    marked: &[bool; 256],
+    marks: &Marks,
     rule: impl Fn(&[u8], usize) -> Option<(&'static [u8], usize)>,
 ) {
     let mut run = 0;
     let mut i = 0;
-    while let Some(n) = v[i..].iter().position(|&b| marked[usize::from(b)]) {
-        i += n;
-        match rule(v, i) {
-            Some((replacement, len)) => {
-                out.put(&v[run..i]);
-                out.put(replacement);
-                i += len;
-                run = i;
+    while i < v.len() {
+        if let Some(word) = v[i..].first_chunk::<8>()
+            && !marks.may_hold(u64::from_ne_bytes(*word))
+        {
+            i += 8;
+            continue;
+        }
+        let end = (i + 8).min(v.len());
+        match v[i..end].iter().position(|&b| marks.marks(b)) {
+            None => i = end,
+            Some(n) => {
+                i += n;
+                match rule(v, i) {
+                    Some((replacement, len)) => {
+                        out.put(&v[run..i]);
+                        out.put(replacement);
+                        i += len;
+                        run = i;
+                    }
+                    None => i += 1,
+                }
             }
-            None => i += 1,
         }
     }
     out.put(&v[run..]);
@@ -237,6 +291,24 @@ pub(crate) fn put_display<O: Output + ?Sized>(out: &mut O, v: impl fmt::Display)
     }
     // Writing into an `Output` cannot fail.
     let _ = fmt::write(&mut Adapter(out), format_args!("{v}"));
+}
+
+/// Appends an address as its `Display` writes it: an IPv4 address as `a.b.c.d` with itoa (the
+/// formatting machinery costs more than the rest of a CEF record's escaping), IPv6 through
+/// `Display` itself.
+pub(crate) fn put_ip<O: Output + ?Sized>(out: &mut O, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut num = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.put(b".");
+                }
+                out.put(num.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => put_display(out, v6),
+    }
 }
 
 /// `s` cut to `max - 3` characters when it has more than `max` characters, and whether it was
@@ -291,6 +363,41 @@ pub(crate) mod fixtures {
 mod tests {
     use super::*;
     use crate::event::{Outcome, Stream};
+
+    #[test]
+    fn the_word_test_never_misses_a_marked_byte() {
+        let marks = [
+            Marks::new([b'\\', b'='], false, &[0xc2]),
+            Marks::new([b'^', b'^'], true, &[0xc2, 0xe2]),
+        ];
+        for m in &marks {
+            for b in 0..=255u8 {
+                for at in 0..8 {
+                    let mut word = *b"abcdefgh";
+                    word[at] = b;
+                    let w = u64::from_ne_bytes(word);
+                    assert!(!m.marks(b) || m.may_hold(w), "byte {b:#x} at {at}");
+                }
+            }
+            assert!(!m.may_hold(u64::from_ne_bytes(*b"plain ok")));
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "192.0.2.66",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().expect("an address");
+            let mut out = Vec::new();
+            put_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn filters_combine_with_and() {
