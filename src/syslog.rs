@@ -5,6 +5,10 @@
 //! messages with no framing at all (two messages run together), stamps "now" instead of the
 //! event's own time and does not NIL or bound header fields. See ARCHITECTURE.md.
 //!
+//! Digits are written directly rather than through `format!`, and a [`Prefix`] holds the part
+//! of a sink's header that never changes (host name, APP-NAME, PROCID, MSGID), rendered once,
+//! so that a sink can build each record in place.
+//!
 //! Invariants:
 //! - Header fields are PRINTUSASCII (`%d33-126`) and within their RFC 5424 length limits; an
 //!   empty field becomes the NILVALUE `-`.
@@ -101,6 +105,37 @@ impl Header {
     }
 }
 
+/// The header of every message that one sink writes under one MSGID, with all but PRI and the
+/// timestamp rendered once: a sink keeps one per stream instead of formatting the host name,
+/// APP-NAME, PROCID and MSGID again for every event.
+#[derive(Debug, Clone)]
+pub struct Prefix {
+    rfc: Rfc,
+    facility: u8,
+    /// ` HOSTNAME APP-NAME PROCID MSGID ` (RFC 5424) or ` host tag[procid]: ` (RFC 3164).
+    fixed: Box<[u8]>,
+}
+
+impl Prefix {
+    /// Renders the fixed part of `header` with `msgid` (which only RFC 5424 writes).
+    pub fn new(header: &Header, msgid: &str) -> Prefix {
+        let mut fixed = BytesMut::with_capacity(64);
+        put_fixed(&mut fixed, header, msgid);
+        Prefix {
+            rfc: header.rfc,
+            facility: header.facility,
+            fixed: fixed.to_vec().into_boxed_slice(),
+        }
+    }
+
+    /// Appends `<PRI>`, the timestamp and the fixed part. An RFC 5424 message continues with its
+    /// STRUCTURED-DATA, an RFC 3164 message with its MSG.
+    pub fn write(&self, out: &mut BytesMut, severity: u8, time: OffsetDateTime) {
+        put_pri_time(out, self.rfc, self.facility, severity, time);
+        out.put_slice(&self.fixed);
+    }
+}
+
 /// One structured-data parameter.
 pub type SdParam<'a> = (&'a str, &'a str);
 
@@ -117,27 +152,10 @@ pub fn format_message(
     sd: &[SdParam<'_>],
     msg: &[u8],
 ) {
-    let pri = u16::from(header.facility) * 8 + u16::from(severity.min(7));
-    let t = time.to_offset(time::UtcOffset::UTC);
+    put_pri_time(out, header.rfc, header.facility, severity, time);
+    put_fixed(out, header, msgid);
     match header.rfc {
         Rfc::Rfc5424 => {
-            out.put_slice(
-                format!(
-                    "<{pri}>1 {:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z {} {} {} {} ",
-                    t.year(),
-                    u8::from(t.month()),
-                    t.day(),
-                    t.hour(),
-                    t.minute(),
-                    t.second(),
-                    t.microsecond(),
-                    nil(&header.hostname),
-                    nil(&header.app_name),
-                    nil(&header.procid),
-                    nil(&printusascii(msgid, 32)),
-                )
-                .as_bytes(),
-            );
             if sd.is_empty() {
                 out.put_u8(b'-');
             } else {
@@ -145,7 +163,7 @@ pub fn format_message(
                 out.put_slice(SD_ID.as_bytes());
                 for (name, value) in sd {
                     out.put_u8(b' ');
-                    out.put_slice(sd_name(name).as_bytes());
+                    put_sd_name(out, name);
                     out.put_slice(b"=\"");
                     escape_sd_value(out, value);
                     out.put_u8(b'"');
@@ -157,11 +175,95 @@ pub fn format_message(
                 out.put_slice(msg);
             }
         }
+        Rfc::Rfc3164 => out.put_slice(msg),
+    }
+}
+
+/// `<PRI>1 YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 5424) or `<PRI>Mmm dd HH:MM:SS` (RFC 3164, the day
+/// padded with a space), in UTC, digits written directly.
+fn put_pri_time(out: &mut BytesMut, rfc: Rfc, facility: u8, severity: u8, time: OffsetDateTime) {
+    let pri = u16::from(facility) * 8 + u16::from(severity.min(7));
+    let t = time.to_offset(time::UtcOffset::UTC);
+    let (year, month, day) = t.to_calendar_date();
+    let (hour, minute, second, micro) = t.to_hms_micro();
+    out.put_u8(b'<');
+    out.put_slice(itoa::Buffer::new().format(pri).as_bytes());
+    match rfc {
+        Rfc::Rfc5424 => {
+            out.put_slice(b">1 ");
+            if (0..=9999).contains(&year) {
+                put_digits(out, year.unsigned_abs(), 4);
+            } else {
+                // Outside four digits, as `{:04}` writes it (a sign, or a fifth digit).
+                out.put_slice(format!("{year:04}").as_bytes());
+            }
+            out.put_u8(b'-');
+            put_digits(out, u32::from(u8::from(month)), 2);
+            out.put_u8(b'-');
+            put_digits(out, u32::from(day), 2);
+            out.put_u8(b'T');
+            put_clock(out, hour, minute, second);
+            out.put_u8(b'.');
+            put_digits(out, micro, 6);
+            out.put_u8(b'Z');
+        }
         Rfc::Rfc3164 => {
-            const MONTHS: [&str; 12] = [
-                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            const MONTHS: [&[u8; 3]; 12] = [
+                b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
+                b"Nov", b"Dec",
             ];
-            let month = MONTHS[usize::from(u8::from(t.month())) - 1];
+            out.put_u8(b'>');
+            out.put_slice(MONTHS[usize::from(u8::from(month)) - 1]);
+            out.put_u8(b' ');
+            if day < 10 {
+                out.put_u8(b' ');
+                put_digits(out, u32::from(day), 1);
+            } else {
+                put_digits(out, u32::from(day), 2);
+            }
+            out.put_u8(b' ');
+            put_clock(out, hour, minute, second);
+        }
+    }
+}
+
+/// `HH:MM:SS`.
+fn put_clock(out: &mut BytesMut, hour: u8, minute: u8, second: u8) {
+    put_digits(out, u32::from(hour), 2);
+    out.put_u8(b':');
+    put_digits(out, u32::from(minute), 2);
+    out.put_u8(b':');
+    put_digits(out, u32::from(second), 2);
+}
+
+/// The last `width` decimal digits of `v`, zero-padded (callers pass values that fit).
+fn put_digits(out: &mut BytesMut, mut v: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    for d in digits[..width].iter_mut().rev() {
+        // `v % 10` is a single digit.
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.put_slice(&digits[..width]);
+}
+
+/// ` HOSTNAME APP-NAME PROCID MSGID ` (RFC 5424) or ` host tag[procid]: ` (RFC 3164).
+fn put_fixed(out: &mut BytesMut, header: &Header, msgid: &str) {
+    match header.rfc {
+        Rfc::Rfc5424 => {
+            for field in [&header.hostname, &header.app_name, &header.procid] {
+                out.put_u8(b' ');
+                out.put_slice(nil(field).as_bytes());
+            }
+            out.put_u8(b' ');
+            let start = out.len();
+            out.extend(msgid.bytes().filter(|b| (33..=126).contains(b)).take(32));
+            if out.len() == start {
+                out.put_u8(b'-');
+            }
+            out.put_u8(b' ');
+        }
+        Rfc::Rfc3164 => {
             // RFC 3164 HOSTNAME carries no domain; TAG is alphanumeric-ish, at most 32 chars.
             let host = header.hostname.split('.').next().unwrap_or("-");
             let tag: String = header
@@ -170,20 +272,13 @@ pub fn format_message(
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
                 .take(32)
                 .collect();
-            out.put_slice(
-                format!(
-                    "<{pri}>{month} {:>2} {:02}:{:02}:{:02} {} {}[{}]: ",
-                    t.day(),
-                    t.hour(),
-                    t.minute(),
-                    t.second(),
-                    nil(host),
-                    nil(&tag),
-                    header.procid,
-                )
-                .as_bytes(),
-            );
-            out.put_slice(msg);
+            out.put_u8(b' ');
+            out.put_slice(nil(host).as_bytes());
+            out.put_u8(b' ');
+            out.put_slice(nil(&tag).as_bytes());
+            out.put_u8(b'[');
+            out.put_slice(header.procid.as_bytes());
+            out.put_slice(b"]: ");
         }
     }
 }
@@ -191,8 +286,21 @@ pub fn format_message(
 /// Cuts an encoded message so that the whole datagram fits `max` bytes, at a UTF-8 boundary,
 /// never leaving a dangling escape backslash, and marks the cut. Returns whether it cut.
 pub fn truncate_for_datagram(msg: &mut Vec<u8>, header_len: usize, max: usize) -> bool {
+    match datagram_cut(msg, header_len, max) {
+        Some(keep) => {
+            msg.truncate(keep);
+            msg.extend_from_slice(UDP_TRUNCATED_MARK.as_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
+/// How many bytes of `msg` [`truncate_for_datagram`] keeps before [`UDP_TRUNCATED_MARK`], or
+/// `None` when the datagram fits as it is.
+pub fn datagram_cut(msg: &[u8], header_len: usize, max: usize) -> Option<usize> {
     if header_len + msg.len() <= max {
-        return false;
+        return None;
     }
     let budget = max
         .saturating_sub(header_len)
@@ -207,9 +315,7 @@ pub fn truncate_for_datagram(msg: &mut Vec<u8>, header_len: usize, max: usize) -
     if trailing % 2 == 1 {
         end -= 1;
     }
-    msg.truncate(end);
-    msg.extend_from_slice(UDP_TRUNCATED_MARK.as_bytes());
-    true
+    Some(end)
 }
 
 fn nil(s: &str) -> &str {
@@ -225,25 +331,29 @@ fn printusascii(s: &str, max: usize) -> String {
         .collect()
 }
 
-/// SD-NAME: PRINTUSASCII except `=`, SP, `]`, `"`; 1–32 chars.
-fn sd_name(s: &str) -> String {
-    let n: String = s
-        .bytes()
-        .filter(|b| (33..=126).contains(b) && !matches!(b, b'=' | b']' | b'"'))
-        .take(32)
-        .map(char::from)
-        .collect();
-    if n.is_empty() { "x".to_owned() } else { n }
+/// SD-NAME: PRINTUSASCII except `=`, SP, `]`, `"`; 1–32 chars (`x` when none is left).
+fn put_sd_name(out: &mut BytesMut, s: &str) {
+    let start = out.len();
+    out.extend(
+        s.bytes()
+            .filter(|b| (33..=126).contains(b) && !matches!(b, b'=' | b']' | b'"'))
+            .take(32),
+    );
+    if out.len() == start {
+        out.put_u8(b'x');
+    }
 }
 
 /// RFC 5424 §6.3.3: `"`, `\` and `]` must be escaped in PARAM-VALUE.
 pub fn escape_sd_value(out: &mut BytesMut, value: &str) {
-    for b in value.bytes() {
-        if matches!(b, b'"' | b'\\' | b']') {
-            out.put_u8(b'\\');
-        }
-        out.put_u8(b);
+    let mut rest = value.as_bytes();
+    while let Some(i) = rest.iter().position(|b| matches!(b, b'"' | b'\\' | b']')) {
+        out.put_slice(&rest[..i]);
+        out.put_u8(b'\\');
+        out.put_u8(rest[i]);
+        rest = &rest[i + 1..];
     }
+    out.put_slice(rest);
 }
 
 /// RFC 6587 framing as a `tokio_util` encoder: each item is one complete syslog message.
@@ -264,7 +374,7 @@ pub fn frame(framing: Framing, msg: &[u8], dst: &mut BytesMut) {
     match framing {
         Framing::OctetCounting => {
             dst.reserve(msg.len() + 8);
-            dst.put_slice(msg.len().to_string().as_bytes());
+            dst.put_slice(itoa::Buffer::new().format(msg.len()).as_bytes());
             dst.put_u8(b' ');
             dst.put_slice(msg);
         }

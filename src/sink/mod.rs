@@ -134,8 +134,10 @@ impl AnySink {
         })
     }
 
-    /// One record for one event (the sink adds framing when it sends).
-    pub fn record(&self, format: Format, ev: &Event, stats: &SinkStats) -> Bytes {
+    /// One record for one event, as the sink's `send` takes it. Syslog frames it here, so that
+    /// the octet count is written without copying the message again; the other sinks add
+    /// their framing (lines, JSON arrays, bulk actions) when they send.
+    pub fn record(&mut self, format: Format, ev: &Event, stats: &SinkStats) -> Bytes {
         match self {
             AnySink::Syslog(s) => s.record(format, ev, stats),
             AnySink::Webhook(w) => w.record(ev),

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut as _, Bytes, BytesMut};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpStream, UdpSocket};
@@ -18,11 +18,11 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::SinkError;
-use crate::config::{Format, Protocol, SyslogConfig};
-use crate::event::Event;
+use crate::config::{Format, Framing, Protocol, Rfc, SyslogConfig};
+use crate::event::{Event, Stream};
 use crate::pipeline::SinkStats;
-use crate::syslog::{Header, format_message, frame, severity_for, truncate_for_datagram};
-use crate::transform;
+use crate::syslog::{Header, Prefix, SD_ID, UDP_TRUNCATED_MARK, datagram_cut, severity_for};
+use crate::transform::{self, Fields};
 
 enum Conn {
     Tcp(TcpStream),
@@ -33,10 +33,27 @@ enum Conn {
 pub struct SyslogSink {
     cfg: SyslogConfig,
     header: Header,
+    /// The header up to the structured data, per stream (in [`Stream::ALL`] order: the stream
+    /// is the MSGID).
+    prefixes: [Prefix; 2],
+    /// Where records are built, one after the other, in chunks of [`CHUNK`] bytes. Each record
+    /// is split off as a `Bytes` that shares its chunk, so a batch costs an allocation per
+    /// chunk, not per event.
+    buf: BytesMut,
+    /// ECS and JSON are encoded here first (their serde encoders want a `Vec`).
+    scratch: Vec<u8>,
+    /// Digits of the last octet count: the next record's header starts after as many, and
+    /// moves only when its own count has another number of digits.
+    count_digits: usize,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     conn: Option<Conn>,
     udp: Option<UdpSocket>,
 }
+
+/// Size of each chunk of [`SyslogSink::buf`].
+const CHUNK: usize = 64 * 1024;
+/// Room made before each record, so that most records are written without growing a chunk.
+const RECORD_ROOM: usize = 2048;
 
 impl std::fmt::Debug for SyslogSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,47 +97,92 @@ impl SyslogSink {
         } else {
             None
         };
+        let prefixes = Stream::ALL.map(|stream| Prefix::new(&header, stream.as_str()));
         Ok(SyslogSink {
             cfg,
             header,
+            prefixes,
+            buf: BytesMut::with_capacity(CHUNK),
+            scratch: Vec::new(),
+            count_digits: 3,
             tls,
             conn: None,
             udp: None,
         })
     }
 
-    /// One syslog message (unframed) for an event.
-    pub fn record(&self, format: Format, ev: &Event, stats: &SinkStats) -> Bytes {
-        let mut msg = Vec::with_capacity(512);
-        transform::encode(format, ev, &mut msg);
-        let id = ev.id.to_string();
-        let action = ev.action_id.to_string();
-        let sd = [
-            ("portal", ev.portal.name.as_str()),
-            ("id", id.as_str()),
-            ("action", action.as_str()),
-        ];
-        let severity = severity_for(ev.semantics().severity);
-        let mut out = BytesMut::with_capacity(msg.len() + 160);
-        format_message(
-            &mut out,
-            &self.header,
-            severity,
-            ev.time,
-            ev.stream.as_str(),
-            &sd,
-            b"",
-        );
-        if self.header.rfc == crate::config::Rfc::Rfc5424 {
-            out.extend_from_slice(b" ");
+    /// What goes on the wire for one event: the syslog message in its RFC 6587 frame on TCP and
+    /// TLS (octet count or trailing LF), one datagram's worth, cut to `max_datagram`, on UDP.
+    ///
+    /// The message is built in place: the header from the sink's [`Prefix`], the message
+    /// encoded right after it, and the octet count written in front without copying the
+    /// message again. The bytes are exactly those of [`crate::syslog::format_message`] and
+    /// [`crate::syslog::frame`] (or [`crate::syslog::truncate_for_datagram`]).
+    pub fn record(&mut self, format: Format, ev: &Event, stats: &SinkStats) -> Bytes {
+        let f = Fields::of(ev);
+        let udp = self.cfg.protocol == Protocol::Udp;
+        let octets = !udp && self.cfg.framing == Framing::OctetCounting;
+        let buf = &mut self.buf;
+        buf.reserve(RECORD_ROOM);
+        let frame_start = buf.len();
+        if octets {
+            buf.put_bytes(b'0', self.count_digits);
+            buf.put_u8(b' ');
         }
-        if self.cfg.protocol == Protocol::Udp
-            && truncate_for_datagram(&mut msg, out.len(), self.cfg.max_datagram)
-        {
-            stats.truncated.fetch_add(1, Ordering::Relaxed);
+        let start = buf.len();
+        let prefix = match f.stream {
+            Stream::Login => &self.prefixes[0],
+            Stream::Audit => &self.prefixes[1],
+        };
+        prefix.write(buf, severity_for(ev.semantics().severity), f.time);
+        if self.header.rfc == Rfc::Rfc5424 {
+            // `[docspace@32473 portal="…" id="…" action="…"]`: names and digits need no escaping.
+            let mut num = itoa::Buffer::new();
+            buf.put_u8(b'[');
+            buf.put_slice(SD_ID.as_bytes());
+            buf.put_slice(b" portal=\"");
+            crate::syslog::escape_sd_value(buf, f.portal_name);
+            buf.put_slice(b"\" id=\"");
+            buf.put_slice(num.format(f.id).as_bytes());
+            buf.put_slice(b"\" action=\"");
+            buf.put_slice(num.format(f.action_id).as_bytes());
+            buf.put_slice(b"\"] ");
         }
-        out.extend_from_slice(&msg);
-        out.freeze()
+        let header_len = buf.len() - start;
+        let msg_start = buf.len();
+        transform::encode_into(format, ev, buf, &mut self.scratch);
+        if udp {
+            if let Some(keep) = datagram_cut(&buf[msg_start..], header_len, self.cfg.max_datagram) {
+                buf.truncate(msg_start + keep);
+                buf.put_slice(UDP_TRUNCATED_MARK.as_bytes());
+                stats.truncated.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if octets {
+            let mut num = itoa::Buffer::new();
+            let count = num.format(buf.len() - start).as_bytes();
+            if count.len() != self.count_digits {
+                // Another number of digits than the room left: move the message.
+                let end = buf.len();
+                let to = frame_start + count.len() + 1;
+                if to > start {
+                    buf.resize(end + (to - start), 0);
+                }
+                buf.copy_within(start..end, to);
+                buf.truncate(to + (end - start));
+                self.count_digits = count.len();
+            }
+            buf[frame_start..frame_start + count.len()].copy_from_slice(count);
+            buf[frame_start + count.len()] = b' ';
+        } else {
+            // Newline framing: a CR or LF in the message would end it early.
+            for b in &mut buf[start..] {
+                if *b == b'\n' || *b == b'\r' {
+                    *b = b' ';
+                }
+            }
+            buf.put_u8(b'\n');
+        }
+        buf.split().freeze()
     }
 
     async fn connect(&mut self) -> Result<(), SinkError> {
@@ -220,7 +282,8 @@ impl SyslogSink {
         }
     }
 
-    /// Sends the records in order.
+    /// Sends the records in order: records from [`SyslogSink::record`], which on TCP and TLS
+    /// carry their frame already.
     pub async fn send(&mut self, records: &[Bytes]) -> Result<(), SinkError> {
         if self.cfg.protocol == Protocol::Udp {
             if self.udp.is_none() {
@@ -243,10 +306,17 @@ impl SyslogSink {
         if self.conn.is_none() {
             self.connect().await?;
         }
-        let mut buf = BytesMut::with_capacity(records.iter().map(|r| r.len() + 8).sum());
-        for r in records {
-            frame(self.cfg.framing, r, &mut buf);
-        }
+        // The records are framed already (see `record`): one write for the batch.
+        let buf = match records {
+            [one] => one.clone(),
+            _ => {
+                let mut buf = BytesMut::with_capacity(records.iter().map(Bytes::len).sum());
+                for r in records {
+                    buf.extend_from_slice(r);
+                }
+                buf.freeze()
+            }
+        };
         let timeout = self.cfg.write_timeout;
         let addr = self.cfg.address.clone();
         let result = match self.conn.as_mut() {
@@ -384,4 +454,109 @@ fn describe_tls(e: &std::io::Error, server_name: &str) -> String {
 fn host_of(address: &str) -> &str {
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
     host.trim_start_matches('[').trim_end_matches(']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SyslogTls;
+    use crate::syslog::{format_message, frame, truncate_for_datagram};
+    use crate::transform::fixtures;
+
+    fn sink(rfc: Rfc, protocol: Protocol, framing: Framing, max_datagram: usize) -> SyslogSink {
+        SyslogSink::new(SyslogConfig {
+            address: "127.0.0.1:514".to_owned(),
+            protocol,
+            framing,
+            rfc,
+            app_name: "docspace-siem".to_owned(),
+            facility: 10,
+            hostname: Some("collector.example.com".to_owned()),
+            max_datagram,
+            write_timeout: std::time::Duration::from_secs(30),
+            connect_timeout: std::time::Duration::from_secs(10),
+            tls: SyslogTls::default(),
+        })
+        .expect("a plain TCP or UDP sink builds")
+    }
+
+    /// What `record` must write: the message as `format_message` composes it, cut by
+    /// `truncate_for_datagram` on UDP or framed by `frame` on TCP; and whether it was cut.
+    fn reference(sink: &SyslogSink, format: Format, ev: &Event) -> (Vec<u8>, bool) {
+        let mut msg = Vec::new();
+        transform::encode(format, ev, &mut msg);
+        let id = ev.id.to_string();
+        let action = ev.action_id.to_string();
+        let sd = [
+            ("portal", ev.portal.name.as_str()),
+            ("id", id.as_str()),
+            ("action", action.as_str()),
+        ];
+        let mut out = BytesMut::new();
+        let severity = severity_for(ev.semantics().severity);
+        let msgid = ev.stream.as_str();
+        format_message(&mut out, &sink.header, severity, ev.time, msgid, &sd, b"");
+        if sink.header.rfc == Rfc::Rfc5424 {
+            out.put_u8(b' ');
+        }
+        let udp = sink.cfg.protocol == Protocol::Udp;
+        let cut = udp && truncate_for_datagram(&mut msg, out.len(), sink.cfg.max_datagram);
+        out.extend_from_slice(&msg);
+        if udp {
+            return (out.to_vec(), cut);
+        }
+        let mut framed = BytesMut::new();
+        frame(sink.cfg.framing, &out, &mut framed);
+        (framed.to_vec(), cut)
+    }
+
+    #[test]
+    fn records_are_the_composed_message_framed_or_cut() {
+        let mut events = fixtures::all();
+        // Long and hostile: records with octet counts of 3, 4 and 5 digits follow each other,
+        // so the message moves both ways behind its count; CR and LF for newline framing.
+        let mut long = events[2].clone();
+        long = long.with_row_field(
+            "login",
+            serde_json::Value::String("é\r\n=|\"]\\".repeat(2000)),
+        );
+        long.portal = std::sync::Arc::new(crate::event::PortalInfo::new(
+            "a\"]\\b",
+            "https://docspace.example.com",
+        ));
+        events.insert(3, long);
+        let mut old = events[0].clone();
+        old.time = time::macros::datetime!(-0001-03-01 00:00:00.5 UTC);
+        events.push(old);
+        for (rfc, protocol, framing, max) in [
+            (Rfc::Rfc5424, Protocol::Tcp, Framing::OctetCounting, 2048),
+            (Rfc::Rfc5424, Protocol::Tcp, Framing::Newline, 2048),
+            (Rfc::Rfc3164, Protocol::Tcp, Framing::OctetCounting, 2048),
+            (Rfc::Rfc5424, Protocol::Udp, Framing::OctetCounting, 480),
+            (Rfc::Rfc3164, Protocol::Udp, Framing::OctetCounting, 1024),
+        ] {
+            let mut sink = sink(rfc, protocol, framing, max);
+            let stats = SinkStats::default();
+            let mut cuts = 0;
+            for format in [Format::Cef, Format::Leef, Format::Ecs, Format::Json] {
+                for ev in &events {
+                    let (want, cut) = reference(&sink, format, ev);
+                    cuts += u64::from(cut);
+                    let got = sink.record(format, ev, &stats);
+                    assert!(
+                        got[..] == want[..],
+                        "{rfc:?} {protocol:?} {framing:?} {format:?} event {}:\n got {:?}\nwant {:?}",
+                        ev.id,
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&want)
+                    );
+                }
+            }
+            assert!(
+                protocol != Protocol::Udp || cuts > 0,
+                "{rfc:?}: nothing was cut"
+            );
+            assert_eq!(stats.truncated.load(Ordering::Relaxed), cuts);
+        }
+    }
 }

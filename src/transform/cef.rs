@@ -4,187 +4,246 @@
 //! - header fields: `\` → `\\`, `|` → `\|`; CR and LF become a space (they are not allowed);
 //! - extension values: `\` → `\\`, `=` → `\=`, LF, CR and CRLF → `\n` (real parsers disagree
 //!   on `\r`, so only `\n` is written); pipes are not escaped in the extension;
-//! - other C0 control characters and DEL become U+FFFD everywhere;
+//! - other C0 control characters, DEL and the C1 controls (U+0080–U+009F) become U+FFFD
+//!   everywhere (TAB stays);
 //! - values are cut to their dictionary length (characters) and end in `...` when cut;
 //! - empty values are omitted (parsers disagree on `key= `).
 //!
 //! So one event is always exactly one line, whatever an attacker typed as a login name.
+//!
+//! The encoder works on bytes and writes straight into the output: it copies each run of bytes
+//! that needs no escaping at once and counts characters only for values whose byte length could
+//! exceed their limit. Every byte it escapes or replaces is ASCII or a whole C1 control
+//! character, so the output stays valid UTF-8.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::event::Event;
+use crate::transform::{Fields, Marks, Output, REPLACEMENT, is_c1, limit, put_ip, replace_marked};
 
 /// Device Vendor.
 pub const VENDOR: &str = "ONLYOFFICE";
 /// Device Product.
 pub const PRODUCT: &str = "DocSpace";
 
-/// Appends one CEF line (no newline).
-pub fn encode(ev: &Event, out: &mut Vec<u8>) {
-    let sem = ev.semantics();
-    let mut s = String::with_capacity(512);
-    s.push_str("CEF:0|");
-    header(&mut s, VENDOR, 63);
-    s.push('|');
-    header(&mut s, PRODUCT, 63);
-    s.push('|');
-    header(&mut s, env!("CARGO_PKG_VERSION"), 31);
-    s.push('|');
-    let _ = write!(s, "{}", ev.action_id);
-    s.push('|');
-    header(&mut s, &ev.action_name(), 512);
-    s.push('|');
-    let _ = write!(s, "{}", sem.severity);
-    s.push('|');
+/// `CEF:0|Vendor|Product|Version|`: constants that the header escaping leaves as they are (a
+/// unit test checks this against [`header`]).
+const PREFIX: &str = concat!("CEF:0|ONLYOFFICE|DocSpace|", env!("CARGO_PKG_VERSION"), "|");
 
-    let mut ext = Ext {
-        out: &mut s,
-        first: true,
-    };
-    ext.num("rt", ev.epoch_millis());
-    ext.put("externalId", &ev.id.to_string(), 40);
-    ext.put("act", &ev.action_name(), 63);
-    ext.put("outcome", sem.outcome.as_str(), 63);
-    ext.put("cat", ev.stream.as_str(), 1023);
-    if let Some(actor) = ev.login().or(ev.user()) {
-        ext.put("suser", actor, 1023);
+/// Appends one CEF line (no newline).
+pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
+    let f = Fields::of(ev);
+    let sem = ev.semantics();
+    let mut num = itoa::Buffer::new();
+    out.put(PREFIX.as_bytes());
+    out.put(num.format(f.action_id).as_bytes());
+    out.put(b"|");
+    let action = f.action_name();
+    match action {
+        Some(name) => header_into(out, name, 512),
+        None => unknown_action(out, f.action_id),
     }
-    if let Some(uid) = ev.user_id() {
-        ext.put("suid", uid, 1023);
+    out.put(b"|");
+    out.put(num.format(sem.severity).as_bytes());
+    // `rt` is always the first extension key; every later key is written as ` key=`.
+    out.put(b"|rt=");
+    out.put(num.format(ev.epoch_millis()).as_bytes());
+
+    let mut ext = Ext { out };
+    // Digits: at most 20 characters, below the limit of 40, and nothing to escape.
+    ext.num(" externalId=", f.id);
+    match action {
+        Some(name) => ext.put(" act=", name, 63),
+        None => {
+            ext.out.put(b" act=");
+            unknown_action(ext.out, f.action_id);
+        }
     }
+    ext.put(" outcome=", sem.outcome.as_str(), 63);
+    ext.put(" cat=", f.stream.as_str(), 1023);
+    if let Some(actor) = f.login.or(f.user) {
+        ext.put(" suser=", actor, 1023);
+    }
+    if let Some(uid) = f.user_id {
+        ext.put(" suid=", uid, 1023);
+    }
+    // Addresses are written as `Display` does: at most 15 (IPv4) or 45 (IPv6) characters, the
+    // limits of `src` and `c6a1`, and nothing to escape.
     match ev.valid_ip() {
-        Some(IpAddr::V4(ip)) => ext.put("src", &ip.to_string(), 15),
-        Some(IpAddr::V6(ip)) => {
-            ext.put("c6a1", &ip.to_string(), 45);
-            ext.put("c6a1Label", "sourceAddress", 1023);
+        Some(ip @ IpAddr::V4(_)) => {
+            ext.out.put(b" src=");
+            put_ip(ext.out, ip);
+        }
+        Some(ip @ IpAddr::V6(_)) => {
+            ext.out.put(b" c6a1=");
+            put_ip(ext.out, ip);
+            ext.out.put(b" c6a1Label=sourceAddress");
         }
         None => {}
     }
-    if let Some(b) = ev.browser() {
-        ext.put("requestClientApplication", b, 1023);
+    if let Some(b) = f.browser {
+        ext.put(" requestClientApplication=", b, 1023);
     }
-    if let Some(p) = ev.page() {
-        ext.put("request", p, 1023);
+    if let Some(p) = f.page {
+        ext.put(" request=", p, 1023);
     }
-    if let Some(m) = ev.action_text() {
-        ext.put("msg", m, 1023);
+    if let Some(m) = f.action_text {
+        ext.put(" msg=", m, 1023);
     }
-    ext.put("deviceExternalId", &ev.portal.name, 255);
-    ext.put("dvchost", &ev.portal.host, 100);
-    ext.labelled("cs1", "country", ev.country());
-    ext.labelled("cs2", "city", ev.city());
-    ext.labelled("cs3", "platform", ev.platform());
-    let target = ev.target.join(",");
-    ext.labelled(
-        "cs4",
-        "target",
-        (!target.is_empty()).then_some(target.as_str()),
-    );
-    ext.labelled("cs5", "context", ev.context());
+    ext.put(" deviceExternalId=", f.portal_name, 255);
+    ext.put(" dvchost=", f.portal_host, 100);
+    ext.labelled(" cs1Label=country cs1=", f.country);
+    ext.labelled(" cs2Label=city cs2=", f.city);
+    ext.labelled(" cs3Label=platform cs3=", f.platform);
+    ext.target(" cs4Label=target cs4=", f.target);
+    ext.labelled(" cs5Label=context cs5=", f.context);
     // Audit classification numbers (ActionType, ProductType, LocationType) and entry types.
-    for (key, label, v) in [
-        ("cn1", "actionType", ev.action_type),
-        ("cn2", "product", ev.product),
-        ("cn3", "location", ev.location),
+    for (label_and_key, v) in [
+        (" cn1Label=actionType cn1=", f.action_type),
+        (" cn2Label=product cn2=", f.product),
+        (" cn3Label=location cn3=", f.location),
     ] {
         if let Some(v) = v {
-            ext.put(&format!("{key}Label"), label, 1023);
-            ext.num(key, v);
+            ext.num(label_and_key, v);
         }
     }
-    if !ev.entries.is_empty() {
-        let entries: Vec<String> = ev.entries.iter().map(i64::to_string).collect();
-        ext.put("flexString1Label", "entries", 128);
-        ext.put("flexString1", &entries.join(","), 1023);
+    if !f.entries.is_empty() {
+        ext.out.put(b" flexString1Label=entries flexString1=");
+        // Digits, `-` and `,`: one byte per character and nothing to escape, so the cut to
+        // 1023 characters is a cut to 1023 bytes.
+        let start = ext.out.written().len();
+        for (i, e) in f.entries.iter().enumerate() {
+            if i > 0 {
+                ext.out.put(b",");
+            }
+            ext.out.put(num.format(*e).as_bytes());
+        }
+        if ext.out.written().len() - start > 1023 {
+            ext.out.cut(start + 1020);
+            ext.out.put(b"...");
+        }
     }
     // The display name, when `suser` carries the typed login instead.
-    let display = ev.login().and(ev.user());
-    ext.labelled("cs6", "userDisplayName", display);
-    out.extend_from_slice(s.as_bytes());
+    let display = f.login.and(f.user);
+    ext.labelled(" cs6Label=userDisplayName cs6=", display);
 }
 
-struct Ext<'a> {
-    out: &'a mut String,
-    first: bool,
+/// `Action<code>`, the name of a code this build does not know (as `Event::action_name` writes
+/// it): at most 26 characters, below every limit it is written under, and nothing to escape.
+fn unknown_action<O: Output + ?Sized>(out: &mut O, code: i64) {
+    out.put(b"Action");
+    out.put(itoa::Buffer::new().format(code).as_bytes());
 }
 
-impl Ext<'_> {
-    fn key(&mut self, key: &str) {
-        if !self.first {
-            self.out.push(' ');
-        }
-        self.first = false;
-        self.out.push_str(key);
-        self.out.push('=');
-    }
+/// The extension. Keys are written with their leading space and `=` (` suser=`).
+struct Ext<'o, O: ?Sized> {
+    out: &'o mut O,
+}
 
+impl<O: Output + ?Sized> Ext<'_, O> {
     fn num(&mut self, key: &str, v: i64) {
-        self.key(key);
-        let _ = write!(self.out, "{v}");
+        self.out.put(key.as_bytes());
+        self.out.put(itoa::Buffer::new().format(v).as_bytes());
     }
 
+    /// `key=value`, escaped and cut to `max_chars`; nothing when the value is empty.
     fn put(&mut self, key: &str, value: &str, max_chars: usize) {
         if value.is_empty() {
             return;
         }
-        self.key(key);
-        escape_value(self.out, &limit(value, max_chars));
+        self.out.put(key.as_bytes());
+        let (v, cut) = limit(value, max_chars);
+        escape_value_into(self.out, v.as_bytes());
+        if cut {
+            self.out.put(b"...");
+        }
     }
 
-    fn labelled(&mut self, key: &str, label: &str, value: Option<&str>) {
+    /// ` csNLabel=label csN=value` (cut to 4000 characters), when the value is not empty.
+    fn labelled(&mut self, label_and_key: &str, value: Option<&str>) {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
-            self.put(&format!("{key}Label"), label, 1023);
-            self.put(key, v, 4000);
+            self.put(label_and_key, v, 4000);
+        }
+    }
+
+    /// The target items joined with `,`, as [`Ext::labelled`]. The items are escaped one by one
+    /// (`,` needs no escaping, and a CR at the end of an item is followed by `,` in the joined
+    /// value, not by LF); only a joined value that may be too long is joined first.
+    fn target(&mut self, label_and_key: &str, items: &[String]) {
+        let len = items.iter().map(String::len).sum::<usize>() + items.len().saturating_sub(1);
+        if len == 0 {
+            return;
+        }
+        if len > 4000 {
+            self.put(label_and_key, &items.join(","), 4000);
+            return;
+        }
+        self.out.put(label_and_key.as_bytes());
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.put(b",");
+            }
+            escape_value_into(self.out, item.as_bytes());
         }
     }
 }
 
-/// Cuts to `max` characters, ending in `...` when cut.
-fn limit(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if s.chars().count() <= max {
-        return s.into();
-    }
-    let mut cut: String = s.chars().take(max.saturating_sub(3)).collect();
-    cut.push_str("...");
-    cut.into()
+/// Extension values: control characters, `\\`, `=`, CR and LF.
+static VALUE_MARKS: Marks = Marks::new([b'\\', b'='], false, &[0xc2]);
+
+/// Header fields: control characters, `\\`, `|`, CR and LF.
+static HEADER_MARKS: Marks = Marks::new([b'\\', b'|'], false, &[0xc2]);
+
+/// Extension value escaping into `out`, without the cut: `\\`, `=`, and line breaks as `\n`.
+fn escape_value_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
+    replace_marked(out, v, &VALUE_MARKS, |v, i| match v[i] {
+        b'\\' => Some((b"\\\\", 1)),
+        b'=' => Some((b"\\=", 1)),
+        b'\n' => Some((b"\\n", 1)),
+        // CRLF is one line break.
+        b'\r' => Some((b"\\n", if v.get(i + 1) == Some(&b'\n') { 2 } else { 1 })),
+        0xc2 if !is_c1(v, i) => None,
+        0xc2 => Some((REPLACEMENT, 2)),
+        _ => Some((REPLACEMENT, 1)),
+    });
 }
 
-fn is_bad_control(c: char) -> bool {
-    (c.is_control() && c != '\t' && c != '\n' && c != '\r') || c == '\u{7f}'
+/// Header escaping into `out`, cut to `max_chars` first.
+fn header_into<O: Output + ?Sized>(out: &mut O, value: &str, max_chars: usize) {
+    let (v, cut) = limit(value, max_chars);
+    replace_marked(out, v.as_bytes(), &HEADER_MARKS, |v, i| match v[i] {
+        b'\\' => Some((b"\\\\", 1)),
+        b'|' => Some((b"\\|", 1)),
+        // CR and LF each (so CRLF is two spaces).
+        b'\r' | b'\n' => Some((b" ", 1)),
+        0xc2 if !is_c1(v, i) => None,
+        0xc2 => Some((REPLACEMENT, 2)),
+        _ => Some((REPLACEMENT, 1)),
+    });
+    if cut {
+        out.put(b"...");
+    }
+}
+
+/// Appends `bytes`, which the escaping produced from a `&str`, to a `String`.
+fn push_escaped(out: &mut String, bytes: &[u8]) {
+    // The escaping copies whole characters and writes ASCII or U+FFFD in place of whole
+    // characters, so the bytes are UTF-8 and nothing is replaced here.
+    out.push_str(&String::from_utf8_lossy(bytes));
 }
 
 /// Header escaping: `\` and `|`; CR/LF → space.
 pub fn header(out: &mut String, value: &str, max_chars: usize) {
-    for c in limit(value, max_chars).chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
-            '\r' | '\n' => out.push(' '),
-            c if is_bad_control(c) => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
+    let mut b = Vec::with_capacity(value.len().min(max_chars) + 8);
+    header_into(&mut b, value, max_chars);
+    push_escaped(out, &b);
 }
 
 /// Extension value escaping: `\`, `=`, and line breaks as `\n`.
 pub fn escape_value(out: &mut String, value: &str) {
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '=' => out.push_str("\\="),
-            '\n' => out.push_str("\\n"),
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                out.push_str("\\n");
-            }
-            c if is_bad_control(c) => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
+    let mut b = Vec::with_capacity(value.len() + 8);
+    escape_value_into(&mut b, value.as_bytes());
+    push_escaped(out, &b);
 }
 
 #[cfg(test)]
@@ -208,6 +267,18 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn the_constant_prefix_is_the_escaped_header() {
+        let mut h = String::from("CEF:0|");
+        header(&mut h, VENDOR, 63);
+        h.push('|');
+        header(&mut h, PRODUCT, 63);
+        h.push('|');
+        header(&mut h, env!("CARGO_PKG_VERSION"), 31);
+        h.push('|');
+        assert_eq!(PREFIX, h);
     }
 
     #[test]

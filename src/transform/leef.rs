@@ -60,12 +60,13 @@
 //! before #699 also started a new key at ` word=` inside a value. IBM documents neither.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
 use crate::event::Event;
-use crate::transform::cef::{PRODUCT, VENDOR};
+use crate::transform::{
+    Fields, Marks, Output, REPLACEMENT, cut_written, is_c1, put_ip, replace_marked,
+};
 
 /// The attribute delimiter, written literally in the header's delimiter field.
 pub const DELIMITER: char = '^';
@@ -76,98 +77,97 @@ pub const MAX_VALUE_CHARS: usize = 1023;
 /// Longest `usrName`: QRadar's documented limit for the predefined key.
 pub const MAX_USER_NAME_CHARS: usize = 255;
 
-/// Longest EventID header field, per the LEEF guide.
-const MAX_EVENT_ID_CHARS: usize = 255;
-
 /// `devTimeFormat` for the fallback when the epoch does not have 13 digits.
 const DEV_TIME_FORMAT: &str = "MMM dd yyyy HH:mm:ss.SSS z";
 
-/// Appends one LEEF 2.0 line for `ev` to `out` (no newline).
-pub fn encode(ev: &Event, out: &mut Vec<u8>) {
-    let sem = ev.semantics();
-    let action = ev.action_name();
-    let mut s = String::with_capacity(512);
-    s.push_str("LEEF:2.0|");
-    escape_header(&mut s, VENDOR, MAX_VALUE_CHARS);
-    s.push('|');
-    escape_header(&mut s, PRODUCT, MAX_VALUE_CHARS);
-    s.push('|');
-    escape_header(&mut s, env!("CARGO_PKG_VERSION"), MAX_VALUE_CHARS);
-    s.push('|');
-    escape_header(&mut s, &ev.action_id.to_string(), MAX_EVENT_ID_CHARS);
-    s.push('|');
-    s.push(DELIMITER);
-    s.push('|');
+/// `LEEF:2.0|Vendor|Product|Version|`: constants that the header escaping leaves as they are
+/// (a unit test checks this against [`escape_header`]).
+const PREFIX: &str = concat!(
+    "LEEF:2.0|ONLYOFFICE|DocSpace|",
+    env!("CARGO_PKG_VERSION"),
+    "|"
+);
 
-    let mut attrs = Attrs {
-        out: &mut s,
-        first: true,
-    };
-    // Agent- or DocSpace-derived values first (see the module doc on ordering).
+/// Appends one LEEF 2.0 line for `ev` to `out` (no newline).
+pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
+    let f = Fields::of(ev);
+    let sem = ev.semantics();
+    let mut num = itoa::Buffer::new();
+    out.put(PREFIX.as_bytes());
+    // The EventID: at most 20 digits and `-`, below the LEEF guide's limit of 255 characters,
+    // and nothing to escape.
+    out.put(num.format(f.action_id).as_bytes());
+    out.put(b"|^|");
+
+    // Agent- or DocSpace-derived values first (see the module doc on ordering). `devTime` is
+    // always the first attribute; every later key is written as `^key=`.
+    let mut attrs = Attrs { out };
     let millis = ev.epoch_millis();
     if (1_000_000_000_000..10_000_000_000_000).contains(&millis) {
-        attrs.raw("devTime", &millis.to_string());
+        attrs.raw("devTime=", num.format(millis));
     } else {
-        attrs.put("devTime", &format_dev_time(ev.time), MAX_VALUE_CHARS);
-        attrs.put("devTimeFormat", DEV_TIME_FORMAT, MAX_VALUE_CHARS);
+        attrs.put("devTime=", &format_dev_time(f.time), MAX_VALUE_CHARS);
+        attrs.put("^devTimeFormat=", DEV_TIME_FORMAT, MAX_VALUE_CHARS);
     }
-    attrs.put("cat", ev.stream.as_str(), MAX_VALUE_CHARS);
-    attrs.raw("sev", &sem.severity.clamp(1, 10).to_string());
-    attrs.put("externalId", &ev.id.to_string(), MAX_VALUE_CHARS);
-    attrs.put("action", &action, MAX_VALUE_CHARS);
-    attrs.put("outcome", sem.outcome.as_str(), MAX_VALUE_CHARS);
-    attrs.put("portal", &ev.portal.name, MAX_VALUE_CHARS);
-    attrs.put("portalHost", &ev.portal.host, MAX_VALUE_CHARS);
-    match ev.valid_ip() {
-        Some(IpAddr::V4(ip)) => attrs.raw("src", &ip.to_string()),
-        Some(IpAddr::V6(ip)) => attrs.raw("src", &ip.to_string()),
-        None => {}
+    // Constants and digits below: nothing to sanitise or cut.
+    attrs.raw("^cat=", f.stream.as_str());
+    attrs.raw("^sev=", num.format(sem.severity.clamp(1, 10)));
+    attrs.raw("^externalId=", num.format(f.id));
+    match f.action_name() {
+        Some(name) => attrs.put("^action=", name, MAX_VALUE_CHARS),
+        // `Action<code>`, as `Event::action_name` writes it, without allocating.
+        None => {
+            attrs.raw("^action=Action", num.format(f.action_id));
+        }
     }
-    attrs.opt("userId", ev.user_id());
-    attrs.opt("country", ev.country());
-    attrs.opt("city", ev.city());
+    attrs.raw("^outcome=", sem.outcome.as_str());
+    attrs.put("^portal=", f.portal_name, MAX_VALUE_CHARS);
+    attrs.put("^portalHost=", f.portal_host, MAX_VALUE_CHARS);
+    if let Some(ip) = ev.valid_ip() {
+        // As `Display` writes it: nothing to sanitise, far below the limit.
+        attrs.out.put(b"^src=");
+        put_ip(attrs.out, ip);
+    }
+    attrs.opt("^userId=", f.user_id);
+    attrs.opt("^country=", f.country);
+    attrs.opt("^city=", f.city);
     // Free text an end user controls.
-    if let Some(actor) = ev.login().or(ev.user()) {
-        attrs.put("usrName", actor, MAX_USER_NAME_CHARS);
+    if let Some(actor) = f.login.or(f.user) {
+        attrs.put("^usrName=", actor, MAX_USER_NAME_CHARS);
     }
     // The display name, when `usrName` carries the typed login instead.
-    attrs.opt("userDisplayName", ev.login().and(ev.user()));
-    attrs.opt("browser", ev.browser());
-    attrs.opt("platform", ev.platform());
-    attrs.opt("url", ev.page());
-    attrs.opt("message", ev.action_text());
-    attrs.put("target", &ev.target.join(","), MAX_VALUE_CHARS);
-    attrs.opt("context", ev.context());
-    out.extend_from_slice(s.as_bytes());
+    attrs.opt("^userDisplayName=", f.login.and(f.user));
+    attrs.opt("^browser=", f.browser);
+    attrs.opt("^platform=", f.platform);
+    attrs.opt("^url=", f.page);
+    attrs.opt("^message=", f.action_text);
+    attrs.target("^target=", f.target);
+    attrs.opt("^context=", f.context);
 }
 
-struct Attrs<'a> {
-    out: &'a mut String,
-    first: bool,
+/// The attributes. Keys are written with the delimiter before them and `=` (`^usrName=`).
+struct Attrs<'o, O: ?Sized> {
+    out: &'o mut O,
 }
 
-impl Attrs<'_> {
-    fn key(&mut self, key: &str) {
-        if !self.first {
-            self.out.push(DELIMITER);
-        }
-        self.first = false;
-        self.out.push_str(key);
-        self.out.push('=');
-    }
-
-    /// A value the agent formatted itself (digits, an IP address): no sanitising needed.
+impl<O: Output + ?Sized> Attrs<'_, O> {
+    /// A value the agent formatted itself (digits, a constant): no sanitising needed.
     fn raw(&mut self, key: &str, value: &str) {
-        self.key(key);
-        self.out.push_str(value);
+        self.out.put(key.as_bytes());
+        self.out.put(value.as_bytes());
     }
 
     fn put(&mut self, key: &str, value: &str, max_chars: usize) {
         if value.is_empty() {
             return;
         }
-        self.key(key);
-        sanitize_value(self.out, value, max_chars);
+        self.out.put(key.as_bytes());
+        let start = self.out.written().len();
+        sanitize_into(self.out, value.as_bytes());
+        // Sanitising never adds characters, so a value of at most `max_chars` bytes fits.
+        if value.len() > max_chars {
+            cut_written(self.out, start, max_chars);
+        }
     }
 
     fn opt(&mut self, key: &str, value: Option<&str>) {
@@ -175,6 +175,48 @@ impl Attrs<'_> {
             self.put(key, v, MAX_VALUE_CHARS);
         }
     }
+
+    /// The target items joined with `,`, as [`Attrs::put`]: sanitised one by one (`,` needs
+    /// nothing, and a CR at the end of an item is followed by `,`, not by LF), then cut.
+    fn target(&mut self, key: &str, items: &[String]) {
+        let len = items.iter().map(String::len).sum::<usize>() + items.len().saturating_sub(1);
+        if len == 0 {
+            return;
+        }
+        self.out.put(key.as_bytes());
+        let start = self.out.written().len();
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.put(b",");
+            }
+            sanitize_into(self.out, item.as_bytes());
+        }
+        if len > MAX_VALUE_CHARS {
+            cut_written(self.out, start, MAX_VALUE_CHARS);
+        }
+    }
+}
+
+/// Attribute values: control characters and TAB, the delimiter, and the lead bytes of NEL
+/// (0xC2, as the C1 controls) and of U+2028 and U+2029 (0xE2).
+static VALUE_MARKS: Marks = Marks::new([DELIMITER as u8, DELIMITER as u8], true, &[0xc2, 0xe2]);
+
+/// The value sanitising of [`sanitize_value`], without the cut.
+fn sanitize_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
+    replace_marked(out, v, &VALUE_MARKS, |v, i| match v[i] {
+        // CRLF is one line break.
+        b'\r' => Some((b" ", if v.get(i + 1) == Some(&b'\n') { 2 } else { 1 })),
+        b'\n' | b'\t' => Some((b" ", 1)),
+        b if b == DELIMITER as u8 => Some((b" ", 1)),
+        // NEL (U+0085) is a line break; the other C1 controls become U+FFFD.
+        0xc2 if v.get(i + 1) == Some(&0x85) => Some((b" ", 2)),
+        0xc2 if is_c1(v, i) => Some((REPLACEMENT, 2)),
+        0xc2 => None,
+        // U+2028 and U+2029.
+        0xe2 if matches!(v.get(i + 1..i + 3), Some([0x80, 0xa8 | 0xa9])) => Some((b" ", 3)),
+        0xe2 => None,
+        _ => Some((REPLACEMENT, 1)),
+    });
 }
 
 /// Line breaks that some consumer treats as the end of a record.
@@ -188,25 +230,15 @@ fn is_bad_control(c: char) -> bool {
 }
 
 /// Appends `value` as an attribute value: the delimiter, tab and line breaks (CRLF counting as
-/// one) become a space, other control characters U+FFFD; `=`, `\` and `|` stay. The result is
+/// one) become a space, other control characters U+FFFD; `=`, `\\` and `|` stay. The result is
 /// cut to `max_chars` characters, ending in `...` when cut.
 pub fn sanitize_value(out: &mut String, value: &str, max_chars: usize) {
-    let mut clean = String::with_capacity(value.len());
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                clean.push(' ');
-            }
-            c if c == DELIMITER || c == '\t' || is_line_break(c) => clean.push(' '),
-            c if is_bad_control(c) => clean.push('\u{FFFD}'),
-            c => clean.push(c),
-        }
-    }
-    push_limited(out, &clean, max_chars);
+    let mut b = Vec::with_capacity(value.len() + 8);
+    sanitize_into(&mut b, value.as_bytes());
+    cut_written(&mut b, 0, max_chars);
+    // Sanitising replaces whole characters by ASCII or U+FFFD and the cut falls between
+    // characters, so the bytes are UTF-8 and nothing is replaced here.
+    out.push_str(&String::from_utf8_lossy(&b));
 }
 
 /// Appends a header field: `\` → `\\`, `|` → `\|`, line breaks and tab → space, other control
@@ -289,6 +321,19 @@ mod tests {
             .map(|pair| pair.split_once('=').expect("pair has ="))
             .collect();
         (fields[..6].to_vec(), attrs)
+    }
+
+    #[test]
+    fn the_constant_prefix_is_the_escaped_header() {
+        use crate::transform::cef::{PRODUCT, VENDOR};
+        let mut h = String::from("LEEF:2.0|");
+        escape_header(&mut h, VENDOR, MAX_VALUE_CHARS);
+        h.push('|');
+        escape_header(&mut h, PRODUCT, MAX_VALUE_CHARS);
+        h.push('|');
+        escape_header(&mut h, env!("CARGO_PKG_VERSION"), MAX_VALUE_CHARS);
+        h.push('|');
+        assert_eq!(PREFIX, h);
     }
 
     #[test]
