@@ -155,8 +155,8 @@ echo "baseline: $line → ${R[baseline.rate]} events/s; simulator ${R[baseline.s
 [ "$rows" -ge "$events" ] || { echo "pipeline.sh: the baseline read $rows rows, expected $events" >&2; exit 1; }
 
 # --- the agent, per sink ------------------------------------------------------------------------
-fast='concurrency = 4
-max_requests_per_second = 1000'
+fast='concurrency = 6
+max_requests_per_second = 0'
 
 run_case() { # CASE
   local case=$1 kind sink
@@ -207,6 +207,8 @@ address = \"127.0.0.1:$port\""
   last_ns=$(field unix_ns "$done")
   local acpu hwm scpu
   acpu=$(cpu "$agent"); hwm=$(kib "$agent" VmHWM); scpu=$(cpu "$sim")
+  local asys; asys=$(awk -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.3f", $13 / t }' "/proc/$agent/stat")
+  R[$case.sys]=$(awk -v s="$asys" -v c="$acpu" 'BEGIN { printf "%.0f", (c > 0 ? s / c * 100 : 0) }')
   R[$case.load]=$(load)
   R[$case.secs]=$(awk -v a="$t0" -v b="$last_ns" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
   R[$case.rate]=$(awk -v n="$got" -v s="${R[$case.secs]}" 'BEGIN { printf "%.0f", n / s }')
@@ -221,7 +223,7 @@ address = \"127.0.0.1:$port\""
   else
     R[$case.note]=""
   fi
-  echo "$case: $got events in ${R[$case.secs]} s = ${R[$case.rate]} events/s; agent ${R[$case.cpu]} CPU-s per million, peak RSS ${R[$case.hwm]} MiB; simulator ${R[$case.simcpu]} CPU-s per million ${R[$case.note]:+; ${R[$case.note]}} (load ${R[$case.load]})"
+  echo "$case: $got events in ${R[$case.secs]} s = ${R[$case.rate]} events/s; agent ${R[$case.cpu]} CPU-s per million (${R[$case.sys]} % in the kernel), peak RSS ${R[$case.hwm]} MiB; simulator ${R[$case.simcpu]} CPU-s per million ${R[$case.note]:+; ${R[$case.note]}} (load ${R[$case.load]})"
   if [ "$case" = cef-tcp ] && [ "$idle_secs" -gt 0 ]; then
     sleep 3
     local i0 i1
