@@ -597,10 +597,35 @@ pub fn classify(
 /// The `id` (a number or a string of digits) and `date` of a row's JSON text, each when
 /// readable, without decoding the rest (the login walker reads them for every row it skims).
 pub fn row_id_and_date(row: &str) -> (Option<i64>, Option<OffsetDateTime>) {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = (Option<Loose<'de>>, Option<Loose<'de>>);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut id, mut date) = (None, None);
+            while let Some(key) = map.next_key::<Key<'de>>()? {
+                match &*key.0 {
+                    "id" => id = Some(map.next_value()?),
+                    "date" => date = Some(map.next_value()?),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok((id, date))
+        }
+    }
     let mut de = serde_json::Deserializer::from_str(row);
-    let Ok(Some(fields)) = RowFields::deserialize(&mut de) else {
+    let Ok((id, date)) = de::Deserializer::deserialize_map(&mut de, V) else {
         return (None, None);
     };
+    let mut fields = RowFields {
+        vals: Default::default(),
+    };
+    fields.vals[K_ID] = id;
+    fields.vals[K_DATE] = date;
     let id = fields.int(K_ID, "id").ok().flatten();
     let date = match fields.get(K_DATE) {
         Some(Loose::Str(s)) => parse_date(s).ok(),

@@ -166,25 +166,14 @@ impl Page {
     }
 
     /// Records the id of the next row served (`last`: it is the last one).
-    fn note_id(&mut self, row: &str, last: bool) {
-        let id = row_id(row);
+    fn note_id(&mut self, id: Option<i64>, date: Option<OffsetDateTime>, last: bool) {
         if let Some(id) = id {
             self.ids.push(id);
         }
         if last {
-            self.last = id.zip(row_date(row));
+            self.last = id.zip(date);
         }
     }
-}
-
-/// The `date` of a raw row, when readable.
-fn row_date(row: &str) -> Option<OffsetDateTime> {
-    crate::event::row_id_and_date(row).1
-}
-
-/// The `id` of a raw row (a number, or a string of digits).
-fn row_id(row: &str) -> Option<i64> {
-    crate::event::row_id_and_date(row).0
 }
 
 /// A row that could not be decoded, as a JSON value for the dead-letter file.
@@ -453,12 +442,12 @@ impl Client {
                 },
             });
         }
-        String::from_utf8(Vec::from(body))
+        String::from_utf8(body)
             .map_err(|e| SourceError::Malformed(format!("the body is not UTF-8 ({e})")))
     }
 
     /// The body, at most `max_body` bytes of it.
-    async fn read_body(&self, mut resp: reqwest::Response) -> Result<bytes::Bytes, SourceError> {
+    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError> {
         let too_large = |length| SourceError::TooLarge {
             mib: self.max_body >> 20,
             length,
@@ -468,7 +457,11 @@ impl Client {
         {
             return Err(too_large(Some(len)));
         }
-        let mut body = bytes::BytesMut::new();
+        let mut body = Vec::with_capacity(
+            resp.content_length()
+                .map_or(64 * 1024, |l| l as usize)
+                .min(self.max_body as usize),
+        );
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -477,7 +470,7 @@ impl Client {
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok(None) => return Ok(body.freeze()),
+                Ok(None) => return Ok(body),
                 Err(e) => {
                     return Err(SourceError::Malformed(format!(
                         "body ended early: {}",
@@ -519,9 +512,9 @@ impl Client {
         let n = rows.len();
         for (i, row) in rows.into_iter().enumerate() {
             let row = row.get();
-            page.note_id(row, i + 1 == n);
             match Event::from_row_text(self.portal.clone(), Some(stream), row) {
                 Ok(ev) => {
+                    page.note_id(Some(ev.id), Some(ev.time), i + 1 == n);
                     if ev.time < lo || ev.time > hi {
                         return Err(SourceError::NoAuditPlan(format!(
                             "event {} dated {} lies outside the requested {}..{}",
@@ -533,7 +526,11 @@ impl Client {
                     }
                     page.events.push(ev);
                 }
-                Err(e) => page.rejected.push((raw_value(row), e)),
+                Err(e) => {
+                    let (id, date) = crate::event::row_id_and_date(row);
+                    page.note_id(id, date, i + 1 == n);
+                    page.rejected.push((raw_value(row), e));
+                }
             }
         }
         Ok(page)
@@ -562,12 +559,16 @@ impl Client {
                 (start, start + r.get().len())
             })
             .collect();
-        let dates = found.iter().map(|r| row_date(r.get())).collect();
+        let (ids, dates) = found
+            .iter()
+            .map(|r| crate::event::row_id_and_date(r.get()))
+            .unzip();
         drop(found);
         Ok(Slice {
             offset,
             body,
             spans,
+            ids,
             dates,
             done: Instant::now(),
         })
@@ -717,12 +718,10 @@ impl Client {
                     walk.start.get_or_insert(slice.offset + at);
                     at
                 }
-                Some(p) => {
-                    match (0..slice.len()).position(|i| row_id(slice.row(i)) == Some(p.id)) {
-                        Some(i) => i + 1,
-                        None => break,
-                    }
-                }
+                Some(p) => match slice.ids.iter().position(|id| *id == Some(p.id)) {
+                    Some(i) => i + 1,
+                    None => break,
+                },
             };
             let n = slice.len();
             let mut ended = n < PAGE_SIZE;
@@ -737,7 +736,7 @@ impl Client {
                     // Not in one sorted answer; kept out all the same.
                     Some(d) if d > to => {}
                     _ => {
-                        page.note_id(row, i + 1 == n);
+                        page.note_id(slice.ids[i], date, i + 1 == n);
                         match Event::from_row_text(self.portal.clone(), Some(Stream::Login), row) {
                             Ok(ev) => page.events.push(ev),
                             Err(e) => page.rejected.push((raw_value(row), e)),
@@ -1102,6 +1101,8 @@ struct Slice {
     /// The answer's body; each row is `body[spans[i].0..spans[i].1]`.
     body: String,
     spans: Vec<(usize, usize)>,
+    /// Each row's id, `None` when unreadable.
+    ids: Vec<Option<i64>>,
     /// Each row's date, `None` when unreadable.
     dates: Vec<Option<OffsetDateTime>>,
     /// When the answer arrived.
@@ -1422,6 +1423,7 @@ mod tests {
         Slice {
             offset,
             body,
+            ids: (0..spans.len()).map(|i| Some(1000 - i as i64)).collect(),
             spans,
             dates,
             done: Instant::now(),
