@@ -1270,7 +1270,7 @@ fn portal(
             "must be at least 1m",
         ));
     }
-    let max_window_events = rp.max_window_events.unwrap_or(20_000);
+    let max_window_events = rp.max_window_events.unwrap_or(10_000);
     if !(100..=1_000_000).contains(&max_window_events) {
         errs.push(ConfigProblem::new(
             format!("{key}.max_window_events"),
