@@ -388,11 +388,26 @@ async fn write_all<W: AsyncWrite + Unpin>(
     .await
     {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(describe_write_error(&e)),
         Err(_) => Err(format!(
             "write made no progress for {}",
             humantime::format_duration(timeout)
         )),
+    }
+}
+
+/// A write error on an established connection, in words an operator can act on: the kernel
+/// reports a peer that stopped acknowledging (`TCP_USER_TIMEOUT`) as `ETIMEDOUT`, which reads
+/// like a failed connect.
+fn describe_write_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut => format!(
+            "the receiver stopped acknowledging data on an open connection ({e}): is it overloaded or not reading?"
+        ),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
+            format!("the receiver closed the connection ({e})")
+        }
+        _ => e.to_string(),
     }
 }
 
@@ -459,6 +474,14 @@ fn host_of(address: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernel_stall_timeout_is_not_worded_as_a_failed_connect() {
+        let e = std::io::Error::from_raw_os_error(libc::ETIMEDOUT);
+        let text = describe_write_error(&e);
+        assert!(text.contains("stopped acknowledging"), "{text}");
+        assert!(text.contains("os error 110"), "{text}");
+    }
     use crate::config::SyslogTls;
     use crate::syslog::{format_message, frame, truncate_for_datagram};
     use crate::transform::fixtures;
