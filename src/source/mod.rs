@@ -3,8 +3,8 @@
 //! Each poll pins `to = now − settle`, re-reads part of what it read before, drops the ids it
 //! already emitted, sorts the window oldest first and emits it in batches. How far back it
 //! re-reads: during a catch-up, every window starts `overlap` before the watermark; once caught
-//! up, a full re-read happens every `overlap_every`, reaching `overlap` before the watermark of
-//! the *previous* full re-read, and the polls in between re-read only one `poll_interval`. So a
+//! up, a full re-read happens every `overlap_every`, reaching `overlap` before where the
+//! *previous* full read ended, and the polls in between re-read only one `poll_interval`. So a
 //! row that lands up to `settle + overlap` late is still read, at the cost of reading each row
 //! a few times instead of once per poll during the whole overlap. A catch-up walks
 //! windows of `catchup_window` (halved when a window holds more than `max_window_events`,
@@ -106,7 +106,9 @@ impl Poller {
         let overlap =
             time::Duration::try_from(self.cfg.overlap).unwrap_or(time::Duration::minutes(10));
         let mut span = self.cfg.catchup_window;
-        // The watermark when the last full re-read started, and when it started.
+        // Where the last full read ended (`to`; the watermark while catching up), and when it
+        // started. A row it missed showed up after it started, so one at most settle +
+        // overlap late is dated after anchor − overlap: the next full re-read starts there.
         let mut anchor = self.cursor.watermark;
         let mut last_full: Option<Instant> = None;
         let mut live = false;
@@ -268,7 +270,7 @@ impl Poller {
             // Ids are remembered back to where the next full re-read will start.
             let keep_from = anchor.min(watermark) - overlap;
             if full {
-                anchor = watermark;
+                anchor = if to >= target { to } else { watermark };
                 last_full = Some(started);
             }
             prev_read = Some(now);
