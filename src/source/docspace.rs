@@ -827,7 +827,7 @@ impl Client {
     ///   starts again just below the last row read (`to` lowered to its date; duplicates of
     ///   that second are removed downstream). A short page that does repeat it ends the run.
     /// - Login pages the whole log before filtering, so the start of the window's run of rows
-    ///   is located with unfiltered slices ([`Client::locate_login`]): at offset 0 alone when
+    ///   is located with unfiltered slices (`Client::locate_login`): at offset 0 alone when
     ///   the previous window gave no hint that the run lies further back (a live poll), else
     ///   around where the hint puts it.
     /// - A window read without any filtered page (its rows came from slices) ends with one
