@@ -116,8 +116,11 @@ pub async fn run_committer(
     let mut last = None;
     // The newest acknowledged cursor that could not be saved, since when, and its events.
     let mut unsaved: Option<(Cursor, std::time::Instant, u64)> = None;
+    // A commit taken from the queue while coalescing, not fully acknowledged yet.
+    let mut carried: Option<Commit> = None;
     loop {
         let commit = match &unsaved {
+            _ if carried.is_some() => carried.take(),
             // Saves are failing: try again every few seconds even when nothing new comes (the
             // poller may be holding, waiting for exactly this).
             Some((cursor, _, _)) => tokio::select! {
@@ -142,14 +145,27 @@ pub async fn run_committer(
             },
             None => commits.recv().await,
         };
-        let Some(commit) = commit else {
+        let Some(mut commit) = commit else {
             break;
         };
-        for ack in commit.acks {
+        for ack in commit.acks.drain(..) {
             if ack.await.is_err() {
                 // A sink task ended without acknowledging: keep the old cursor (replay later).
                 warn!(portal = %portal, stream = %stream, "a sink stopped before acknowledging; cursor not advanced");
                 return last;
+            }
+        }
+        // Coalesce: batches queued behind this one that every sink has acknowledged already
+        // are covered by one save of the newest cursor (a fast catch-up otherwise pays one
+        // fsync'd save per batch, and acknowledged progress waits in the queue unsaved).
+        while let Ok(mut next) = commits.try_recv() {
+            next.acks.retain_mut(|a| !matches!(a.try_recv(), Ok(())));
+            if next.acks.is_empty() {
+                commit.cursor = next.cursor;
+                commit.events += next.events;
+            } else {
+                carried = Some(next);
+                break;
             }
         }
         let st = state.clone();
