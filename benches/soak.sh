@@ -18,8 +18,10 @@
 # Every 5 s: the agent's VmRSS, VmHWM, open file descriptors and DocSpace requests so far
 # (its /metrics; the counter restarts with the process) (samples.csv).
 # At the end: faults stop, and the oracle pages the simulator's own API (no filters) for every
-# row dated before a cutoff (end − 30 s), waits up to ORACLE_WAIT (300) s for the agent to deliver them (the simulator dates rows up to 180 s late, and a row later than settle waits for the next full re-read of the overlap, overlap_every = 60 s here), then
-# reports lost (portal rows no sink received) and duplicates, per sink; then SIGTERM.
+# row dated before a cutoff (end − 30 s), waits up to ORACLE_WAIT (300) s for the agent to
+# deliver them (the simulator dates rows up to 180 s late, and a row later than settle waits
+# for the next full re-read of the overlap, every minute here), then reports lost (portal rows
+# no sink received) and duplicates, per sink; then SIGTERM.
 # Results: summary.txt, samples.csv and faults.log in $OUT (default: a temp dir, printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
