@@ -94,8 +94,8 @@ impl Output for BytesMut {
     }
 }
 
-/// The [`Event`] fields the CEF and LEEF encoders read, borrowed in one place: `Event`'s public
-/// fields are becoming accessor methods, and then only [`Fields::of`] has to follow.
+/// The [`Event`] fields the CEF and LEEF encoders read, borrowed once per event through
+/// `Event`'s accessors ([`Fields::of`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fields<'a> {
     pub stream: Stream,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use docspace_siem::pipeline::BATCH_EVENTS;
 use docspace_siem::simulator::{
-    SimEvent, SimFault, SimMode, SimRequest, SimStream, SimZone, Simulator,
+    SimEvent, SimFault, SimMode, SimRequest, SimServer, SimStream, SimZone, Simulator,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -630,32 +630,66 @@ impl Drop for TmpfsNamespace {
     }
 }
 
+/// What the disk-full tests share: `events` login rows 4–5 h old, a webhook collector, and an
+/// agent config (with /health) whose state_dir is a 256 KiB tmpfs in a private mount namespace.
+struct FullDiskRig {
+    hook: HttpCollector,
+    sim: Simulator,
+    _server: SimServer,
+    // Before `w`: the namespace goes before the directory it is mounted on.
+    ns: TmpfsNamespace,
+    w: Workdir,
+    api: u16,
+    cfg: PathBuf,
+}
+
+impl FullDiskRig {
+    async fn new(events: usize) -> FullDiskRig {
+        let hook = HttpCollector::start().await;
+        let (sim, server) = portal(SimZone::Utc).await;
+        sim.generate(
+            SimStream::Login,
+            events,
+            ago(time::Duration::hours(5)),
+            ago(time::Duration::hours(4)),
+        );
+        let w = Workdir::new();
+        let ns = TmpfsNamespace::new(&w.state(), "256k");
+        let api = crate::support::free_port();
+        let cfg = w.config(&format!(
+            "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\n[api]\naddress = \"127.0.0.1:{api}\"\n{}{}",
+            portal_cfg("main", &server.url, &[("streams", "[\"login\"]")]),
+            hook_sink("hook", &hook.url, "json", "")
+        ));
+        FullDiskRig {
+            hook,
+            sim,
+            _server: server,
+            ns,
+            w,
+            api,
+            cfg,
+        }
+    }
+
+    /// The agent, run inside the namespace.
+    fn spawn(&self, tag: &str) -> Agent {
+        let wrap = self.ns.wrapper();
+        let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
+        spawn_agent(&self.cfg, self.w.path(), tag, &[], &wrap)
+    }
+}
+
 /// reliability.md §5 row 5. state_dir is a 256 KiB tmpfs in a private mount namespace. Fill it:
 /// cursor saves fail with ENOSPC, the agent says so and keeps delivering (a failed save means
 /// a replay after a crash, never a loss); a kill -9 while full replays what was delivered since
 /// the disk filled; freeing the space lets the next save succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_on_state_dir_means_replays_not_losses() {
-    let hook = HttpCollector::start().await;
-    let (sim, server) = portal(SimZone::Utc).await;
-    sim.generate(
-        SimStream::Login,
-        300,
-        ago(time::Duration::hours(5)),
-        ago(time::Duration::hours(4)),
-    );
-    let w = Workdir::new();
-    let ns = TmpfsNamespace::new(&w.state(), "256k");
-    let wrap = ns.wrapper();
-    let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
-    let api = crate::support::free_port();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\n[api]\naddress = \"127.0.0.1:{api}\"\n{}{}",
-        portal_cfg("main", &server.url, &[("streams", "[\"login\"]")]),
-        hook_sink("hook", &hook.url, "json", "")
-    ));
+    let rig = FullDiskRig::new(300).await;
+    let (hook, sim, ns, api) = (&rig.hook, &rig.sim, &rig.ns, rig.api);
     let cursor = ns.inside("cursors/main.login.json");
-    let mut a = spawn_agent(&cfg, w.path(), "a", &[], &wrap);
+    let mut a = rig.spawn("a");
     eventually(
         Duration::from_secs(60),
         "the first 300 and a cursor",
@@ -690,11 +724,11 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
     // 600 new events while the disk is full.
     let t = OffsetDateTime::now_utc();
     sim.generate(SimStream::Login, 600, t + secs(1), t + secs(4));
-    let want_full = login_ids(&sim);
+    let want_full = login_ids(sim);
     eventually(
         Duration::from_secs(60),
         "delivery goes on with a full disk",
-        || delivered_all(&hook, &want_full),
+        || delivered_all(hook, &want_full),
     )
     .await;
     let err = a.stderr_text();
@@ -724,24 +758,24 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
     // kill -9 while the disk is still full: the restart replays from the last saved cursor.
     a.signal("KILL");
     a.wait(Duration::from_secs(10));
-    let before_crash = received(&hook);
-    let mut b = spawn_agent(&cfg, w.path(), "b", &[], &wrap);
+    let before_crash = received(hook);
+    let mut b = rig.spawn("b");
     let replay_target = before_crash.len() + 600;
     eventually(
         Duration::from_secs(60),
         "the replay after the crash",
-        || received(&hook).len() >= replay_target,
+        || received(hook).len() >= replay_target,
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let replayed = received(&hook).len() - before_crash.len();
+    let replayed = received(hook).len() - before_crash.len();
 
     // Space returns: the next save succeeds.
     ns.free();
     let freed_at = Instant::now();
     let t = OffsetDateTime::now_utc();
     sim.generate(SimStream::Login, 100, t + secs(1), t + secs(3));
-    let want = login_ids(&sim);
+    let want = login_ids(sim);
     let newest = t + secs(3) - secs(1);
     eventually(
         Duration::from_secs(60),
@@ -755,13 +789,13 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
     .await;
     let recovery = freed_at.elapsed();
     eventually(Duration::from_secs(30), "everything delivered", || {
-        delivered_all(&hook, &want)
+        delivered_all(hook, &want)
     })
     .await;
     stop(&mut b);
     no_panic(&a);
     no_panic(&b);
-    let t = tally(&want, &received(&hook));
+    let t = tally(&want, &received(hook));
     figure(
         "disk-full-state-dir",
         t,
@@ -785,25 +819,9 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
 /// the log and /health, and resumes once a save succeeds, losing nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_pauses_polling_past_ten_thousand_unsaved_events() {
-    let hook = HttpCollector::start().await;
-    let (sim, server) = portal(SimZone::Utc).await;
-    sim.generate(
-        SimStream::Login,
-        100,
-        ago(time::Duration::hours(5)),
-        ago(time::Duration::hours(4)),
-    );
-    let w = Workdir::new();
-    let ns = TmpfsNamespace::new(&w.state(), "256k");
-    let wrap = ns.wrapper();
-    let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
-    let api = crate::support::free_port();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\n[api]\naddress = \"127.0.0.1:{api}\"\n{}{}",
-        portal_cfg("main", &server.url, &[("streams", "[\"login\"]")]),
-        hook_sink("hook", &hook.url, "json", "")
-    ));
-    let mut a = spawn_agent(&cfg, w.path(), "a", &[], &wrap);
+    let rig = FullDiskRig::new(100).await;
+    let (hook, sim, ns, api) = (&rig.hook, &rig.sim, &rig.ns, rig.api);
+    let mut a = rig.spawn("a");
     eventually(Duration::from_secs(60), "the first 100", || {
         hook.events().len() >= 100 && a.stderr_text().contains("caught up")
     })
@@ -817,24 +835,21 @@ async fn a_full_disk_pauses_polling_past_ten_thousand_unsaved_events() {
     })
     .await;
     // The window being read when the hold began is still emitted; then nothing more.
-    let mut delivered_before_hold = received(&hook).len();
+    let mut delivered_before_hold = received(hook).len();
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let n = received(&hook).len();
+        let n = received(hook).len();
         if n == delivered_before_hold {
             break;
         }
         delivered_before_hold = n;
     }
     // 500 more: not read while the hold lasts.
-    let old = login_ids(&sim);
+    let old = login_ids(sim);
     let t2 = OffsetDateTime::now_utc();
     sim.generate(SimStream::Login, 500, t2 + secs(1), t2 + secs(2));
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let during_hold = received(&hook)
-        .iter()
-        .filter(|id| !old.contains(id))
-        .count();
+    let during_hold = received(hook).iter().filter(|id| !old.contains(id)).count();
     let health = reqwest::get(format!("http://127.0.0.1:{api}/health"))
         .await
         .expect("health")
@@ -844,17 +859,17 @@ async fn a_full_disk_pauses_polling_past_ten_thousand_unsaved_events() {
     assert!(alive(&mut a), "the agent runs on while holding");
     ns.free();
     let freed = Instant::now();
-    let want = login_ids(&sim);
+    let want = login_ids(sim);
     eventually(
         Duration::from_secs(60),
         "everything after the space returns",
-        || delivered_all(&hook, &want),
+        || delivered_all(hook, &want),
     )
     .await;
     let resume = freed.elapsed();
     stop(&mut a);
     no_panic(&a);
-    let t = tally(&want, &received(&hook));
+    let t = tally(&want, &received(hook));
     figure(
         "disk-full-hold",
         t,
