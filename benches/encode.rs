@@ -2,8 +2,8 @@
 //! rows of tests/fixtures/login-filter.json):
 //!
 //! - `parse`: one page of 100 login rows, from the HTTP body to `Event`s. `page_agent_path` is
-//!   what `source::docspace::Client::page` does (`docspace::rows` borrows each row's text from
-//!   the body, `Event::from_row_text` decodes it); `page_lean` is the earlier way, kept as a
+//!   what `source::docspace::Client::page` does (`docspace::page_rows` reads the envelope and
+//!   decodes each row in the same pass, `Event::from_row_text` takes what it leaves); `page_lean` is the earlier way, kept as a
 //!   reference: a `serde_json::Value` tree, each row moved into `Event::from_json`.
 //! - `encode`: each encoder (ecs, cef, leef, json) into a reused buffer.
 //! - `syslog`: the syslog sink's record (CEF or ECS + RFC 5424 header + RFC 6587 octet count, as
@@ -28,6 +28,7 @@ use docspace_siem::config::{Format, Framing, Protocol, Rfc, SyslogConfig, Syslog
 use docspace_siem::event::{Event, PortalInfo, Stream};
 use docspace_siem::pipeline::SinkStats;
 use docspace_siem::sink::syslog::SyslogSink;
+use docspace_siem::source::docspace::PageRow;
 use docspace_siem::syslog::frame;
 use docspace_siem::transform;
 
@@ -83,15 +84,19 @@ fn parse_lean(body: &[u8], portal: &Arc<PortalInfo>) -> Vec<Event> {
         .collect()
 }
 
-/// What `Client::page` does: rows borrowed from the body, each decoded from its text.
+/// What `Client::page` does: the envelope read and each row decoded in one pass.
 fn parse_agent_path(body: &[u8], portal: &Arc<PortalInfo>) -> Vec<Event> {
     let body = std::str::from_utf8(body).expect("utf-8");
-    let rows = docspace_siem::source::docspace::rows(body).expect("envelope");
+    let rows =
+        docspace_siem::source::docspace::page_rows(body, portal, Stream::Login).expect("envelope");
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        out.push(
-            Event::from_row_text(portal.clone(), Some(Stream::Login), row.get()).expect("row"),
-        );
+        out.push(match row {
+            PageRow::Event(ev) => ev,
+            PageRow::Text(row) => {
+                Event::from_row_text(portal.clone(), Some(Stream::Login), row).expect("row")
+            }
+        });
     }
     out
 }

@@ -18,6 +18,8 @@
 //! - [`simulator`]: an in-process DocSpace with every quirk of the real one (tests and `demo`).
 //! - [`notify`]: systemd `READY=1`, `STOPPING=1` and the watchdog fed by the pollers' heartbeats.
 //! - [`retry`]: backoff policies shared by sources and sinks.
+//! - [`scan`]: the strict byte-level JSON scanner the hot path reads pages and rows with; it
+//!   gives up (and serde_json decides) on anything it does not fully understand.
 //! - [`tls`]: rustls client configuration from PEM files.
 
 pub mod actions;
@@ -30,6 +32,7 @@ pub mod event;
 pub mod notify;
 pub mod pipeline;
 pub mod retry;
+pub mod scan;
 pub mod simulator;
 pub mod sink;
 pub mod source;

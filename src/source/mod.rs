@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashSet;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -179,10 +180,10 @@ impl Poller {
                 (true, false) => watermark - overlap,
             };
             let started = Instant::now();
-            let skip: HashSet<i64> = if from < watermark {
+            let skip: FxHashSet<i64> = if from < watermark {
                 self.cursor.seen.iter().map(|(id, _)| *id).collect()
             } else {
-                HashSet::new()
+                FxHashSet::default()
             };
             let span_t = time::Duration::try_from(span).unwrap_or(time::Duration::HOUR);
             let to = (self.cursor.watermark + span_t).min(target);
@@ -267,8 +268,16 @@ impl Poller {
             let dense = window.events.len();
             since_trim += dense;
             let events = fresh_sorted(window.events, &self.cursor.seen);
-            // Ids are remembered back to where the next full re-read will start.
-            let keep_from = anchor.min(watermark) - overlap;
+            // Ids are remembered back to where the next read may start. Live, that is the next
+            // full re-read (`anchor`). In a catch-up, it is the overlap before the watermark:
+            // the next window's re-read, or a restart's from the watermark saved with a batch.
+            // So each batch may forget ids older than its own watermark − overlap
+            // (`trailing`), and a cursor does not carry a whole window of ids.
+            let (keep_from, trailing) = if live {
+                (anchor.min(watermark) - overlap, None)
+            } else {
+                (watermark - overlap, Some(overlap))
+            };
             if full {
                 anchor = if to >= target { to } else { watermark };
                 last_full = Some(started);
@@ -278,7 +287,7 @@ impl Poller {
             // not handed to every sink is not committed, and is read again on the next start.
             let stats = self.stats.clone();
             let emitted = tokio::select! {
-                r = beating(self.emit_window(events, to, keep_from, &mut report), &stats) => r,
+                r = beating(self.emit_window(events, to, keep_from, trailing, &mut report), &stats) => r,
                 _ = cancel.cancelled() => break,
             };
             if emitted.is_err() {
@@ -312,12 +321,14 @@ impl Poller {
     }
 
     /// Emits a window's new events in batches; the last batch carries the watermark `to`. Ids
-    /// of events at or after `keep_from` stay in the cursor (the next re-read reaches there).
+    /// of events at or after `keep_from` stay in the cursor (the next re-read reaches there);
+    /// with `trailing`, only those at or after each batch's watermark − `trailing`.
     async fn emit_window(
         &mut self,
         events: Vec<Event>,
         to: OffsetDateTime,
         keep_from: OffsetDateTime,
+        trailing: Option<time::Duration>,
         report: &mut Progress,
     ) -> Result<(), crate::pipeline::Closed> {
         let total = events.len();
@@ -336,7 +347,11 @@ impl Poller {
                 batch.last().map_or(to, |e| e.time)
             };
             self.cursor.watermark = self.cursor.watermark.max(watermark);
-            prune(&mut self.cursor, keep_from);
+            let floor = match trailing {
+                Some(t) => keep_from.max(self.cursor.watermark - t),
+                None => keep_from,
+            };
+            prune(&mut self.cursor, floor);
             let n = batch.len();
             self.outlet.emit(batch, self.cursor.clone()).await?;
             self.stats.polled.fetch_add(n as u64, Ordering::Relaxed);
@@ -351,7 +366,7 @@ impl Poller {
 /// Drops events already emitted (ids in `seen`) and duplicates within the window, then sorts
 /// oldest first (ties by id).
 pub fn fresh_sorted(events: Vec<Event>, seen: &[(i64, i64)]) -> Vec<Event> {
-    let mut known: HashSet<i64> = seen.iter().map(|(id, _)| *id).collect();
+    let mut known: FxHashSet<i64> = seen.iter().map(|(id, _)| *id).collect();
     let mut out: Vec<Event> = events.into_iter().filter(|e| known.insert(e.id)).collect();
     out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
     out
