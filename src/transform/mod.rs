@@ -11,6 +11,11 @@ pub mod ecs;
 pub mod json;
 pub mod leef;
 
+#[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod reference;
+
 use std::fmt;
 use std::net::IpAddr;
 
