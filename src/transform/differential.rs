@@ -282,3 +282,48 @@ fn fixtures_encode_as_the_reference_does() {
         check(&ev).expect("same bytes");
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them(s in hostile()) {
+        let mut want = Vec::new();
+        serde_json::to_writer(&mut want, &s).expect("a str serialises");
+        let mut got = b"x".to_vec();
+        super::put_json_str(&mut got, &s);
+        prop_assert_eq!(&got[1..], &want[..]);
+    }
+
+    #[test]
+    fn timestamps_are_written_as_the_event_module_writes_them(
+        secs in -377_705_116_800i64..253_402_300_800,
+        nanos in 0u32..1_000_000_000,
+    ) {
+        let t = time::OffsetDateTime::from_unix_timestamp(secs).expect("in range")
+            + time::Duration::nanoseconds(i64::from(nanos));
+        let mut want = Vec::new();
+        crate::event::write_utc_millis(&mut want, t);
+        let mut got = Vec::new();
+        super::put_utc_millis(&mut got, t);
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn every_byte_is_escaped_as_serde_json_escapes_it() {
+    for c in (0..=0x7f_u8)
+        .map(char::from)
+        .chain(['\u{80}', '\u{2028}', '\u{ffff}'])
+    {
+        for s in [
+            c.to_string(),
+            format!("abcdefgh{c}ijklmnopq"),
+            c.to_string().repeat(9),
+        ] {
+            let mut got = Vec::new();
+            super::put_json_str(&mut got, &s);
+            assert_eq!(got, serde_json::to_vec(&s).expect("serialises"), "{s:?}");
+        }
+    }
+}

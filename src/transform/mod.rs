@@ -25,8 +25,16 @@ use time::OffsetDateTime;
 use crate::config::{Filter, Format};
 use crate::event::{Event, Stream};
 
+/// The ECS version, as a literal for `concat!`.
+macro_rules! ecs_version {
+    () => {
+        "9.4.0"
+    };
+}
+pub(crate) use ecs_version;
+
 /// The ECS version the output claims (the schema in shared/ecs/ecs_flat.yml).
-pub const ECS_VERSION: &str = "9.4.0";
+pub const ECS_VERSION: &str = ecs_version!();
 
 /// Encodes one event in `format`, appending to `out` (no trailing newline).
 pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
@@ -39,8 +47,8 @@ pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
 }
 
 /// Encodes one event in `format` into any [`Output`], such as the syslog sink's buffer right
-/// after the record's header. CEF and LEEF write in place; ECS and JSON, whose serde encoders
-/// want a `Vec`, are encoded into `scratch` (cleared first) and copied.
+/// after the record's header. CEF, LEEF and ECS write in place; JSON, whose serde encoder wants
+/// a `Vec`, is encoded into `scratch` (cleared first) and copied.
 pub fn encode_into<O: Output + ?Sized>(
     format: Format,
     ev: &Event,
@@ -50,7 +58,8 @@ pub fn encode_into<O: Output + ?Sized>(
     match format {
         Format::Cef => cef::encode(ev, out),
         Format::Leef => leef::encode(ev, out),
-        Format::Ecs | Format::Json => {
+        Format::Ecs => ecs::encode(ev, out),
+        Format::Json => {
             scratch.clear();
             encode(format, ev, scratch);
             out.put(scratch);
@@ -264,6 +273,81 @@ pub(crate) fn replace_marked<O: Output + ?Sized>(
     out.put(&v[run..]);
 }
 
+/// What a JSON string needs escaped, as serde_json escapes it: `"` and `\` by a backslash, the
+/// C0 controls as `\b`, `\t`, `\n`, `\f`, `\r` or `\u00XX` (lowercase hex); 0 for a byte that
+/// is copied as it is (DEL and everything from 0x80 included, as serde_json copies them).
+static JSON_ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Whether the eight bytes of `w` may hold a byte that JSON escapes (below 0x20, `"` or `\`).
+/// Exact when it says no; bytes from 0x80 never set it, so UTF-8 text is skipped a word at a
+/// time.
+#[inline]
+fn json_may_hold(w: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let equal = |c: u8| below(w ^ (ONES * u64::from(c)), 1);
+    (below(w, 0x20) | equal(b'"') | equal(b'\\')) != 0
+}
+
+/// Appends `v` as a JSON string, quotes included, exactly as `serde_json::to_writer` writes a
+/// `&str`. Runs of bytes that need no escaping are copied at once.
+pub(crate) fn put_json_str<O: Output + ?Sized>(out: &mut O, v: &str) {
+    let v = v.as_bytes();
+    out.put(b"\"");
+    let mut run = 0;
+    let mut i = 0;
+    while i < v.len() {
+        if let Some(word) = v[i..].first_chunk::<8>()
+            && !json_may_hold(u64::from_ne_bytes(*word))
+        {
+            i += 8;
+            continue;
+        }
+        let end = (i + 8).min(v.len());
+        while i < end && JSON_ESCAPES[usize::from(v[i])] == 0 {
+            i += 1;
+        }
+        if i == end {
+            continue;
+        }
+        out.put(&v[run..i]);
+        match JSON_ESCAPES[usize::from(v[i])] {
+            b'u' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.put(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(v[i] >> 4)],
+                    HEX[usize::from(v[i] & 0xf)],
+                ]);
+            }
+            c => out.put(&[b'\\', c]),
+        }
+        i += 1;
+        run = i;
+    }
+    out.put(&v[run..]);
+    out.put(b"\"");
+}
+
 /// Cuts what was written to `out` after `start` (UTF-8) to `max - 3` characters and appends
 /// `...`, when it has more than `max` characters.
 pub(crate) fn cut_written<O: Output + ?Sized>(out: &mut O, start: usize, max: usize) {
@@ -296,6 +380,47 @@ pub(crate) fn put_display<O: Output + ?Sized>(out: &mut O, v: impl fmt::Display)
     }
     // Writing into an `Output` cannot fail.
     let _ = fmt::write(&mut Adapter(out), format_args!("{v}"));
+}
+
+/// Appends a UTC instant as `YYYY-MM-DDTHH:MM:SS.mmmZ`, as [`crate::event::write_utc_millis`]
+/// writes it, into any [`Output`] (years outside 0–9999 fall back to the formatter).
+pub(crate) fn put_utc_millis<O: Output + ?Sized>(out: &mut O, t: OffsetDateTime) {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        out.put(crate::event::format_utc_millis(t).as_bytes());
+        return;
+    }
+    let (hour, minute, second, milli) = t.to_hms_milli();
+    let y = year as u32;
+    let ms = u32::from(milli);
+    let d = |v: u32| b'0' + (v % 10) as u8;
+    out.put(&[
+        d(y / 1000),
+        d(y / 100),
+        d(y / 10),
+        d(y),
+        b'-',
+        d(u32::from(u8::from(t.month())) / 10),
+        d(u32::from(u8::from(t.month()))),
+        b'-',
+        d(u32::from(t.day()) / 10),
+        d(u32::from(t.day())),
+        b'T',
+        d(u32::from(hour) / 10),
+        d(u32::from(hour)),
+        b':',
+        d(u32::from(minute) / 10),
+        d(u32::from(minute)),
+        b':',
+        d(u32::from(second) / 10),
+        d(u32::from(second)),
+        b'.',
+        d(ms / 100),
+        d(ms / 10),
+        d(ms),
+        b'Z',
+    ]);
 }
 
 /// Appends an address as its `Display` writes it: an IPv4 address as `a.b.c.d` with itoa (the
