@@ -14,7 +14,7 @@ use serde_json::Value;
 use serde_json::json;
 
 use crate::event::{Event, Outcome, Stream};
-use crate::transform::{Output, put_ip, put_json_str, put_utc_millis};
+use crate::transform::{Output, action, put_ip, put_json_str, put_utc_millis};
 
 /// `,"ecs":{"version":"…"},"event":{"action":`: the constant text between `docspace` and
 /// `event.action`.
@@ -56,7 +56,8 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     out.put(b"\"action_id\":");
     out.put(num.format(ev.action_id).as_bytes());
     out.put(b",\"action_name\":");
-    match crate::actions::lookup(ev.action_id) {
+    let names = action(ev.action_id);
+    match names {
         Some(a) => put_json_str(out, a.name),
         // `Action<code>`, as `Event::action_name` writes it: nothing to escape.
         None => {
@@ -121,8 +122,8 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     out.put(b"}");
 
     out.put(ECS_AND_EVENT.as_bytes());
-    match crate::actions::kebab(ev.action_id) {
-        Some(k) => put_json_str(out, k),
+    match names {
+        Some(a) => put_json_str(out, a.kebab),
         // `action-<code>`, as `Event::action_kebab` writes it: nothing to escape.
         None => {
             out.put(b"\"action-");

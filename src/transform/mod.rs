@@ -165,8 +165,59 @@ impl Fields<'_> {
     /// The `MessageAction` member name, or `None` for a code this build does not know (the
     /// encoders then write `Action<code>`, as `Event::action_name` does, without allocating).
     pub fn action_name(&self) -> Option<&'static str> {
-        crate::actions::lookup(self.action_id).map(|a| a.name)
+        action(self.action_id).map(|a| a.name)
     }
+}
+
+/// What the encoders write for a known action code, looked up once per process.
+#[derive(Debug)]
+pub(crate) struct ActionNames {
+    /// The `MessageAction` member name, as [`crate::actions::lookup`] gives it.
+    pub name: &'static str,
+    /// The kebab-case name, as [`crate::actions::kebab`] gives it.
+    pub kebab: &'static str,
+}
+
+/// The names of a known action code, from a table indexed by the code itself (the codes are
+/// dense enough: a few thousand slots for a few hundred actions) instead of a binary search
+/// per event.
+#[inline]
+pub(crate) fn action(code: i64) -> Option<&'static ActionNames> {
+    struct Table {
+        first: i64,
+        /// Per code from `first`: an index into `names`, or `u16::MAX` for an unknown code.
+        slots: Box<[u16]>,
+        names: Box<[ActionNames]>,
+    }
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let all = crate::actions::ACTIONS;
+        let first = all.iter().map(|a| i64::from(a.code)).min().unwrap_or(0);
+        let last = all.iter().map(|a| i64::from(a.code)).max().unwrap_or(-1);
+        let mut slots = vec![u16::MAX; usize::try_from(last - first + 1).unwrap_or(0)];
+        let mut names = Vec::with_capacity(all.len());
+        for a in all {
+            let code = i64::from(a.code);
+            if let (Some(n), Ok(at), Some(kebab)) = (
+                u16::try_from(names.len()).ok().filter(|n| *n != u16::MAX),
+                usize::try_from(code - first),
+                crate::actions::kebab(code),
+            ) {
+                slots[at] = n;
+                names.push(ActionNames {
+                    name: a.name,
+                    kebab,
+                });
+            }
+        }
+        Table {
+            first,
+            slots: slots.into_boxed_slice(),
+            names: names.into_boxed_slice(),
+        }
+    });
+    let at = usize::try_from(code.checked_sub(t.first)?).ok()?;
+    t.names.get(usize::from(*t.slots.get(at)?))
 }
 
 /// U+FFFD, which replaces control characters.
@@ -247,11 +298,17 @@ pub(crate) fn replace_marked<O: Output + ?Sized>(
     let mut run = 0;
     let mut i = 0;
     while i < v.len() {
-        if let Some(word) = v[i..].first_chunk::<8>()
-            && !marks.may_hold(u64::from_ne_bytes(*word))
+        if let Some(word) = v[i..].first_chunk::<8>() {
+            if !marks.may_hold(u64::from_ne_bytes(*word)) {
+                i += 8;
+                continue;
+            }
+        } else if let Some(last) = v.last_chunk::<8>()
+            && !marks.may_hold(u64::from_ne_bytes(*last))
         {
-            i += 8;
-            continue;
+            // Fewer than eight bytes left, and the last eight bytes (some of them looked at
+            // already) hold nothing marked.
+            break;
         }
         let end = (i + 8).min(v.len());
         match v[i..end].iter().position(|&b| marks.marks(b)) {
@@ -293,16 +350,47 @@ static JSON_ESCAPES: [u8; 256] = {
     t
 };
 
-/// Whether the eight bytes of `w` may hold a byte that JSON escapes (below 0x20, `"` or `\`).
-/// Exact when it says no; bytes from 0x80 never set it, so UTF-8 text is skipped a word at a
-/// time.
+/// The bytes of `w` (read little-endian) that JSON escapes (below 0x20, `"` or `\`): the high
+/// bit of each such byte, exactly (no carry crosses a byte). Bytes from 0x80 are never marked,
+/// so UTF-8 text is skipped a word at a time.
 #[inline]
-fn json_may_hold(w: u64) -> bool {
+fn json_marks(w: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
-    let equal = |c: u8| below(w ^ (ONES * u64::from(c)), 1);
-    (below(w, 0x20) | equal(b'"') | equal(b'\\')) != 0
+    // High bit set iff the byte is at least 0x20.
+    let at_least_space = ((w & LOW7) + ONES * 0x60) | w;
+    // High bit set iff the byte of `y` is zero.
+    let zero = |y: u64| !(((y & LOW7) + LOW7) | y);
+    (!at_least_space | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))))
+        & HIGH
+}
+
+/// The next byte at or after `i` that JSON escapes, if any, eight bytes at a time.
+#[inline]
+fn next_json_escape(v: &[u8], mut i: usize) -> Option<usize> {
+    let n = v.len();
+    while let Some(word) = v.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let m = json_marks(u64::from_le_bytes(*word));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i >= n {
+        return None;
+    }
+    let m = if let Some(last) = v.last_chunk::<8>() {
+        // The last eight bytes, of which the first `skip` were looked at already.
+        let skip = i - (n - 8);
+        json_marks(u64::from_le_bytes(*last)) >> (8 * skip)
+    } else {
+        // Fewer than eight bytes in all: padded with spaces, which need no escaping.
+        let mut word = [b' '; 8];
+        word[..n - i].copy_from_slice(&v[i..]);
+        json_marks(u64::from_le_bytes(word))
+    };
+    (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize)
 }
 
 /// Appends `v` as a JSON string, quotes included, exactly as `serde_json::to_writer` writes a
@@ -311,23 +399,10 @@ pub(crate) fn put_json_str<O: Output + ?Sized>(out: &mut O, v: &str) {
     let v = v.as_bytes();
     out.put(b"\"");
     let mut run = 0;
-    let mut i = 0;
-    while i < v.len() {
-        if let Some(word) = v[i..].first_chunk::<8>()
-            && !json_may_hold(u64::from_ne_bytes(*word))
-        {
-            i += 8;
-            continue;
-        }
-        let end = (i + 8).min(v.len());
-        while i < end && JSON_ESCAPES[usize::from(v[i])] == 0 {
-            i += 1;
-        }
-        if i == end {
-            continue;
-        }
-        out.put(&v[run..i]);
-        match JSON_ESCAPES[usize::from(v[i])] {
+    while let Some(at) = next_json_escape(v, run) {
+        out.put(&v[run..at]);
+        let b = v[at];
+        match JSON_ESCAPES[usize::from(b)] {
             b'u' => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.put(&[
@@ -335,14 +410,13 @@ pub(crate) fn put_json_str<O: Output + ?Sized>(out: &mut O, v: &str) {
                     b'u',
                     b'0',
                     b'0',
-                    HEX[usize::from(v[i] >> 4)],
-                    HEX[usize::from(v[i] & 0xf)],
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
                 ]);
             }
             c => out.put(&[b'\\', c]),
         }
-        i += 1;
-        run = i;
+        run = at + 1;
     }
     out.put(&v[run..]);
     out.put(b"\"");
@@ -444,6 +518,7 @@ pub(crate) fn put_ip<O: Output + ?Sized>(out: &mut O, ip: IpAddr) {
 /// `s` cut to `max - 3` characters when it has more than `max` characters, and whether it was
 /// cut (the caller then appends `...`). Counts characters only when the byte length says that
 /// `s` may be too long: a string has at least as many bytes as characters.
+#[inline]
 pub(crate) fn limit(s: &str, max: usize) -> (&str, bool) {
     if s.len() <= max {
         return (s, false);
@@ -510,6 +585,38 @@ mod tests {
                 }
             }
             assert!(!m.may_hold(u64::from_ne_bytes(*b"plain ok")));
+        }
+    }
+
+    #[test]
+    fn the_json_word_test_marks_exactly_the_bytes_to_escape() {
+        // Every pair of neighbouring bytes at every place: no carry or borrow from one byte
+        // can mark or hide its neighbour.
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                for at in 0..7 {
+                    let mut word = [0xffu8; 8];
+                    word[at] = a;
+                    word[at + 1] = b;
+                    let want = word.iter().enumerate().fold(0u64, |m, (k, &c)| {
+                        m | (u64::from(JSON_ESCAPES[usize::from(c)] != 0) << (8 * k + 7))
+                    });
+                    assert_eq!(json_marks(u64::from_le_bytes(word)), want, "{word:x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_action_table_agrees_with_the_actions_module() {
+        let codes = crate::actions::ACTIONS.iter().map(|a| i64::from(a.code));
+        for code in codes.chain([-1, 0, 999, 1999, 9920, 65_535, i64::MIN, i64::MAX]) {
+            for c in [code.wrapping_sub(1), code, code.wrapping_add(1)] {
+                let got = action(c).map(|a| (a.name, a.kebab));
+                let want = crate::actions::lookup(c).map(|a| a.name);
+                assert_eq!(got.map(|g| g.0), want, "{c}");
+                assert_eq!(got.map(|g| g.1), crate::actions::kebab(c), "{c}");
+            }
         }
     }
 
