@@ -18,8 +18,10 @@
 
 use std::net::IpAddr;
 
-use crate::event::Event;
-use crate::transform::{Fields, Marks, Output, REPLACEMENT, is_c1, limit, put_ip, replace_marked};
+use crate::event::{Event, PortalInfo};
+use crate::transform::{
+    Fields, Marks, Output, REPLACEMENT, is_c1, limit, put_ip, replace_marked, with_portal,
+};
 
 /// Device Vendor.
 pub const VENDOR: &str = "ONLYOFFICE";
@@ -90,8 +92,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     if let Some(m) = f.action_text {
         ext.put(" msg=", m, 1023);
     }
-    ext.put(" deviceExternalId=", f.portal_name, 255);
-    ext.put(" dvchost=", f.portal_host, 100);
+    with_portal(&ev.portal, |p| ext.out.put(&p.cef));
     ext.labelled(" cs1Label=country cs1=", f.country);
     ext.labelled(" cs2Label=city cs2=", f.city);
     ext.labelled(" cs3Label=platform cs3=", f.platform);
@@ -126,6 +127,16 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     // The display name, when `suser` carries the typed login instead.
     let display = f.login.and(f.user);
     ext.labelled(" cs6Label=userDisplayName cs6=", display);
+}
+
+/// ` deviceExternalId=… dvchost=…` of a portal (rendered once per portal by
+/// [`with_portal`]).
+pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ext = Ext { out: &mut out };
+    ext.put(" deviceExternalId=", &portal.name, 255);
+    ext.put(" dvchost=", &portal.host, 100);
+    out
 }
 
 /// `Action<code>`, the name of a code this build does not know (as `Event::action_name` writes

@@ -327,3 +327,59 @@ fn every_byte_is_escaped_as_serde_json_escapes_it() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn escaping_routines_write_what_the_reference_writes(s in hostile(), max in 0usize..80) {
+        type Routine = fn(&mut String, &str, usize);
+        let pairs: [(Routine, Routine); 4] = [
+            (|o, v, _| super::cef::escape_value(o, v), |o, v, _| reference::cef::escape_value(o, v)),
+            (super::cef::header, reference::cef::header),
+            (super::leef::sanitize_value, reference::leef::sanitize_value),
+            (super::leef::escape_header, reference::leef::escape_header),
+        ];
+        for (k, (tuned, old)) in pairs.into_iter().enumerate() {
+            for max in [max, 1023, usize::MAX / 2] {
+                let (mut got, mut want) = (String::from("x"), String::from("x"));
+                tuned(&mut got, &s, max);
+                old(&mut want, &s, max);
+                prop_assert_eq!(&got, &want, "routine {}", k);
+            }
+        }
+    }
+}
+
+#[test]
+fn short_loads_hold_the_bytes() {
+    let v = *b"\x01\x82\x03\xf4\x05\x06\x97";
+    for start in 0..7 {
+        for n in 1..=7 - start {
+            let want = v[start..start + n]
+                .iter()
+                .enumerate()
+                .fold(0u64, |w, (k, &b)| w | (u64::from(b) << (8 * k)));
+            let got = super::load_short(&v[start..start + n]) & super::low_bytes(n);
+            assert_eq!(got, want, "{start} {n}");
+        }
+    }
+}
+
+#[test]
+fn events_of_several_portals_in_turn_get_their_own_portal() {
+    // The per-thread portal text must follow the portal of each event.
+    let portals = [
+        Arc::new(PortalInfo::new("main", "https://docspace.example.com")),
+        Arc::new(PortalInfo::new("main", "https://other.example.com")),
+        Arc::new(PortalInfo::new("a=b|c\\\"d\n", "https://x.example.com/")),
+    ];
+    let base = super::fixtures::all();
+    for round in 0..3 {
+        for (k, ev) in base.iter().enumerate() {
+            let mut ev = ev.clone();
+            ev.portal = portals[(k + round) % portals.len()].clone();
+            check(&ev).expect("same bytes");
+        }
+    }
+}

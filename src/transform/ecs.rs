@@ -13,8 +13,8 @@ use serde_json::Value;
 #[cfg(test)]
 use serde_json::json;
 
-use crate::event::{Event, Outcome, Stream};
-use crate::transform::{Output, action, put_ip, put_json_str, put_utc_millis};
+use crate::event::{Event, Outcome, PortalInfo, Stream};
+use crate::transform::{Output, action, put_ip, put_json_str, put_utc_millis, with_portal};
 
 /// `,"ecs":{"version":"…"},"event":{"action":`: the constant text between `docspace` and
 /// `event.action`.
@@ -96,10 +96,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     opt_str(out, b",\"login\":", login);
     opt_str(out, b",\"page\":", page);
     opt_str(out, b",\"platform\":", platform);
-    out.put(b",\"portal\":");
-    put_json_str(out, &ev.portal.name);
-    out.put(b",\"portal_url\":");
-    put_json_str(out, &ev.portal.url);
+    with_portal(&ev.portal, |p| out.put(&p.ecs_portal));
     if let Some(v) = ev.product {
         out.put(b",\"product\":");
         out.put(num.format(v).as_bytes());
@@ -155,17 +152,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
 
     opt_str(out, b",\"message\":", action_text);
 
-    let host = keyword(&ev.portal.host);
-    out.put(b",\"observer\":{\"hostname\":");
-    put_json_str(out, &host);
-    out.put(b",\"name\":");
-    put_json_str(out, &ev.portal.name);
-    out.put(OBSERVER_REST);
-    out.put(b",\"organization\":{\"id\":");
-    put_json_str(out, &host);
-    out.put(b",\"name\":");
-    put_json_str(out, &ev.portal.name);
-    out.put(b"}");
+    with_portal(&ev.portal, |p| out.put(&p.ecs_observer));
 
     let mut related_user: [&str; 3] = [""; 3];
     let mut n = 0;
@@ -254,6 +241,34 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
         ua.close();
     }
     out.put(b"}");
+}
+
+/// `,"portal":…,"portal_url":…` of a portal (rendered once per portal by [`with_portal`]).
+pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.put(b",\"portal\":");
+    put_json_str(&mut out, &portal.name);
+    out.put(b",\"portal_url\":");
+    put_json_str(&mut out, &portal.url);
+    out
+}
+
+/// `,"observer":{…},"organization":{…}` of a portal (rendered once per portal by
+/// [`with_portal`]).
+pub(crate) fn observer_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    let host = keyword(&portal.host);
+    out.put(b",\"observer\":{\"hostname\":");
+    put_json_str(&mut out, &host);
+    out.put(b",\"name\":");
+    put_json_str(&mut out, &portal.name);
+    out.put(OBSERVER_REST);
+    out.put(b",\"organization\":{\"id\":");
+    put_json_str(&mut out, &host);
+    out.put(b",\"name\":");
+    put_json_str(&mut out, &portal.name);
+    out.put(b"}");
+    out
 }
 
 /// `key` (with its comma and colon) and the value, when present and not empty (unset values

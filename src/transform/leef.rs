@@ -63,9 +63,9 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-use crate::event::Event;
+use crate::event::{Event, PortalInfo};
 use crate::transform::{
-    Fields, Marks, Output, REPLACEMENT, cut_written, is_c1, put_ip, replace_marked,
+    Fields, Marks, Output, REPLACEMENT, cut_written, is_c1, put_ip, replace_marked, with_portal,
 };
 
 /// The attribute delimiter, written literally in the header's delimiter field.
@@ -121,8 +121,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
         }
     }
     attrs.raw("^outcome=", sem.outcome.as_str());
-    attrs.put("^portal=", f.portal_name, MAX_VALUE_CHARS);
-    attrs.put("^portalHost=", f.portal_host, MAX_VALUE_CHARS);
+    with_portal(&ev.portal, |p| attrs.out.put(&p.leef));
     if let Some(ip) = ev.valid_ip() {
         // As `Display` writes it: nothing to sanitise, far below the limit.
         attrs.out.put(b"^src=");
@@ -143,6 +142,15 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     attrs.opt("^message=", f.action_text);
     attrs.target("^target=", f.target);
     attrs.opt("^context=", f.context);
+}
+
+/// `^portal=…^portalHost=…` of a portal (rendered once per portal by [`with_portal`]).
+pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut attrs = Attrs { out: &mut out };
+    attrs.put("^portal=", &portal.name, MAX_VALUE_CHARS);
+    attrs.put("^portalHost=", &portal.host, MAX_VALUE_CHARS);
+    out
 }
 
 /// The attributes. Keys are written with the delimiter before them and `=` (`^usrName=`).

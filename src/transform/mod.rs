@@ -117,7 +117,6 @@ pub(crate) struct Fields<'a> {
     pub time: OffsetDateTime,
     pub action_id: i64,
     pub portal_name: &'a str,
-    pub portal_host: &'a str,
     pub action_text: Option<&'a str>,
     pub user: Option<&'a str>,
     pub user_id: Option<&'a str>,
@@ -143,7 +142,6 @@ impl Fields<'_> {
             time: ev.time,
             action_id: ev.action_id,
             portal_name: &ev.portal.name,
-            portal_host: &ev.portal.host,
             action_text: ev.action_text(),
             user: ev.user(),
             user_id: ev.user_id(),
@@ -220,6 +218,54 @@ pub(crate) fn action(code: i64) -> Option<&'static ActionNames> {
     t.names.get(usize::from(*t.slots.get(at)?))
 }
 
+/// The text each encoder writes for a portal, rendered once per portal instead of escaping the
+/// same name and host again for every event.
+#[derive(Debug)]
+pub(crate) struct PortalText {
+    /// ECS: `,"portal":…,"portal_url":…`.
+    pub ecs_portal: Box<[u8]>,
+    /// ECS: `,"observer":{…},"organization":{…}`.
+    pub ecs_observer: Box<[u8]>,
+    /// CEF: ` deviceExternalId=… dvchost=…`.
+    pub cef: Box<[u8]>,
+    /// LEEF: `^portal=…^portalHost=…`.
+    pub leef: Box<[u8]>,
+}
+
+/// Calls `f` with the rendered text of `portal`. Each thread keeps the text of the last portal
+/// it saw, with a reference to that portal, so the allocation it compares by address stays
+/// alive and cannot be reused by another portal.
+#[inline]
+pub(crate) fn with_portal<R>(
+    portal: &std::sync::Arc<crate::event::PortalInfo>,
+    f: impl FnOnce(&PortalText) -> R,
+) -> R {
+    type Cached = Option<(
+        std::sync::Arc<crate::event::PortalInfo>,
+        std::rc::Rc<PortalText>,
+    )>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Cached> = const { std::cell::RefCell::new(None) };
+    }
+    let text = LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((p, text)) if std::sync::Arc::ptr_eq(p, portal) => text.clone(),
+            _ => {
+                let text = std::rc::Rc::new(PortalText {
+                    ecs_portal: ecs::portal_text(portal).into_boxed_slice(),
+                    ecs_observer: ecs::observer_text(portal).into_boxed_slice(),
+                    cef: cef::portal_text(portal).into_boxed_slice(),
+                    leef: leef::portal_text(portal).into_boxed_slice(),
+                });
+                *last = Some((portal.clone(), text.clone()));
+                text
+            }
+        }
+    });
+    f(&text)
+}
+
 /// U+FFFD, which replaces control characters.
 pub(crate) const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
@@ -249,6 +295,8 @@ impl Marks {
         table[0x7f] = true;
         // The word test finds printable ASCII by value and everything else by range.
         assert!(ascii[0] > 0x20 && ascii[0] < 0x7f && ascii[1] > 0x20 && ascii[1] < 0x7f);
+        // `replace_marked` fills short words with `A`.
+        assert!(ascii[0] != b'A' && ascii[1] != b'A');
         table[ascii[0] as usize] = true;
         table[ascii[1] as usize] = true;
         let mut k = 0;
@@ -303,12 +351,21 @@ pub(crate) fn replace_marked<O: Output + ?Sized>(
                 i += 8;
                 continue;
             }
-        } else if let Some(last) = v.last_chunk::<8>()
-            && !marks.may_hold(u64::from_ne_bytes(*last))
-        {
-            // Fewer than eight bytes left, and the last eight bytes (some of them looked at
-            // already) hold nothing marked.
-            break;
+        } else if let Some(last) = v.last_chunk::<8>() {
+            if !marks.may_hold(u64::from_ne_bytes(*last)) {
+                // Fewer than eight bytes left, and the last eight bytes (some of them looked
+                // at already) hold nothing marked.
+                break;
+            }
+        } else if i == 0 {
+            // Fewer than eight bytes in all; the rest of the word filled with `A`, which no
+            // escaping marks.
+            const FILL: u64 = u64::from_ne_bytes([b'A'; 8]);
+            let w = load_short(v);
+            let keep = low_bytes(v.len());
+            if !marks.may_hold((w & keep) | (FILL & !keep)) {
+                break;
+            }
         }
         let end = (i + 8).min(v.len());
         match v[i..end].iter().position(|&b| marks.marks(b)) {
@@ -367,7 +424,7 @@ fn json_marks(w: u64) -> u64 {
 }
 
 /// The next byte at or after `i` that JSON escapes, if any, eight bytes at a time.
-#[inline]
+#[inline(always)]
 fn next_json_escape(v: &[u8], mut i: usize) -> Option<usize> {
     let n = v.len();
     while let Some(word) = v.get(i..).and_then(<[u8]>::first_chunk::<8>) {
@@ -385,12 +442,33 @@ fn next_json_escape(v: &[u8], mut i: usize) -> Option<usize> {
         let skip = i - (n - 8);
         json_marks(u64::from_le_bytes(*last)) >> (8 * skip)
     } else {
-        // Fewer than eight bytes in all: padded with spaces, which need no escaping.
-        let mut word = [b' '; 8];
-        word[..n - i].copy_from_slice(&v[i..]);
-        json_marks(u64::from_le_bytes(word))
+        // Fewer than eight bytes in all.
+        let rest = &v[i..];
+        json_marks(load_short(rest)) & low_bytes(rest.len())
     };
     (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize)
+}
+
+/// The 1 to 7 bytes of `v` as the low bytes of a little-endian word, without a copy loop or a
+/// `memcpy` call: two overlapping loads, whose common bytes agree. The high bytes are
+/// meaningless (callers mask them with [`low_bytes`]).
+#[inline(always)]
+fn load_short(v: &[u8]) -> u64 {
+    let n = v.len();
+    debug_assert!((1..8).contains(&n));
+    if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
+        u64::from(u32::from_le_bytes(*lo)) | (u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4)))
+    } else if let (Some(&a), Some(&b), Some(&c)) = (v.first(), v.get(n / 2), v.last()) {
+        u64::from(a) | (u64::from(b) << (8 * (n / 2))) | (u64::from(c) << (8 * (n - 1)))
+    } else {
+        0
+    }
+}
+
+/// A mask of the low `n` bytes of a word (`n < 8`).
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    (1u64 << (8 * n)) - 1
 }
 
 /// Appends `v` as a JSON string, quotes included, exactly as `serde_json::to_writer` writes a
@@ -518,7 +596,7 @@ pub(crate) fn put_ip<O: Output + ?Sized>(out: &mut O, ip: IpAddr) {
 /// `s` cut to `max - 3` characters when it has more than `max` characters, and whether it was
 /// cut (the caller then appends `...`). Counts characters only when the byte length says that
 /// `s` may be too long: a string has at least as many bytes as characters.
-#[inline]
+#[inline(always)]
 pub(crate) fn limit(s: &str, max: usize) -> (&str, bool) {
     if s.len() <= max {
         return (s, false);
