@@ -71,7 +71,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     }
     // Addresses are written as `Display` does: at most 15 (IPv4) or 45 (IPv6) characters, the
     // limits of `src` and `c6a1`, and nothing to escape.
-    match ev.valid_ip() {
+    match crate::transform::valid_ip(ev) {
         Some(ip @ IpAddr::V4(_)) => {
             ext.out.put(b" src=");
             put_ip(ext.out, ip);

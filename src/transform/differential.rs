@@ -383,3 +383,28 @@ fn events_of_several_portals_in_turn_get_their_own_portal() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn dotted_quads_parse_as_ip_addr_parses_them(
+        s in prop_oneof![
+            "[0-9.]{0,18}",
+            "[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}",
+            any::<[u8; 4]>().prop_map(|o| Ipv4Addr::from(o).to_string()),
+            any::<u128>().prop_map(|v| Ipv6Addr::from(v).to_string()),
+            "[0-9a-f:.x +-]{0,20}",
+        ],
+    ) {
+        let fast = super::parse_ipv4(s.as_bytes());
+        if let Some(v4) = fast {
+            prop_assert_eq!(s.parse::<std::net::IpAddr>().ok(), Some(v4.into()), "{}", s);
+        }
+        let row = json!({"id": 1, "date": "2025-01-01T00:00:00Z", "actionId": 1000, "ip": s});
+        let p = Arc::new(PortalInfo::new("main", "https://x"));
+        if let Ok(ev) = Event::from_json(p, None, row) {
+            prop_assert_eq!(super::valid_ip(&ev), ev.valid_ip());
+        }
+    }
+}

@@ -35,7 +35,7 @@ const OBSERVER_REST: &[u8] =
 /// escaping, byte for byte).
 pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     let sem = ev.semantics();
-    let ip = ev.valid_ip();
+    let ip = crate::transform::valid_ip(ev);
     let mut num = itoa::Buffer::new();
     let action_text = ev.action_text();
     let (login, user, user_id) = (ev.login(), ev.user(), ev.user_id());

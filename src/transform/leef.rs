@@ -122,7 +122,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     }
     attrs.raw("^outcome=", sem.outcome.as_str());
     with_portal(&ev.portal, |p| attrs.out.put(&p.leef));
-    if let Some(ip) = ev.valid_ip() {
+    if let Some(ip) = crate::transform::valid_ip(ev) {
         // As `Display` writes it: nothing to sanitise, far below the limit.
         attrs.out.put(b"^src=");
         put_ip(attrs.out, ip);

@@ -575,6 +575,48 @@ pub(crate) fn put_utc_millis<O: Output + ?Sized>(out: &mut O, t: OffsetDateTime)
     ]);
 }
 
+/// The event's `ip` when it is a valid address, as [`Event::valid_ip`] reads it: a dotted
+/// quad by a direct parse (the common case), anything else through `IpAddr`'s parser.
+#[inline]
+pub(crate) fn valid_ip(ev: &Event) -> Option<IpAddr> {
+    let s = ev.ip()?;
+    match parse_ipv4(s.as_bytes()) {
+        Some(v4) => Some(IpAddr::V4(v4)),
+        None => s.parse().ok(),
+    }
+}
+
+/// `a.b.c.d` with each part 0–255 in one to three ASCII digits and no leading zero: every
+/// string it accepts, `Ipv4Addr`'s parser accepts as the same address (what it rejects goes to
+/// that parser).
+#[inline]
+fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if b.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v = 0u32;
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit() && i - start < 3) {
+            v = v * 10 + u32::from(d - b'0');
+            i += 1;
+        }
+        if i == start || (i - start > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = u8::try_from(v).ok()?;
+    }
+    (i == b.len()).then_some(std::net::Ipv4Addr::from(octets))
+}
+
 /// Appends an address as its `Display` writes it: an IPv4 address as `a.b.c.d` with itoa (the
 /// formatting machinery costs more than the rest of a CEF record's escaping), IPv6 through
 /// `Display` itself.
