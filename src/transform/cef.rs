@@ -20,7 +20,8 @@ use std::net::IpAddr;
 
 use crate::event::{Event, PortalInfo};
 use crate::transform::{
-    Fields, Marks, Output, REPLACEMENT, is_c1, limit, put_ip, replace_marked, with_portal,
+    Fields, Marks, Output, REPLACEMENT, epoch_millis, is_c1, limit, put_ip, replace_marked,
+    with_portal,
 };
 
 /// Device Vendor.
@@ -38,24 +39,26 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     let sem = ev.semantics();
     let mut num = itoa::Buffer::new();
     out.put(PREFIX.as_bytes());
-    out.put(num.format(f.action_id).as_bytes());
-    out.put(b"|");
-    let action = f.action_name();
+    let action = f.action();
     match action {
-        Some(name) => header_into(out, name, 512),
-        None => unknown_action(out, f.action_id),
+        Some(a) => out.put(&a.cef_head),
+        None => {
+            out.put(num.format(f.action_id).as_bytes());
+            out.put(b"|");
+            unknown_action(out, f.action_id);
+            out.put(b"|");
+        }
     }
-    out.put(b"|");
     out.put(num.format(sem.severity).as_bytes());
     // `rt` is always the first extension key; every later key is written as ` key=`.
     out.put(b"|rt=");
-    out.put(num.format(ev.epoch_millis()).as_bytes());
+    out.put(num.format(epoch_millis(f.time)).as_bytes());
 
     let mut ext = Ext { out };
     // Digits: at most 20 characters, below the limit of 40, and nothing to escape.
     ext.num(" externalId=", f.id);
     match action {
-        Some(name) => ext.put(" act=", name, 63),
+        Some(a) => ext.out.put(&a.cef_act),
         None => {
             ext.out.put(b" act=");
             unknown_action(ext.out, f.action_id);
@@ -137,6 +140,19 @@ pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
     ext.put(" deviceExternalId=", &portal.name, 255);
     ext.put(" dvchost=", &portal.host, 100);
     out
+}
+
+/// `<code>|<name>|` and ` act=<name>` of a known action (rendered once per process by
+/// [`crate::transform::action`]).
+pub(crate) fn action_text(code: i64, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut head = Vec::new();
+    head.put(itoa::Buffer::new().format(code).as_bytes());
+    head.put(b"|");
+    header_into(&mut head, name, 512);
+    head.put(b"|");
+    let mut act = Vec::new();
+    Ext { out: &mut act }.put(" act=", name, 63);
+    (head, act)
 }
 
 /// `Action<code>`, the name of a code this build does not know (as `Event::action_name` writes

@@ -408,3 +408,20 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn epoch_millis_round_as_the_event_rounds(
+        secs in -377_705_116_800i64..253_402_300_800,
+        nanos in prop_oneof![0u32..1_000_000_000, (0u32..1000).prop_map(|m| m * 1_000_000)],
+    ) {
+        let t = time::OffsetDateTime::from_unix_timestamp(secs).expect("in range")
+            + time::Duration::nanoseconds(i64::from(nanos));
+        prop_assert_eq!(
+            super::epoch_millis(t),
+            (t.unix_timestamp_nanos() / 1_000_000) as i64
+        );
+    }
+}

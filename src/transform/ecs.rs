@@ -58,7 +58,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     out.put(b",\"action_name\":");
     let names = action(ev.action_id);
     match names {
-        Some(a) => put_json_str(out, a.name),
+        Some(a) => out.put(&a.json_name),
         // `Action<code>`, as `Event::action_name` writes it: nothing to escape.
         None => {
             out.put(b"\"Action");
@@ -120,7 +120,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
 
     out.put(ECS_AND_EVENT.as_bytes());
     match names {
-        Some(a) => put_json_str(out, a.kebab),
+        Some(a) => out.put(&a.json_kebab),
         // `action-<code>`, as `Event::action_kebab` writes it: nothing to escape.
         None => {
             out.put(b"\"action-");

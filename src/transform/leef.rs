@@ -102,7 +102,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     // Agent- or DocSpace-derived values first (see the module doc on ordering). `devTime` is
     // always the first attribute; every later key is written as `^key=`.
     let mut attrs = Attrs { out };
-    let millis = ev.epoch_millis();
+    let millis = crate::transform::epoch_millis(f.time);
     if (1_000_000_000_000..10_000_000_000_000).contains(&millis) {
         attrs.raw("devTime=", num.format(millis));
     } else {
@@ -113,8 +113,8 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     attrs.raw("^cat=", f.stream.as_str());
     attrs.raw("^sev=", num.format(sem.severity.clamp(1, 10)));
     attrs.raw("^externalId=", num.format(f.id));
-    match f.action_name() {
-        Some(name) => attrs.put("^action=", name, MAX_VALUE_CHARS),
+    match f.action() {
+        Some(a) => attrs.out.put(&a.leef),
         // `Action<code>`, as `Event::action_name` writes it, without allocating.
         None => {
             attrs.raw("^action=Action", num.format(f.action_id));
@@ -150,6 +150,14 @@ pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
     let mut attrs = Attrs { out: &mut out };
     attrs.put("^portal=", &portal.name, MAX_VALUE_CHARS);
     attrs.put("^portalHost=", &portal.host, MAX_VALUE_CHARS);
+    out
+}
+
+/// `^action=<name>` of a known action (rendered once per process by
+/// [`crate::transform::action`]).
+pub(crate) fn action_text(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    Attrs { out: &mut out }.put("^action=", name, MAX_VALUE_CHARS);
     out
 }
 

@@ -160,20 +160,27 @@ impl Fields<'_> {
         }
     }
 
-    /// The `MessageAction` member name, or `None` for a code this build does not know (the
-    /// encoders then write `Action<code>`, as `Event::action_name` does, without allocating).
-    pub fn action_name(&self) -> Option<&'static str> {
-        action(self.action_id).map(|a| a.name)
+    /// What the encoders write for the action, or `None` for a code this build does not know
+    /// (the encoders then write `Action<code>`, as `Event::action_name` does, without
+    /// allocating).
+    pub fn action(&self) -> Option<&'static ActionNames> {
+        action(self.action_id)
     }
 }
 
 /// What the encoders write for a known action code, looked up once per process.
 #[derive(Debug)]
 pub(crate) struct ActionNames {
-    /// The `MessageAction` member name, as [`crate::actions::lookup`] gives it.
-    pub name: &'static str,
-    /// The kebab-case name, as [`crate::actions::kebab`] gives it.
-    pub kebab: &'static str,
+    /// The `MessageAction` member name ([`crate::actions::lookup`]) as a JSON string.
+    pub json_name: Box<[u8]>,
+    /// The kebab-case name ([`crate::actions::kebab`]) as a JSON string.
+    pub json_kebab: Box<[u8]>,
+    /// CEF: `<code>|<name>|` (header fields).
+    pub cef_head: Box<[u8]>,
+    /// CEF: ` act=<name>`.
+    pub cef_act: Box<[u8]>,
+    /// LEEF: `^action=<name>`.
+    pub leef: Box<[u8]>,
 }
 
 /// The names of a known action code, from a table indexed by the code itself (the codes are
@@ -202,9 +209,18 @@ pub(crate) fn action(code: i64) -> Option<&'static ActionNames> {
                 crate::actions::kebab(code),
             ) {
                 slots[at] = n;
+                let json = |v: &str| {
+                    let mut out = Vec::new();
+                    put_json_str(&mut out, v);
+                    out.into_boxed_slice()
+                };
+                let (cef_head, cef_act) = cef::action_text(code, a.name);
                 names.push(ActionNames {
-                    name: a.name,
-                    kebab,
+                    json_name: json(a.name),
+                    json_kebab: json(kebab),
+                    cef_head: cef_head.into_boxed_slice(),
+                    cef_act: cef_act.into_boxed_slice(),
+                    leef: leef::action_text(a.name).into_boxed_slice(),
                 });
             }
         }
@@ -617,6 +633,21 @@ fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
     (i == b.len()).then_some(std::net::Ipv4Addr::from(octets))
 }
 
+/// Epoch milliseconds of `t`, as [`Event::epoch_millis`] computes them (nanoseconds divided
+/// by a million, rounded toward zero), without a 128-bit division.
+#[inline]
+pub(crate) fn epoch_millis(t: OffsetDateTime) -> i64 {
+    let secs = t.unix_timestamp();
+    let nanos = t.nanosecond();
+    let millis = secs * 1000 + i64::from(nanos / 1_000_000);
+    // Before 1970 the division rounds toward zero, up from the floor.
+    if secs < 0 && !nanos.is_multiple_of(1_000_000) {
+        millis + 1
+    } else {
+        millis
+    }
+}
+
 /// Appends an address as its `Display` writes it: an IPv4 address as `a.b.c.d` with itoa (the
 /// formatting machinery costs more than the rest of a CEF record's escaping), IPv6 through
 /// `Display` itself.
@@ -732,10 +763,12 @@ mod tests {
         let codes = crate::actions::ACTIONS.iter().map(|a| i64::from(a.code));
         for code in codes.chain([-1, 0, 999, 1999, 9920, 65_535, i64::MIN, i64::MAX]) {
             for c in [code.wrapping_sub(1), code, code.wrapping_add(1)] {
-                let got = action(c).map(|a| (a.name, a.kebab));
-                let want = crate::actions::lookup(c).map(|a| a.name);
-                assert_eq!(got.map(|g| g.0), want, "{c}");
-                assert_eq!(got.map(|g| g.1), crate::actions::kebab(c), "{c}");
+                let json = |v: &str| serde_json::to_vec(v).expect("serialises");
+                let got = action(c).map(|a| (a.json_name.to_vec(), a.json_kebab.to_vec()));
+                let want = crate::actions::lookup(c).map(|a| a.name).map(json);
+                assert_eq!(got.as_ref().map(|g| &g.0), want.as_ref(), "{c}");
+                let want = crate::actions::kebab(c).map(json);
+                assert_eq!(got.as_ref().map(|g| &g.1), want.as_ref(), "{c}");
             }
         }
     }
