@@ -18,8 +18,11 @@
 
 use std::net::IpAddr;
 
-use crate::event::Event;
-use crate::transform::{Fields, Marks, Output, REPLACEMENT, is_c1, limit, put_ip, replace_marked};
+use crate::event::{Event, PortalInfo};
+use crate::transform::{
+    Fields, Marks, Output, REPLACEMENT, epoch_millis, is_c1, limit, put_ip, replace_marked,
+    with_portal,
+};
 
 /// Device Vendor.
 pub const VENDOR: &str = "ONLYOFFICE";
@@ -36,24 +39,26 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     let sem = ev.semantics();
     let mut num = itoa::Buffer::new();
     out.put(PREFIX.as_bytes());
-    out.put(num.format(f.action_id).as_bytes());
-    out.put(b"|");
-    let action = f.action_name();
+    let action = f.action();
     match action {
-        Some(name) => header_into(out, name, 512),
-        None => unknown_action(out, f.action_id),
+        Some(a) => out.put(&a.cef_head),
+        None => {
+            out.put(num.format(f.action_id).as_bytes());
+            out.put(b"|");
+            unknown_action(out, f.action_id);
+            out.put(b"|");
+        }
     }
-    out.put(b"|");
     out.put(num.format(sem.severity).as_bytes());
     // `rt` is always the first extension key; every later key is written as ` key=`.
     out.put(b"|rt=");
-    out.put(num.format(ev.epoch_millis()).as_bytes());
+    out.put(num.format(epoch_millis(f.time)).as_bytes());
 
     let mut ext = Ext { out };
     // Digits: at most 20 characters, below the limit of 40, and nothing to escape.
     ext.num(" externalId=", f.id);
     match action {
-        Some(name) => ext.put(" act=", name, 63),
+        Some(a) => ext.out.put(&a.cef_act),
         None => {
             ext.out.put(b" act=");
             unknown_action(ext.out, f.action_id);
@@ -69,7 +74,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     }
     // Addresses are written as `Display` does: at most 15 (IPv4) or 45 (IPv6) characters, the
     // limits of `src` and `c6a1`, and nothing to escape.
-    match ev.valid_ip() {
+    match crate::transform::valid_ip(ev) {
         Some(ip @ IpAddr::V4(_)) => {
             ext.out.put(b" src=");
             put_ip(ext.out, ip);
@@ -90,8 +95,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     if let Some(m) = f.action_text {
         ext.put(" msg=", m, 1023);
     }
-    ext.put(" deviceExternalId=", f.portal_name, 255);
-    ext.put(" dvchost=", f.portal_host, 100);
+    with_portal(&ev.portal, |p| ext.out.put(&p.cef));
     ext.labelled(" cs1Label=country cs1=", f.country);
     ext.labelled(" cs2Label=city cs2=", f.city);
     ext.labelled(" cs3Label=platform cs3=", f.platform);
@@ -126,6 +130,29 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     // The display name, when `suser` carries the typed login instead.
     let display = f.login.and(f.user);
     ext.labelled(" cs6Label=userDisplayName cs6=", display);
+}
+
+/// ` deviceExternalId=… dvchost=…` of a portal (rendered once per portal by
+/// [`with_portal`]).
+pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ext = Ext { out: &mut out };
+    ext.put(" deviceExternalId=", &portal.name, 255);
+    ext.put(" dvchost=", &portal.host, 100);
+    out
+}
+
+/// `<code>|<name>|` and ` act=<name>` of a known action (rendered once per process by
+/// [`crate::transform::action`]).
+pub(crate) fn action_text(code: i64, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut head = Vec::new();
+    head.put(itoa::Buffer::new().format(code).as_bytes());
+    head.put(b"|");
+    header_into(&mut head, name, 512);
+    head.put(b"|");
+    let mut act = Vec::new();
+    Ext { out: &mut act }.put(" act=", name, 63);
+    (head, act)
 }
 
 /// `Action<code>`, the name of a code this build does not know (as `Event::action_name` writes

@@ -8,226 +8,297 @@
 //! `null`; DocSpace's own fields go under `docspace.*` in snake_case.
 
 use std::borrow::Cow;
-use std::io::Write as _;
 
 use serde_json::Value;
 #[cfg(test)]
 use serde_json::json;
 
-use crate::event::{Event, Outcome, Stream};
-use crate::transform::ECS_VERSION;
+use crate::event::{Event, Outcome, PortalInfo, Stream};
+use crate::transform::{Output, action, put_ip, put_json_str, put_utc_millis, with_portal};
+
+/// `,"ecs":{"version":"…"},"event":{"action":`: the constant text between `docspace` and
+/// `event.action`.
+const ECS_AND_EVENT: &str = concat!(
+    ",\"ecs\":{\"version\":\"",
+    crate::transform::ecs_version!(),
+    "\"},\"event\":{\"action\":"
+);
+
+/// `observer` after its host name and portal name: constants.
+const OBSERVER_REST: &[u8] =
+    b",\"product\":\"DocSpace\",\"type\":\"application\",\"vendor\":\"ONLYOFFICE\"}";
 
 /// Appends one ECS document as compact JSON, keys in sorted order at every level.
 ///
-/// Written straight into `out` (no intermediate tree): string values go through serde_json's
-/// escaper, keys are constants.
-pub fn encode(ev: &Event, out: &mut Vec<u8>) {
+/// Written straight into `out` (no intermediate tree, no serde): keys and the constant runs
+/// between them are literals, string values go through [`put_json_str`] (serde_json's
+/// escaping, byte for byte).
+pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     let sem = ev.semantics();
-    let ip = ev.valid_ip();
-    let mut doc = Obj::open(out);
-    doc.key("@timestamp");
-    doc.out.push(b'"');
-    crate::event::write_utc_millis(doc.out, ev.time);
-    doc.out.push(b'"');
+    let ip = crate::transform::valid_ip(ev);
+    let mut num = itoa::Buffer::new();
+    let action_text = ev.action_text();
+    let (login, user, user_id) = (ev.login(), ev.user(), ev.user_id());
+    let (country, city) = (ev.country(), ev.city());
+    let (browser, platform, page) = (ev.browser(), ev.platform(), ev.page());
+    let raw_ip = ev.ip();
 
-    doc.key("docspace");
-    {
-        let mut ds = Obj::open(doc.out);
-        ds.opt_str("action", ev.action_text());
-        ds.int("action_id", ev.action_id);
-        ds.str("action_name", &ev.action_name());
-        if let Some(v) = ev.action_type {
-            ds.int("action_type", v);
+    out.put(b"{\"@timestamp\":\"");
+    put_utc_millis(out, ev.time);
+    out.put(b"\",\"docspace\":{");
+    // `action` is the only key before `action_id`, which is always there: every later key is
+    // written with its comma.
+    if let Some(a) = action_text.filter(|v| !v.is_empty()) {
+        out.put(b"\"action\":");
+        put_json_str(out, a);
+        out.put(b",");
+    }
+    out.put(b"\"action_id\":");
+    out.put(num.format(ev.action_id).as_bytes());
+    out.put(b",\"action_name\":");
+    let names = action(ev.action_id);
+    match names {
+        Some(a) => out.put(&a.json_name),
+        // `Action<code>`, as `Event::action_name` writes it: nothing to escape.
+        None => {
+            out.put(b"\"Action");
+            out.put(num.format(ev.action_id).as_bytes());
+            out.put(b"\"");
         }
-        ds.opt_str("browser", ev.browser());
-        ds.opt_str("city", ev.city());
-        ds.opt_str("context", ev.context());
-        ds.opt_str("country", ev.country());
-        ds.str("date", ev.date_text());
-        if ev.stream == Stream::Audit {
-            ds.key("entries");
-            ds.out.push(b'[');
-            for (i, e) in ev.entries.iter().enumerate() {
-                if i > 0 {
-                    ds.out.push(b',');
-                }
-                push_int(ds.out, *e);
+    }
+    if let Some(v) = ev.action_type {
+        out.put(b",\"action_type\":");
+        out.put(num.format(v).as_bytes());
+    }
+    opt_str(out, b",\"browser\":", browser);
+    opt_str(out, b",\"city\":", city);
+    opt_str(out, b",\"context\":", ev.context());
+    opt_str(out, b",\"country\":", country);
+    out.put(b",\"date\":");
+    put_json_str(out, ev.date_text());
+    if ev.stream == Stream::Audit {
+        out.put(b",\"entries\":[");
+        for (i, e) in ev.entries.iter().enumerate() {
+            if i > 0 {
+                out.put(b",");
             }
-            ds.out.push(b']');
+            out.put(num.format(*e).as_bytes());
         }
-        ds.int("id", ev.id);
-        ds.opt_str("ip", ev.ip());
-        if let Some(v) = ev.location {
-            ds.int("location", v);
-        }
-        ds.opt_str("login", ev.login());
-        ds.opt_str("page", ev.page());
-        ds.opt_str("platform", ev.platform());
-        ds.str("portal", &ev.portal.name);
-        ds.str("portal_url", &ev.portal.url);
-        if let Some(v) = ev.product {
-            ds.int("product", v);
-        }
-        ds.str("stream", ev.stream.as_str());
-        if !ev.target.is_empty() {
-            ds.key("target");
-            ds.out.push(b'[');
-            for (i, t) in ev.target.iter().enumerate() {
-                if i > 0 {
-                    ds.out.push(b',');
-                }
-                json_str(ds.out, t);
+        out.put(b"]");
+    }
+    out.put(b",\"id\":");
+    out.put(num.format(ev.id).as_bytes());
+    opt_str(out, b",\"ip\":", raw_ip);
+    if let Some(v) = ev.location {
+        out.put(b",\"location\":");
+        out.put(num.format(v).as_bytes());
+    }
+    opt_str(out, b",\"login\":", login);
+    opt_str(out, b",\"page\":", page);
+    opt_str(out, b",\"platform\":", platform);
+    with_portal(&ev.portal, |p| out.put(&p.ecs_portal));
+    if let Some(v) = ev.product {
+        out.put(b",\"product\":");
+        out.put(num.format(v).as_bytes());
+    }
+    out.put(b",\"stream\":\"");
+    out.put(ev.stream.as_str().as_bytes());
+    out.put(b"\"");
+    if !ev.target.is_empty() {
+        out.put(b",\"target\":[");
+        for (i, t) in ev.target.iter().enumerate() {
+            if i > 0 {
+                out.put(b",");
             }
-            ds.out.push(b']');
+            put_json_str(out, t);
         }
-        ds.opt_str("user", ev.user());
-        ds.opt_str("user_id", ev.user_id());
-        ds.close();
+        out.put(b"]");
     }
+    opt_str(out, b",\"user\":", user);
+    opt_str(out, b",\"user_id\":", user_id);
+    out.put(b"}");
 
-    doc.key("ecs");
-    doc.out.extend_from_slice(b"{\"version\":\"");
-    doc.out.extend_from_slice(ECS_VERSION.as_bytes());
-    doc.out.extend_from_slice(b"\"}");
-
-    doc.key("event");
-    {
-        let mut e = Obj::open(doc.out);
-        e.str("action", &ev.action_kebab());
-        e.str_array("category", sem.category);
-        e.key("code");
-        e.out.push(b'"');
-        push_int(e.out, ev.action_id);
-        e.out.push(b'"');
-        e.key("dataset");
-        e.out.extend_from_slice(b"\"docspace.");
-        e.out.extend_from_slice(ev.stream.as_str().as_bytes());
-        e.out.push(b'"');
-        e.key("id");
-        e.out.push(b'"');
-        push_int(e.out, ev.id);
-        e.out.push(b'"');
-        e.str("kind", "event");
-        e.str("module", "docspace");
-        e.str("outcome", sem.outcome.as_str());
-        e.str("provider", ev.stream.as_str());
-        if sem.outcome == Outcome::Failure {
-            e.keyword("reason", ev.action_text());
+    out.put(ECS_AND_EVENT.as_bytes());
+    match names {
+        Some(a) => out.put(&a.json_kebab),
+        // `action-<code>`, as `Event::action_kebab` writes it: nothing to escape.
+        None => {
+            out.put(b"\"action-");
+            out.put(num.format(ev.action_id).as_bytes());
+            out.put(b"\"");
         }
-        e.int("severity", i64::from(sem.severity));
-        e.str_array("type", sem.kind);
-        e.close();
     }
-
-    doc.opt_str("message", ev.action_text());
-
-    let host = keyword(&ev.portal.host);
-    doc.key("observer");
-    {
-        let mut o = Obj::open(doc.out);
-        o.str("hostname", &host);
-        o.str("name", &ev.portal.name);
-        o.str("product", "DocSpace");
-        o.str("type", "application");
-        o.str("vendor", "ONLYOFFICE");
-        o.close();
+    out.put(b",\"category\":");
+    str_array(out, sem.category);
+    out.put(b",\"code\":\"");
+    out.put(num.format(ev.action_id).as_bytes());
+    out.put(b"\",\"dataset\":\"docspace.");
+    out.put(ev.stream.as_str().as_bytes());
+    out.put(b"\",\"id\":\"");
+    out.put(num.format(ev.id).as_bytes());
+    out.put(b"\",\"kind\":\"event\",\"module\":\"docspace\",\"outcome\":\"");
+    out.put(sem.outcome.as_str().as_bytes());
+    out.put(b"\",\"provider\":\"");
+    out.put(ev.stream.as_str().as_bytes());
+    out.put(b"\"");
+    if sem.outcome == Outcome::Failure {
+        opt_keyword(out, b",\"reason\":", action_text);
     }
-    doc.key("organization");
-    {
-        let mut o = Obj::open(doc.out);
-        o.str("id", &host);
-        o.str("name", &ev.portal.name);
-        o.close();
-    }
+    out.put(b",\"severity\":");
+    out.put(num.format(sem.severity).as_bytes());
+    out.put(b",\"type\":");
+    str_array(out, sem.kind);
+    out.put(b"}");
 
-    let mut related_user: [Option<&str>; 3] = [None; 3];
+    opt_str(out, b",\"message\":", action_text);
+
+    with_portal(&ev.portal, |p| out.put(&p.ecs_observer));
+
+    let mut related_user: [&str; 3] = [""; 3];
     let mut n = 0;
-    for u in [ev.login(), ev.user(), ev.user_id()].into_iter().flatten() {
-        if !related_user[..n].contains(&Some(u)) {
-            related_user[n] = Some(u);
+    for u in [login, user, user_id].into_iter().flatten() {
+        if !related_user[..n].contains(&u) {
+            related_user[n] = u;
             n += 1;
         }
     }
     if n > 0 || ip.is_some() {
-        doc.key("related");
-        let mut r = Obj::open(doc.out);
+        out.put(b",\"related\":{");
         if let Some(ip) = ip {
-            r.key("ip");
-            r.out.extend_from_slice(b"[\"");
-            let _ = write!(r.out, "{ip}");
-            r.out.extend_from_slice(b"\"]");
+            out.put(b"\"ip\":[\"");
+            put_ip(out, ip);
+            out.put(b"\"]");
+            if n > 0 {
+                out.put(b",");
+            }
         }
         if n > 0 {
-            r.key("user");
-            r.out.push(b'[');
-            for (i, u) in related_user[..n].iter().flatten().enumerate() {
+            out.put(b"\"user\":[");
+            for (i, u) in related_user[..n].iter().enumerate() {
                 if i > 0 {
-                    r.out.push(b',');
+                    out.put(b",");
                 }
-                json_str(r.out, &keyword(u));
+                put_json_str(out, &keyword(u));
             }
-            r.out.push(b']');
+            out.put(b"]");
         }
-        r.close();
+        out.put(b"}");
     }
 
-    if ip.is_some() || ev.ip().is_some() || ev.country().is_some() || ev.city().is_some() {
-        doc.key("source");
-        let mut src = Obj::open(doc.out);
-        src.keyword("address", ev.ip());
-        if ev.country().is_some() || ev.city().is_some() {
-            src.key("geo");
+    if ip.is_some() || raw_ip.is_some() || country.is_some() || city.is_some() {
+        out.put(b",\"source\":");
+        let mut src = Obj::open(out);
+        src.keyword(b"address", raw_ip);
+        if country.is_some() || city.is_some() {
+            src.key(b"geo");
             let mut g = Obj::open(src.out);
-            g.keyword("city_name", ev.city());
-            g.keyword("country_name", ev.country());
+            g.keyword(b"city_name", city);
+            g.keyword(b"country_name", country);
             g.close();
         }
         if let Some(ip) = ip {
-            src.key("ip");
-            src.out.push(b'"');
-            let _ = write!(src.out, "{ip}");
-            src.out.push(b'"');
+            src.key(b"ip");
+            src.out.put(b"\"");
+            put_ip(src.out, ip);
+            src.out.put(b"\"");
         }
         src.close();
     }
 
-    if let Some(p) = ev.page() {
-        doc.key("url");
-        let mut u = Obj::open(doc.out);
-        u.str("original", p);
+    if let Some(p) = page {
+        out.put(b",\"url\":{\"original\":");
+        put_json_str(out, p);
+        out.put(b"}");
+    }
+
+    if user_id.is_some() || login.is_some() || user.is_some() {
+        out.put(b",\"user\":");
+        let mut u = Obj::open(out);
+        u.keyword(b"full_name", user);
+        u.keyword(b"id", user_id);
+        u.keyword(b"name", login.or(user));
         u.close();
     }
 
-    if ev.user_id().is_some() || ev.login().is_some() || ev.user().is_some() {
-        doc.key("user");
-        let mut u = Obj::open(doc.out);
-        u.keyword("full_name", ev.user());
-        u.keyword("id", ev.user_id());
-        u.keyword("name", ev.login().or(ev.user()));
-        u.close();
-    }
-
-    if ev.browser().is_some() || ev.platform().is_some() {
-        doc.key("user_agent");
-        let mut ua = Obj::open(doc.out);
-        let (name, version) = match ev.browser() {
+    if browser.is_some() || platform.is_some() {
+        out.put(b",\"user_agent\":");
+        let mut ua = Obj::open(out);
+        let (name, version) = match browser {
             Some(b) => {
                 let (n, v) = split_version(b);
                 (Some(n), v)
             }
             None => (None, None),
         };
-        ua.keyword("name", name);
-        if let Some(p) = ev.platform() {
-            ua.key("os");
-            let mut os = Obj::open(ua.out);
-            os.str("full", &keyword(p));
-            os.close();
+        ua.keyword(b"name", name);
+        if let Some(p) = platform {
+            ua.key(b"os");
+            ua.out.put(b"{\"full\":");
+            put_json_str(ua.out, &keyword(p));
+            ua.out.put(b"}");
         }
-        ua.keyword("version", version);
+        ua.keyword(b"version", version);
         ua.close();
     }
-    doc.close();
+    out.put(b"}");
+}
+
+/// `,"portal":…,"portal_url":…` of a portal (rendered once per portal by [`with_portal`]).
+pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.put(b",\"portal\":");
+    put_json_str(&mut out, &portal.name);
+    out.put(b",\"portal_url\":");
+    put_json_str(&mut out, &portal.url);
+    out
+}
+
+/// `,"observer":{…},"organization":{…}` of a portal (rendered once per portal by
+/// [`with_portal`]).
+pub(crate) fn observer_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    let host = keyword(&portal.host);
+    out.put(b",\"observer\":{\"hostname\":");
+    put_json_str(&mut out, &host);
+    out.put(b",\"name\":");
+    put_json_str(&mut out, &portal.name);
+    out.put(OBSERVER_REST);
+    out.put(b",\"organization\":{\"id\":");
+    put_json_str(&mut out, &host);
+    out.put(b",\"name\":");
+    put_json_str(&mut out, &portal.name);
+    out.put(b"}");
+    out
+}
+
+/// `key` (with its comma and colon) and the value, when present and not empty (unset values
+/// are omitted, never `null`).
+#[inline]
+fn opt_str<O: Output + ?Sized>(out: &mut O, key: &[u8], v: Option<&str>) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
+        out.put(key);
+        put_json_str(out, v);
+    }
+}
+
+/// As [`opt_str`], for a keyword field: cut at [`IGNORE_ABOVE`] characters.
+#[inline]
+fn opt_keyword<O: Output + ?Sized>(out: &mut O, key: &[u8], v: Option<&str>) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
+        out.put(key);
+        put_json_str(out, &keyword(v));
+    }
+}
+
+fn str_array<O: Output + ?Sized>(out: &mut O, items: &[&str]) {
+    out.put(b"[");
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            out.put(b",");
+        }
+        put_json_str(out, v);
+    }
+    out.put(b"]");
 }
 
 /// Builds the ECS document of an event as a JSON value (tests and tools; the agent writes
@@ -238,76 +309,41 @@ pub fn document(ev: &Event) -> Value {
     serde_json::from_slice(&out).unwrap_or(Value::Null)
 }
 
-/// A JSON object being written: keys are constants (no escaping), values are escaped.
-struct Obj<'a> {
-    out: &'a mut Vec<u8>,
+/// A JSON object whose keys depend on what the event has: keys are constants (no escaping),
+/// values are escaped.
+struct Obj<'a, O: ?Sized> {
+    out: &'a mut O,
     first: bool,
 }
 
-impl<'a> Obj<'a> {
-    fn open(out: &'a mut Vec<u8>) -> Obj<'a> {
-        out.push(b'{');
+impl<'a, O: Output + ?Sized> Obj<'a, O> {
+    fn open(out: &'a mut O) -> Obj<'a, O> {
+        out.put(b"{");
         Obj { out, first: true }
     }
 
-    fn key(&mut self, k: &str) {
-        if !self.first {
-            self.out.push(b',');
+    fn key(&mut self, k: &[u8]) {
+        if self.first {
+            self.out.put(b"\"");
+        } else {
+            self.out.put(b",\"");
         }
         self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        self.out.put(k);
+        self.out.put(b"\":");
     }
 
-    fn str(&mut self, k: &str, v: &str) {
-        self.key(k);
-        json_str(self.out, v);
-    }
-
-    /// Only when present and not empty (unset values are omitted, never `null`).
-    fn opt_str(&mut self, k: &str, v: Option<&str>) {
+    /// A keyword field, only when present and not empty: cut at [`IGNORE_ABOVE`] characters.
+    fn keyword(&mut self, k: &[u8], v: Option<&str>) {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
-            self.str(k, v);
+            self.key(k);
+            put_json_str(self.out, &keyword(v));
         }
-    }
-
-    /// A keyword field: cut at [`IGNORE_ABOVE`] characters.
-    fn keyword(&mut self, k: &str, v: Option<&str>) {
-        if let Some(v) = v.filter(|v| !v.is_empty()) {
-            self.str(k, &keyword(v));
-        }
-    }
-
-    fn int(&mut self, k: &str, v: i64) {
-        self.key(k);
-        push_int(self.out, v);
-    }
-
-    fn str_array(&mut self, k: &str, items: &[&str]) {
-        self.key(k);
-        self.out.push(b'[');
-        for (i, v) in items.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            json_str(self.out, v);
-        }
-        self.out.push(b']');
     }
 
     fn close(self) {
-        self.out.push(b'}');
+        self.out.put(b"}");
     }
-}
-
-fn json_str(out: &mut Vec<u8>, v: &str) {
-    // Writing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, v);
-}
-
-fn push_int(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// ECS keyword fields are not indexed past `ignore_above` (1024 characters): cut longer values

@@ -63,9 +63,9 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-use crate::event::Event;
+use crate::event::{Event, PortalInfo};
 use crate::transform::{
-    Fields, Marks, Output, REPLACEMENT, cut_written, is_c1, put_ip, replace_marked,
+    Fields, Marks, Output, REPLACEMENT, cut_written, is_c1, put_ip, replace_marked, with_portal,
 };
 
 /// The attribute delimiter, written literally in the header's delimiter field.
@@ -102,7 +102,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     // Agent- or DocSpace-derived values first (see the module doc on ordering). `devTime` is
     // always the first attribute; every later key is written as `^key=`.
     let mut attrs = Attrs { out };
-    let millis = ev.epoch_millis();
+    let millis = crate::transform::epoch_millis(f.time);
     if (1_000_000_000_000..10_000_000_000_000).contains(&millis) {
         attrs.raw("devTime=", num.format(millis));
     } else {
@@ -113,17 +113,16 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     attrs.raw("^cat=", f.stream.as_str());
     attrs.raw("^sev=", num.format(sem.severity.clamp(1, 10)));
     attrs.raw("^externalId=", num.format(f.id));
-    match f.action_name() {
-        Some(name) => attrs.put("^action=", name, MAX_VALUE_CHARS),
+    match f.action() {
+        Some(a) => attrs.out.put(&a.leef),
         // `Action<code>`, as `Event::action_name` writes it, without allocating.
         None => {
             attrs.raw("^action=Action", num.format(f.action_id));
         }
     }
     attrs.raw("^outcome=", sem.outcome.as_str());
-    attrs.put("^portal=", f.portal_name, MAX_VALUE_CHARS);
-    attrs.put("^portalHost=", f.portal_host, MAX_VALUE_CHARS);
-    if let Some(ip) = ev.valid_ip() {
+    with_portal(&ev.portal, |p| attrs.out.put(&p.leef));
+    if let Some(ip) = crate::transform::valid_ip(ev) {
         // As `Display` writes it: nothing to sanitise, far below the limit.
         attrs.out.put(b"^src=");
         put_ip(attrs.out, ip);
@@ -143,6 +142,23 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     attrs.opt("^message=", f.action_text);
     attrs.target("^target=", f.target);
     attrs.opt("^context=", f.context);
+}
+
+/// `^portal=…^portalHost=…` of a portal (rendered once per portal by [`with_portal`]).
+pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut attrs = Attrs { out: &mut out };
+    attrs.put("^portal=", &portal.name, MAX_VALUE_CHARS);
+    attrs.put("^portalHost=", &portal.host, MAX_VALUE_CHARS);
+    out
+}
+
+/// `^action=<name>` of a known action (rendered once per process by
+/// [`crate::transform::action`]).
+pub(crate) fn action_text(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    Attrs { out: &mut out }.put("^action=", name, MAX_VALUE_CHARS);
+    out
 }
 
 /// The attributes. Keys are written with the delimiter before them and `=` (`^usrName=`).

@@ -11,6 +11,11 @@ pub mod ecs;
 pub mod json;
 pub mod leef;
 
+#[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod reference;
+
 use std::fmt;
 use std::net::IpAddr;
 
@@ -20,8 +25,16 @@ use time::OffsetDateTime;
 use crate::config::{Filter, Format};
 use crate::event::{Event, Stream};
 
+/// The ECS version, as a literal for `concat!`.
+macro_rules! ecs_version {
+    () => {
+        "9.4.0"
+    };
+}
+pub(crate) use ecs_version;
+
 /// The ECS version the output claims (the schema in shared/ecs/ecs_flat.yml).
-pub const ECS_VERSION: &str = "9.4.0";
+pub const ECS_VERSION: &str = ecs_version!();
 
 /// Encodes one event in `format`, appending to `out` (no trailing newline).
 pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
@@ -34,8 +47,8 @@ pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
 }
 
 /// Encodes one event in `format` into any [`Output`], such as the syslog sink's buffer right
-/// after the record's header. CEF and LEEF write in place; ECS and JSON, whose serde encoders
-/// want a `Vec`, are encoded into `scratch` (cleared first) and copied.
+/// after the record's header. CEF, LEEF and ECS write in place; JSON, whose serde encoder wants
+/// a `Vec`, is encoded into `scratch` (cleared first) and copied.
 pub fn encode_into<O: Output + ?Sized>(
     format: Format,
     ev: &Event,
@@ -45,7 +58,8 @@ pub fn encode_into<O: Output + ?Sized>(
     match format {
         Format::Cef => cef::encode(ev, out),
         Format::Leef => leef::encode(ev, out),
-        Format::Ecs | Format::Json => {
+        Format::Ecs => ecs::encode(ev, out),
+        Format::Json => {
             scratch.clear();
             encode(format, ev, scratch);
             out.put(scratch);
@@ -103,7 +117,6 @@ pub(crate) struct Fields<'a> {
     pub time: OffsetDateTime,
     pub action_id: i64,
     pub portal_name: &'a str,
-    pub portal_host: &'a str,
     pub action_text: Option<&'a str>,
     pub user: Option<&'a str>,
     pub user_id: Option<&'a str>,
@@ -129,7 +142,6 @@ impl Fields<'_> {
             time: ev.time,
             action_id: ev.action_id,
             portal_name: &ev.portal.name,
-            portal_host: &ev.portal.host,
             action_text: ev.action_text(),
             user: ev.user(),
             user_id: ev.user_id(),
@@ -148,11 +160,126 @@ impl Fields<'_> {
         }
     }
 
-    /// The `MessageAction` member name, or `None` for a code this build does not know (the
-    /// encoders then write `Action<code>`, as `Event::action_name` does, without allocating).
-    pub fn action_name(&self) -> Option<&'static str> {
-        crate::actions::lookup(self.action_id).map(|a| a.name)
+    /// What the encoders write for the action, or `None` for a code this build does not know
+    /// (the encoders then write `Action<code>`, as `Event::action_name` does, without
+    /// allocating).
+    pub fn action(&self) -> Option<&'static ActionNames> {
+        action(self.action_id)
     }
+}
+
+/// What the encoders write for a known action code, looked up once per process.
+#[derive(Debug)]
+pub(crate) struct ActionNames {
+    /// The `MessageAction` member name ([`crate::actions::lookup`]) as a JSON string.
+    pub json_name: Box<[u8]>,
+    /// The kebab-case name ([`crate::actions::kebab`]) as a JSON string.
+    pub json_kebab: Box<[u8]>,
+    /// CEF: `<code>|<name>|` (header fields).
+    pub cef_head: Box<[u8]>,
+    /// CEF: ` act=<name>`.
+    pub cef_act: Box<[u8]>,
+    /// LEEF: `^action=<name>`.
+    pub leef: Box<[u8]>,
+}
+
+/// The names of a known action code, from a table indexed by the code itself (the codes are
+/// dense enough: a few thousand slots for a few hundred actions) instead of a binary search
+/// per event.
+#[inline]
+pub(crate) fn action(code: i64) -> Option<&'static ActionNames> {
+    struct Table {
+        first: i64,
+        /// Per code from `first`: an index into `names`, or `u16::MAX` for an unknown code.
+        slots: Box<[u16]>,
+        names: Box<[ActionNames]>,
+    }
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let all = crate::actions::ACTIONS;
+        let first = all.iter().map(|a| i64::from(a.code)).min().unwrap_or(0);
+        let last = all.iter().map(|a| i64::from(a.code)).max().unwrap_or(-1);
+        let mut slots = vec![u16::MAX; usize::try_from(last - first + 1).unwrap_or(0)];
+        let mut names = Vec::with_capacity(all.len());
+        for a in all {
+            let code = i64::from(a.code);
+            if let (Some(n), Ok(at), Some(kebab)) = (
+                u16::try_from(names.len()).ok().filter(|n| *n != u16::MAX),
+                usize::try_from(code - first),
+                crate::actions::kebab(code),
+            ) {
+                slots[at] = n;
+                let json = |v: &str| {
+                    let mut out = Vec::new();
+                    put_json_str(&mut out, v);
+                    out.into_boxed_slice()
+                };
+                let (cef_head, cef_act) = cef::action_text(code, a.name);
+                names.push(ActionNames {
+                    json_name: json(a.name),
+                    json_kebab: json(kebab),
+                    cef_head: cef_head.into_boxed_slice(),
+                    cef_act: cef_act.into_boxed_slice(),
+                    leef: leef::action_text(a.name).into_boxed_slice(),
+                });
+            }
+        }
+        Table {
+            first,
+            slots: slots.into_boxed_slice(),
+            names: names.into_boxed_slice(),
+        }
+    });
+    let at = usize::try_from(code.checked_sub(t.first)?).ok()?;
+    t.names.get(usize::from(*t.slots.get(at)?))
+}
+
+/// The text each encoder writes for a portal, rendered once per portal instead of escaping the
+/// same name and host again for every event.
+#[derive(Debug)]
+pub(crate) struct PortalText {
+    /// ECS: `,"portal":…,"portal_url":…`.
+    pub ecs_portal: Box<[u8]>,
+    /// ECS: `,"observer":{…},"organization":{…}`.
+    pub ecs_observer: Box<[u8]>,
+    /// CEF: ` deviceExternalId=… dvchost=…`.
+    pub cef: Box<[u8]>,
+    /// LEEF: `^portal=…^portalHost=…`.
+    pub leef: Box<[u8]>,
+}
+
+/// Calls `f` with the rendered text of `portal`. Each thread keeps the text of the last portal
+/// it saw, with a reference to that portal, so the allocation it compares by address stays
+/// alive and cannot be reused by another portal.
+#[inline]
+pub(crate) fn with_portal<R>(
+    portal: &std::sync::Arc<crate::event::PortalInfo>,
+    f: impl FnOnce(&PortalText) -> R,
+) -> R {
+    type Cached = Option<(
+        std::sync::Arc<crate::event::PortalInfo>,
+        std::rc::Rc<PortalText>,
+    )>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Cached> = const { std::cell::RefCell::new(None) };
+    }
+    let text = LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((p, text)) if std::sync::Arc::ptr_eq(p, portal) => text.clone(),
+            _ => {
+                let text = std::rc::Rc::new(PortalText {
+                    ecs_portal: ecs::portal_text(portal).into_boxed_slice(),
+                    ecs_observer: ecs::observer_text(portal).into_boxed_slice(),
+                    cef: cef::portal_text(portal).into_boxed_slice(),
+                    leef: leef::portal_text(portal).into_boxed_slice(),
+                });
+                *last = Some((portal.clone(), text.clone()));
+                text
+            }
+        }
+    });
+    f(&text)
 }
 
 /// U+FFFD, which replaces control characters.
@@ -184,6 +311,8 @@ impl Marks {
         table[0x7f] = true;
         // The word test finds printable ASCII by value and everything else by range.
         assert!(ascii[0] > 0x20 && ascii[0] < 0x7f && ascii[1] > 0x20 && ascii[1] < 0x7f);
+        // `replace_marked` fills short words with `A`.
+        assert!(ascii[0] != b'A' && ascii[1] != b'A');
         table[ascii[0] as usize] = true;
         table[ascii[1] as usize] = true;
         let mut k = 0;
@@ -233,11 +362,26 @@ pub(crate) fn replace_marked<O: Output + ?Sized>(
     let mut run = 0;
     let mut i = 0;
     while i < v.len() {
-        if let Some(word) = v[i..].first_chunk::<8>()
-            && !marks.may_hold(u64::from_ne_bytes(*word))
-        {
-            i += 8;
-            continue;
+        if let Some(word) = v[i..].first_chunk::<8>() {
+            if !marks.may_hold(u64::from_ne_bytes(*word)) {
+                i += 8;
+                continue;
+            }
+        } else if let Some(last) = v.last_chunk::<8>() {
+            if !marks.may_hold(u64::from_ne_bytes(*last)) {
+                // Fewer than eight bytes left, and the last eight bytes (some of them looked
+                // at already) hold nothing marked.
+                break;
+            }
+        } else if i == 0 {
+            // Fewer than eight bytes in all; the rest of the word filled with `A`, which no
+            // escaping marks.
+            const FILL: u64 = u64::from_ne_bytes([b'A'; 8]);
+            let w = load_short(v);
+            let keep = low_bytes(v.len());
+            if !marks.may_hold((w & keep) | (FILL & !keep)) {
+                break;
+            }
         }
         let end = (i + 8).min(v.len());
         match v[i..end].iter().position(|&b| marks.marks(b)) {
@@ -257,6 +401,119 @@ pub(crate) fn replace_marked<O: Output + ?Sized>(
         }
     }
     out.put(&v[run..]);
+}
+
+/// What a JSON string needs escaped, as serde_json escapes it: `"` and `\` by a backslash, the
+/// C0 controls as `\b`, `\t`, `\n`, `\f`, `\r` or `\u00XX` (lowercase hex); 0 for a byte that
+/// is copied as it is (DEL and everything from 0x80 included, as serde_json copies them).
+static JSON_ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// The bytes of `w` (read little-endian) that JSON escapes (below 0x20, `"` or `\`): the high
+/// bit of each such byte, exactly (no carry crosses a byte). Bytes from 0x80 are never marked,
+/// so UTF-8 text is skipped a word at a time.
+#[inline]
+fn json_marks(w: u64) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // High bit set iff the byte is at least 0x20.
+    let at_least_space = ((w & LOW7) + ONES * 0x60) | w;
+    // High bit set iff the byte of `y` is zero.
+    let zero = |y: u64| !(((y & LOW7) + LOW7) | y);
+    (!at_least_space | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))))
+        & HIGH
+}
+
+/// The next byte at or after `i` that JSON escapes, if any, eight bytes at a time.
+#[inline(always)]
+fn next_json_escape(v: &[u8], mut i: usize) -> Option<usize> {
+    let n = v.len();
+    while let Some(word) = v.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let m = json_marks(u64::from_le_bytes(*word));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i >= n {
+        return None;
+    }
+    let m = if let Some(last) = v.last_chunk::<8>() {
+        // The last eight bytes, of which the first `skip` were looked at already.
+        let skip = i - (n - 8);
+        json_marks(u64::from_le_bytes(*last)) >> (8 * skip)
+    } else {
+        // Fewer than eight bytes in all.
+        let rest = &v[i..];
+        json_marks(load_short(rest)) & low_bytes(rest.len())
+    };
+    (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize)
+}
+
+/// The 1 to 7 bytes of `v` as the low bytes of a little-endian word, without a copy loop or a
+/// `memcpy` call: two overlapping loads, whose common bytes agree. The high bytes are
+/// meaningless (callers mask them with [`low_bytes`]).
+#[inline(always)]
+fn load_short(v: &[u8]) -> u64 {
+    let n = v.len();
+    debug_assert!((1..8).contains(&n));
+    if let (Some(lo), Some(hi)) = (v.first_chunk::<4>(), v.last_chunk::<4>()) {
+        u64::from(u32::from_le_bytes(*lo)) | (u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4)))
+    } else if let (Some(&a), Some(&b), Some(&c)) = (v.first(), v.get(n / 2), v.last()) {
+        u64::from(a) | (u64::from(b) << (8 * (n / 2))) | (u64::from(c) << (8 * (n - 1)))
+    } else {
+        0
+    }
+}
+
+/// A mask of the low `n` bytes of a word (`n < 8`).
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    (1u64 << (8 * n)) - 1
+}
+
+/// Appends `v` as a JSON string, quotes included, exactly as `serde_json::to_writer` writes a
+/// `&str`. Runs of bytes that need no escaping are copied at once.
+pub(crate) fn put_json_str<O: Output + ?Sized>(out: &mut O, v: &str) {
+    let v = v.as_bytes();
+    out.put(b"\"");
+    let mut run = 0;
+    while let Some(at) = next_json_escape(v, run) {
+        out.put(&v[run..at]);
+        let b = v[at];
+        match JSON_ESCAPES[usize::from(b)] {
+            b'u' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.put(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
+            }
+            c => out.put(&[b'\\', c]),
+        }
+        run = at + 1;
+    }
+    out.put(&v[run..]);
+    out.put(b"\"");
 }
 
 /// Cuts what was written to `out` after `start` (UTF-8) to `max - 3` characters and appends
@@ -293,6 +550,104 @@ pub(crate) fn put_display<O: Output + ?Sized>(out: &mut O, v: impl fmt::Display)
     let _ = fmt::write(&mut Adapter(out), format_args!("{v}"));
 }
 
+/// Appends a UTC instant as `YYYY-MM-DDTHH:MM:SS.mmmZ`, as [`crate::event::write_utc_millis`]
+/// writes it, into any [`Output`] (years outside 0–9999 fall back to the formatter).
+pub(crate) fn put_utc_millis<O: Output + ?Sized>(out: &mut O, t: OffsetDateTime) {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        out.put(crate::event::format_utc_millis(t).as_bytes());
+        return;
+    }
+    let (hour, minute, second, milli) = t.to_hms_milli();
+    let y = year as u32;
+    let ms = u32::from(milli);
+    let d = |v: u32| b'0' + (v % 10) as u8;
+    out.put(&[
+        d(y / 1000),
+        d(y / 100),
+        d(y / 10),
+        d(y),
+        b'-',
+        d(u32::from(u8::from(t.month())) / 10),
+        d(u32::from(u8::from(t.month()))),
+        b'-',
+        d(u32::from(t.day()) / 10),
+        d(u32::from(t.day())),
+        b'T',
+        d(u32::from(hour) / 10),
+        d(u32::from(hour)),
+        b':',
+        d(u32::from(minute) / 10),
+        d(u32::from(minute)),
+        b':',
+        d(u32::from(second) / 10),
+        d(u32::from(second)),
+        b'.',
+        d(ms / 100),
+        d(ms / 10),
+        d(ms),
+        b'Z',
+    ]);
+}
+
+/// The event's `ip` when it is a valid address, as [`Event::valid_ip`] reads it: a dotted
+/// quad by a direct parse (the common case), anything else through `IpAddr`'s parser.
+#[inline]
+pub(crate) fn valid_ip(ev: &Event) -> Option<IpAddr> {
+    let s = ev.ip()?;
+    match parse_ipv4(s.as_bytes()) {
+        Some(v4) => Some(IpAddr::V4(v4)),
+        None => s.parse().ok(),
+    }
+}
+
+/// `a.b.c.d` with each part 0–255 in one to three ASCII digits and no leading zero: every
+/// string it accepts, `Ipv4Addr`'s parser accepts as the same address (what it rejects goes to
+/// that parser).
+#[inline]
+fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if b.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v = 0u32;
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit() && i - start < 3) {
+            v = v * 10 + u32::from(d - b'0');
+            i += 1;
+        }
+        if i == start || (i - start > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = u8::try_from(v).ok()?;
+    }
+    (i == b.len()).then_some(std::net::Ipv4Addr::from(octets))
+}
+
+/// Epoch milliseconds of `t`, as [`Event::epoch_millis`] computes them (nanoseconds divided
+/// by a million, rounded toward zero), without a 128-bit division.
+#[inline]
+pub(crate) fn epoch_millis(t: OffsetDateTime) -> i64 {
+    let secs = t.unix_timestamp();
+    let nanos = t.nanosecond();
+    let millis = secs * 1000 + i64::from(nanos / 1_000_000);
+    // Before 1970 the division rounds toward zero, up from the floor.
+    if secs < 0 && !nanos.is_multiple_of(1_000_000) {
+        millis + 1
+    } else {
+        millis
+    }
+}
+
 /// Appends an address as its `Display` writes it: an IPv4 address as `a.b.c.d` with itoa (the
 /// formatting machinery costs more than the rest of a CEF record's escaping), IPv6 through
 /// `Display` itself.
@@ -314,6 +669,7 @@ pub(crate) fn put_ip<O: Output + ?Sized>(out: &mut O, ip: IpAddr) {
 /// `s` cut to `max - 3` characters when it has more than `max` characters, and whether it was
 /// cut (the caller then appends `...`). Counts characters only when the byte length says that
 /// `s` may be too long: a string has at least as many bytes as characters.
+#[inline(always)]
 pub(crate) fn limit(s: &str, max: usize) -> (&str, bool) {
     if s.len() <= max {
         return (s, false);
@@ -380,6 +736,40 @@ mod tests {
                 }
             }
             assert!(!m.may_hold(u64::from_ne_bytes(*b"plain ok")));
+        }
+    }
+
+    #[test]
+    fn the_json_word_test_marks_exactly_the_bytes_to_escape() {
+        // Every pair of neighbouring bytes at every place: no carry or borrow from one byte
+        // can mark or hide its neighbour.
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                for at in 0..7 {
+                    let mut word = [0xffu8; 8];
+                    word[at] = a;
+                    word[at + 1] = b;
+                    let want = word.iter().enumerate().fold(0u64, |m, (k, &c)| {
+                        m | (u64::from(JSON_ESCAPES[usize::from(c)] != 0) << (8 * k + 7))
+                    });
+                    assert_eq!(json_marks(u64::from_le_bytes(word)), want, "{word:x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_action_table_agrees_with_the_actions_module() {
+        let codes = crate::actions::ACTIONS.iter().map(|a| i64::from(a.code));
+        for code in codes.chain([-1, 0, 999, 1999, 9920, 65_535, i64::MIN, i64::MAX]) {
+            for c in [code.wrapping_sub(1), code, code.wrapping_add(1)] {
+                let json = |v: &str| serde_json::to_vec(v).expect("serialises");
+                let got = action(c).map(|a| (a.json_name.to_vec(), a.json_kebab.to_vec()));
+                let want = crate::actions::lookup(c).map(|a| a.name).map(json);
+                assert_eq!(got.as_ref().map(|g| &g.0), want.as_ref(), "{c}");
+                let want = crate::actions::kebab(c).map(json);
+                assert_eq!(got.as_ref().map(|g| &g.1), want.as_ref(), "{c}");
+            }
         }
     }
 
