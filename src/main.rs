@@ -520,6 +520,10 @@ where
 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Cursor saves run on the blocking pool, one per stream per poll: with tokio's default
+        // 10 s keep-alive an idle agent would start and tear down a thread (stack, malloc
+        // arena cleanup) at nearly every poll.
+        .thread_keep_alive(std::time::Duration::from_secs(600))
         .build()
     {
         Ok(rt) => rt,

@@ -1415,7 +1415,8 @@ fn envelope_scan<'a, T>(
                     if !sc.eat(b'[') {
                         return None;
                     }
-                    let mut found = Vec::with_capacity(PAGE_SIZE);
+                    // Rows are a few hundred bytes: no page-sized block for an empty answer.
+                    let mut found = Vec::with_capacity((body.len() / 256).min(PAGE_SIZE));
                     if !sc.eat(b']') {
                         loop {
                             sc.ws();
