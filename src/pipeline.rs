@@ -136,7 +136,7 @@ pub async fn run_committer(
                         stats.committed.fetch_add(events, Ordering::Relaxed);
                         stats.set_watermark(cursor.watermark);
                         stats.held.store(false, Ordering::Relaxed);
-                        stats.set_error(None);
+                        stats.set_save_error(None);
                         tracing::info!(portal = %portal, stream = %stream, "cursor saved again");
                         last = Some(cursor);
                     }
@@ -177,7 +177,7 @@ pub async fn run_committer(
                 let before = unsaved.take().map_or(0, |(_, _, n)| n);
                 if before > 0 {
                     tracing::info!(portal = %portal, stream = %stream, "cursor saved again");
-                    stats.set_error(None);
+                    stats.set_save_error(None);
                 }
                 stats.held.store(false, Ordering::Relaxed);
                 stats
@@ -199,7 +199,7 @@ pub async fn run_committer(
                 } else {
                     error!(portal = %portal, stream = %stream, error = %e, "cannot save cursor; events will be re-sent after a restart");
                 }
-                stats.set_error(Some(format!("cannot save cursor: {e}")));
+                stats.set_save_error(Some(format!("cannot save cursor: {e}")));
                 unsaved = Some((commit.cursor, since, events));
             }
             Err(e) => error!(error = %e, "cursor save task failed"),
@@ -230,6 +230,9 @@ pub struct StreamStats {
     pub watermark: AtomicU64,
     /// The last error, cleared by a success.
     pub error: Mutex<Option<String>>,
+    /// The committer's failing cursor save, kept apart from the poller's errors: a good window
+    /// read must not hide a disk that is still full.
+    pub save_error: Mutex<Option<String>>,
     /// When the poller last showed life (unix milliseconds), for the watchdog.
     pub alive: AtomicU64,
     /// When the last window was read successfully (unix seconds; 0 = never).
@@ -329,9 +332,20 @@ impl StreamStats {
         }
     }
 
-    /// The last error.
+    /// Sets or clears the cursor-save error (the committer's).
+    pub fn set_save_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.save_error.lock() {
+            *g = e;
+        }
+    }
+
+    /// The error to show: a failing cursor save first, else the last error.
     pub fn error(&self) -> Option<String> {
-        self.error.lock().ok().and_then(|g| g.clone())
+        self.save_error
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .or_else(|| self.error.lock().ok().and_then(|g| g.clone()))
     }
 }
 
