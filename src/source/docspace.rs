@@ -548,32 +548,45 @@ impl Client {
             q.push(("startIndex", offset.to_string()));
         }
         let body = self.get_body(Stream::Login, &q).await?;
-        let found = rows(&body)?;
-        if found.len() > PAGE_SIZE {
+        // Decoded in the one pass that splits the answer: a slice that starts the window is
+        // emitted from, and its rows are not read again.
+        let found = page_rows(&body, &self.portal, Stream::Login)?;
+        let n = found.len();
+        if n > PAGE_SIZE {
             return Err(SourceError::NoAuditPlan(format!(
-                "{} rows for count={PAGE_SIZE}",
-                found.len()
+                "{n} rows for count={PAGE_SIZE}"
             )));
         }
         let base = body.as_ptr() as usize;
-        let spans: Vec<(usize, usize)> = found
-            .iter()
-            .map(|r| {
-                let start = r.as_ptr() as usize - base;
-                (start, start + r.len())
-            })
-            .collect();
-        let (ids, dates) = found
-            .iter()
-            .map(|r| crate::event::row_id_and_date(r))
-            .unzip();
-        drop(found);
+        let mut spans = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(n);
+        let mut dates = Vec::with_capacity(n);
+        let mut events = Vec::with_capacity(n);
+        for row in found {
+            match row {
+                PageRow::Event(ev) => {
+                    spans.push((0, 0));
+                    ids.push(Some(ev.id));
+                    dates.push(Some(ev.time));
+                    events.push(Some(ev));
+                }
+                PageRow::Text(text) => {
+                    let start = text.as_ptr() as usize - base;
+                    spans.push((start, start + text.len()));
+                    let (id, date) = crate::event::row_id_and_date(text);
+                    ids.push(id);
+                    dates.push(date);
+                    events.push(None);
+                }
+            }
+        }
         Ok(Slice {
             offset,
             body,
             spans,
             ids,
             dates,
+            events,
             done: Instant::now(),
         })
     }
@@ -716,7 +729,7 @@ impl Client {
         let mut prev: Option<Prev> = None;
         let mut index = 0;
         let mut run = 0usize;
-        for slice in slices {
+        for mut slice in slices {
             let skip = match prev {
                 None => {
                     walk.start.get_or_insert(slice.offset + at);
@@ -730,8 +743,8 @@ impl Client {
             let n = slice.len();
             let mut ended = n < PAGE_SIZE;
             let mut page = Page::default();
-            for (i, date) in slice.dates.iter().copied().enumerate().skip(skip) {
-                let row = slice.row(i);
+            for i in skip..n {
+                let date = slice.dates[i];
                 match date {
                     Some(d) if d < from => {
                         ended = true;
@@ -741,6 +754,11 @@ impl Client {
                     Some(d) if d > to => {}
                     _ => {
                         page.note_id(slice.ids[i], date, i + 1 == n);
+                        if let Some(ev) = slice.events[i].take() {
+                            page.events.push(ev);
+                            continue;
+                        }
+                        let row = slice.row(i);
                         match Event::from_row_text(self.portal.clone(), Some(Stream::Login), row) {
                             Ok(ev) => page.events.push(ev),
                             Err(e) => page.rejected.push((raw_value(row), e)),
@@ -1102,9 +1120,12 @@ const MAX_ANCHORS: usize = 32;
 /// Up to 100 consecutive rows of the whole login log, from one answer.
 struct Slice {
     offset: usize,
-    /// The answer's body; each row is `body[spans[i].0..spans[i].1]`.
+    /// The answer's body; each row the scan path left undecoded is
+    /// `body[spans[i].0..spans[i].1]`.
     body: String,
     spans: Vec<(usize, usize)>,
+    /// Each row as the scan path decoded it while splitting the answer (taken when emitted).
+    events: Vec<Option<Event>>,
     /// Each row's id, `None` when unreadable.
     ids: Vec<Option<i64>>,
     /// Each row's date, `None` when unreadable.
@@ -1681,6 +1702,7 @@ mod tests {
             offset,
             body,
             ids: (0..spans.len()).map(|i| Some(1000 - i as i64)).collect(),
+            events: (0..spans.len()).map(|_| None).collect(),
             spans,
             dates,
             done: Instant::now(),
