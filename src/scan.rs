@@ -9,8 +9,8 @@
 //!   [`MAX_DEPTH`], a duplicate key) makes it return `None`, and the caller decodes the same
 //!   text with serde_json, which then decides, and names any error. So for every input the
 //!   result is that of the serde path: a differential proptest and a fuzz target check it.
-//! - It never indexes out of bounds (every read is `get`), never panics, never recurses
-//!   deeper than [`MAX_DEPTH`].
+//! - It never indexes out of bounds (reads go through `get`, or stay behind a length check),
+//!   never panics, and never recurses deeper than [`MAX_DEPTH`].
 
 /// Deepest nesting the scanner follows before it leaves the text to serde_json (whose own
 /// limit is 128).

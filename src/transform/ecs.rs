@@ -31,7 +31,7 @@ const OBSERVER_REST: &[u8] =
 /// Appends one ECS document as compact JSON, keys in sorted order at every level.
 ///
 /// Written straight into `out` (no intermediate tree, no serde): keys and the constant runs
-/// between them are literals, string values go through [`put_json_str`] (serde_json's
+/// between them are literals, string values go through `transform::put_json_str` (serde_json's
 /// escaping, byte for byte).
 pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     let sem = ev.semantics();
