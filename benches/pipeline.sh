@@ -32,7 +32,8 @@
 # --check (CI): exit 1 on a gross regression only, never on noise: CEF/TCP below 10 % of its
 # 250,000 events/s target, UDP below 10 % of its 100,000 (received); CPU per million events
 # above 20 (CEF/TCP) or 30 (ECS), about 4× what the agent spends today; peak RSS above 96 MiB
-# (2× the 48 MiB target); an idle agent above 2 % of a core; any 429 drawn in the
+# (2× the 48 MiB target); an idle agent above 5 % of a core (a busy loop is tens of %; a 10 s window right
+# after a catch-up holds its trim and first polls, 0.2–1.4 % so far); any 429 drawn in the
 # rate-limited catch-up, or a catch-up slower than 2× the rate-limit bound (today about 1.2×).
 # CI runs: RSYSLOG=0 IDLE_SECS=10 bash benches/pipeline.sh 100000 --check
 set -euo pipefail
@@ -402,7 +403,7 @@ if [ "$check" = 1 ]; then
   for c in $cases; do
     if [ -n "${R[$c.hwm]:-}" ] && gt "${R[$c.hwm]}" 96; then bad "$c peak RSS ${R[$c.hwm]} MiB > 96"; fi
   done
-  if [ -n "${R[idle.pct]:-}" ] && gt "${R[idle.pct]}" 2; then bad "idle agent at ${R[idle.pct]} % of a core"; fi
+  if [ -n "${R[idle.pct]:-}" ] && gt "${R[idle.pct]}" 5; then bad "idle agent at ${R[idle.pct]} % of a core"; fi
   if [ -n "${R[catchup.secs]:-}" ]; then
     if [ "${R[catchup.429]}" != 0 ]; then bad "the agent drew ${R[catchup.429]} × 429 from the rate limiter"; fi
     if gt "${R[catchup.ratio]}" 2; then bad "catch-up took ${R[catchup.ratio]} × the rate-limit bound"; fi
