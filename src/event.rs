@@ -316,9 +316,6 @@ impl Event {
     ) -> Option<Event> {
         sc.ws();
         let row_start = sc.pos();
-        if !sc.eat(b'{') {
-            return None;
-        }
         let mut text = String::with_capacity(256);
         let mut spans = [Span::NONE; FIELDS];
         let mut seen = 0u32;
@@ -327,112 +324,73 @@ impl Event {
         let mut date = None;
         let mut target = Vec::new();
         let mut entries = Vec::new();
-        if !sc.eat(b'}') {
-            loop {
-                let (key, escaped) = sc.string_raw()?;
-                if escaped || !sc.eat(b':') {
-                    return None;
+        sc.object(|sc, key| {
+            let Some(k) = key_index(key) else {
+                return sc.skip_value(1);
+            };
+            if seen & (1 << k) != 0 {
+                return None;
+            }
+            seen |= 1 << k;
+            match k {
+                K_ID => id = Some(sc.uint()?),
+                K_ACTION_ID => action_id = Some(sc.uint()?),
+                K_ACTION_TYPE => action_type = Some(sc.uint()?),
+                K_PRODUCT => product = Some(sc.uint()?),
+                K_LOCATION => location = Some(sc.uint()?),
+                K_DATE => {
+                    let start = text.len();
+                    sc.string_into(&mut text)?;
+                    let d = parse_date_keep_offset(text.get(start..)?).ok()?;
+                    date = Some(d);
+                    spans[F_DATE] = Span {
+                        start: start as u32,
+                        len: (text.len() - start) as u32,
+                    };
                 }
-                let Some(k) = key_index(key) else {
-                    sc.skip_value(1)?;
-                    if sc.eat(b',') {
-                        continue;
+                K_TARGET => {
+                    sc.ws();
+                    if sc.peek() == Some(b'[') {
+                        sc.array(|sc| {
+                            target.push(scan_capped(sc)?);
+                            Some(())
+                        })?;
+                    } else {
+                        target.push(scan_capped(sc)?);
                     }
-                    if sc.eat(b'}') {
-                        break;
-                    }
-                    return None;
-                };
-                if seen & (1 << k) != 0 {
-                    return None;
                 }
-                seen |= 1 << k;
-                match k {
-                    K_ID => id = Some(sc.uint()?),
-                    K_ACTION_ID => action_id = Some(sc.uint()?),
-                    K_ACTION_TYPE => action_type = Some(sc.uint()?),
-                    K_PRODUCT => product = Some(sc.uint()?),
-                    K_LOCATION => location = Some(sc.uint()?),
-                    K_DATE => {
-                        let start = text.len();
-                        sc.string_into(&mut text)?;
-                        let d = parse_date_keep_offset(text.get(start..)?).ok()?;
-                        date = Some(d);
-                        spans[F_DATE] = Span {
+                K_ENTRIES => sc.array(|sc| {
+                    entries.push(sc.uint()?);
+                    Some(())
+                })?,
+                _ => {
+                    let field = match k {
+                        K_ACTION => F_ACTION,
+                        K_USER => F_USER,
+                        K_USER_ID => F_USER_ID,
+                        K_LOGIN => F_LOGIN,
+                        K_IP => F_IP,
+                        K_COUNTRY => F_COUNTRY,
+                        K_CITY => F_CITY,
+                        K_BROWSER => F_BROWSER,
+                        K_PLATFORM => F_PLATFORM,
+                        K_PAGE => F_PAGE,
+                        K_CONTEXT => F_CONTEXT,
+                        _ => return None,
+                    };
+                    let start = text.len();
+                    sc.string_into(&mut text)?;
+                    cap_from(&mut text, start);
+                    if text.len() > start {
+                        spans[field] = Span {
                             start: start as u32,
                             len: (text.len() - start) as u32,
                         };
                     }
-                    K_TARGET => {
-                        if sc.eat(b'[') {
-                            if !sc.eat(b']') {
-                                loop {
-                                    target.push(scan_capped(sc)?);
-                                    if sc.eat(b',') {
-                                        continue;
-                                    }
-                                    if sc.eat(b']') {
-                                        break;
-                                    }
-                                    return None;
-                                }
-                            }
-                        } else {
-                            target.push(scan_capped(sc)?);
-                        }
-                    }
-                    K_ENTRIES => {
-                        if !sc.eat(b'[') {
-                            return None;
-                        }
-                        if !sc.eat(b']') {
-                            loop {
-                                entries.push(sc.uint()?);
-                                if sc.eat(b',') {
-                                    continue;
-                                }
-                                if sc.eat(b']') {
-                                    break;
-                                }
-                                return None;
-                            }
-                        }
-                    }
-                    _ => {
-                        let field = match k {
-                            K_ACTION => F_ACTION,
-                            K_USER => F_USER,
-                            K_USER_ID => F_USER_ID,
-                            K_LOGIN => F_LOGIN,
-                            K_IP => F_IP,
-                            K_COUNTRY => F_COUNTRY,
-                            K_CITY => F_CITY,
-                            K_BROWSER => F_BROWSER,
-                            K_PLATFORM => F_PLATFORM,
-                            K_PAGE => F_PAGE,
-                            K_CONTEXT => F_CONTEXT,
-                            _ => return None,
-                        };
-                        let start = text.len();
-                        sc.string_into(&mut text)?;
-                        cap_from(&mut text, start);
-                        if text.len() > start {
-                            spans[field] = Span {
-                                start: start as u32,
-                                len: (text.len() - start) as u32,
-                            };
-                        }
-                    }
                 }
-                if sc.eat(b',') {
-                    continue;
-                }
-                if sc.eat(b'}') {
-                    break;
-                }
-                return None;
             }
-        }
+            Some(())
+        })?;
         let row = sc.since(row_start)?;
         let (id, date, action_id) = (id?, date?, action_id?);
         // A date over the cap is not a date: parsing it above failed already.
@@ -786,41 +744,26 @@ pub fn row_id_and_date(row: &str) -> (Option<i64>, Option<OffsetDateTime>) {
 /// [`row_id_and_date`] by [`crate::scan`]; `None` for what it leaves to serde_json.
 fn row_id_and_date_scan(row: &str) -> Option<(Option<i64>, Option<OffsetDateTime>)> {
     let mut sc = crate::scan::Scanner::new(row);
-    if !sc.eat(b'{') {
-        return None;
-    }
     let (mut id, mut date) = (None, None);
     let mut buf = String::new();
-    if !sc.eat(b'}') {
-        loop {
-            let (key, escaped) = sc.string_raw()?;
-            if escaped || !sc.eat(b':') {
-                return None;
+    sc.object(|sc, key| {
+        match key {
+            "id" if id.is_none() => id = Some(sc.uint()?),
+            "date" if date.is_none() => {
+                let (text, escaped) = sc.string_raw()?;
+                let text = if escaped {
+                    crate::scan::unescape_into(text, &mut buf)?;
+                    buf.as_str()
+                } else {
+                    text
+                };
+                date = Some(parse_date(text).ok());
             }
-            match key {
-                "id" if id.is_none() => id = Some(sc.uint()?),
-                "date" if date.is_none() => {
-                    let (text, escaped) = sc.string_raw()?;
-                    let text = if escaped {
-                        crate::scan::unescape_into(text, &mut buf)?;
-                        buf.as_str()
-                    } else {
-                        text
-                    };
-                    date = Some(parse_date(text).ok());
-                }
-                "id" | "date" => return None,
-                _ => sc.skip_value(1)?,
-            }
-            if sc.eat(b',') {
-                continue;
-            }
-            if sc.eat(b'}') {
-                break;
-            }
-            return None;
+            "id" | "date" => return None,
+            _ => sc.skip_value(1)?,
         }
-    }
+        Some(())
+    })?;
     sc.at_end().then_some((id, date.flatten()))
 }
 

@@ -190,6 +190,48 @@ impl<'a> Scanner<'a> {
         Some(n)
     }
 
+    /// Reads an object (whitespace, `{`, members, `}`), calling `member` with each key, the
+    /// scanner at its value, which `member` must consume. A key holding an escape gives up.
+    pub fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let (key, escaped) = self.string_raw()?;
+            if escaped || !self.eat(b':') {
+                return None;
+            }
+            member(self, key)?;
+            if self.eat(b',') {
+                continue;
+            }
+            return self.eat(b'}').then_some(());
+        }
+    }
+
+    /// Reads an array (whitespace, `[`, elements, `]`), `item` consuming each element.
+    pub fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if !self.eat(b'[') {
+            return None;
+        }
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            if self.eat(b',') {
+                continue;
+            }
+            return self.eat(b']').then_some(());
+        }
+    }
+
     /// Skips one value of any kind, checking its form.
     pub fn skip_value(&mut self, depth: u32) -> Option<()> {
         self.ws();

@@ -1421,55 +1421,29 @@ fn envelope_scan<'a, T>(
     mut row: impl FnMut(&mut crate::scan::Scanner<'a>) -> Option<T>,
 ) -> Option<EnvelopeParts<T>> {
     let mut sc = crate::scan::Scanner::new(body);
-    if !sc.eat(b'{') {
-        return None;
-    }
     let (mut rows, mut count, mut status) = (None, None, None);
-    if !sc.eat(b'}') {
-        loop {
-            let (key, escaped) = sc.string_raw()?;
-            if escaped || !sc.eat(b':') {
-                return None;
-            }
-            match key {
-                "response" if rows.is_none() => {
-                    if !sc.eat(b'[') {
+    sc.object(|sc, key| {
+        match key {
+            "response" if rows.is_none() => {
+                // Rows are a few hundred bytes: no page-sized block for an empty answer.
+                let mut found = Vec::with_capacity((body.len() / 256).min(PAGE_SIZE));
+                sc.array(|sc| {
+                    sc.ws();
+                    if sc.peek() != Some(b'{') {
                         return None;
                     }
-                    // Rows are a few hundred bytes: no page-sized block for an empty answer.
-                    let mut found = Vec::with_capacity((body.len() / 256).min(PAGE_SIZE));
-                    if !sc.eat(b']') {
-                        loop {
-                            sc.ws();
-                            if sc.peek() != Some(b'{') {
-                                return None;
-                            }
-                            found.push(row(&mut sc)?);
-                            if sc.eat(b',') {
-                                continue;
-                            }
-                            if sc.eat(b']') {
-                                break;
-                            }
-                            return None;
-                        }
-                    }
-                    rows = Some(found);
-                }
-                "count" if count.is_none() => count = Some(sc.uint()? as u64),
-                "status" if status.is_none() => status = Some(sc.uint()?),
-                "response" | "count" | "status" => return None,
-                _ => sc.skip_value(1)?,
+                    found.push(row(sc)?);
+                    Some(())
+                })?;
+                rows = Some(found);
             }
-            if sc.eat(b',') {
-                continue;
-            }
-            if sc.eat(b'}') {
-                break;
-            }
-            return None;
+            "count" if count.is_none() => count = Some(sc.uint()? as u64),
+            "status" if status.is_none() => status = Some(sc.uint()?),
+            "response" | "count" | "status" => return None,
+            _ => sc.skip_value(1)?,
         }
-    }
+        Some(())
+    })?;
     if !sc.at_end() {
         return None;
     }
