@@ -27,7 +27,8 @@
 # default: cargo bench --no-run --bench bench-tools), CASES (default "cef-tcp ecs-tcp ecs-http
 # cef-udp"), IDLE_SECS (30; 0 skips), RSYSLOG (1; 0 skips), CATCHUP (1; 0 skips),
 # THROUGHPUT (1; 0 skips the baseline, the cases, idle and rsyslog: the catch-up alone),
-# CATCHUP_EVENTS (default EVENTS), KEEP (1 keeps the work directory).
+# CATCHUP_EVENTS (default EVENTS), KEEP (1 keeps the work directory), STATE_ROOT (where the
+# agents' state directories go, default the work directory; /dev/shm leaves fsync out).
 #
 # --check (CI): exit 1 on a gross regression only, never on noise: CEF/TCP below 10 % of its
 # 250,000 events/s target, UDP below 10 % of its 100,000 (received); CPU per million events
@@ -67,10 +68,13 @@ fi
 [ -x "$BIN" ] && [ -x "$TOOLS" ] || { echo "pipeline.sh: missing $BIN or $TOOLS" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/docspace-siem-bench.XXXXXX)
+state_root=$work
+[ -n "${STATE_ROOT:-}" ] && state_root=$STATE_ROOT/$(basename "$work")
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ "$state_root" != "$work" ] && rm -rf "$state_root"
   [ "${KEEP:-0}" = 1 ] && echo "work directory kept: $work" || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -115,7 +119,7 @@ agent_config() { # TAG SINK-TOML [portal extra lines]
   local tag=$1 sink=$2 extra=${3:-}
   api=$(free_port)
   cat >"$work/$tag.toml" <<TOML
-state_dir = "$work/$tag-state"
+state_dir = "$state_root/$tag-state"
 [api]
 address = "127.0.0.1:$api"
 [portals.main]

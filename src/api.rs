@@ -117,7 +117,7 @@ type Counter<S> = (&'static str, &'static str, fn(&S) -> u64);
 /// The metrics in Prometheus text format.
 pub fn metrics_text(reg: &Registry) -> String {
     let mut out = String::new();
-    let stream_counters: [Counter<crate::pipeline::StreamStats>; 4] = [
+    let stream_counters: [Counter<crate::pipeline::StreamStats>; 5] = [
         (
             "docspace_siem_events_polled_total",
             "Events read from DocSpace and emitted",
@@ -127,6 +127,11 @@ pub fn metrics_text(reg: &Registry) -> String {
             "docspace_siem_events_committed_total",
             "Events acknowledged by every sink and covered by a saved cursor",
             |s| s.committed.load(Ordering::Relaxed),
+        ),
+        (
+            "docspace_siem_cursor_saves_total",
+            "Cursor saves attempted (at most one per stream every 250 ms)",
+            |s| s.saves.load(Ordering::Relaxed),
         ),
         (
             "docspace_siem_requests_total",

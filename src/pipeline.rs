@@ -13,6 +13,9 @@
 //! - A cursor is saved only after every sink acknowledged every event of its batch and of every
 //!   batch before it (commits are awaited in order). A sink that dies drops its ack senders, so
 //!   the committer stops without saving: at-least-once, never at-most-once.
+//! - Saves are spaced by [`SAVE_GAP`]: batches acknowledged within it are covered by one save
+//!   of the newest cursor, so a crash replays at most what was acknowledged within it (plus
+//!   what was in flight). The first save after a quiet spell is not delayed.
 //! - Shutdown: cancelling stops the pollers at their next await; sinks drain their queues until
 //!   the channels close; committers save what was acknowledged; then the process exits.
 
@@ -118,6 +121,8 @@ pub async fn run_committer(
     let mut unsaved: Option<(Cursor, std::time::Instant, u64)> = None;
     // A commit taken from the queue while coalescing, not fully acknowledged yet.
     let mut carried: Option<Commit> = None;
+    // When the last save started (the first one is not delayed).
+    let mut saved_at: Option<tokio::time::Instant> = None;
     loop {
         let commit = match &unsaved {
             _ if carried.is_some() => carried.take(),
@@ -126,6 +131,7 @@ pub async fn run_committer(
             Some((cursor, _, _)) => tokio::select! {
                 c = commits.recv() => c,
                 _ = tokio::time::sleep(SAVE_RETRY) => {
+                    stats.saves.fetch_add(1, Ordering::Relaxed);
                     let st = state.clone();
                     let cursor = cursor.clone();
                     let p = portal.clone();
@@ -168,6 +174,17 @@ pub async fn run_committer(
                 break;
             }
         }
+        // Space the saves: a catch-up acknowledges hundreds of batches a second, and each save
+        // costs two fsyncs. Until SAVE_GAP has passed since the last one, later batches that
+        // every sink acknowledges meanwhile are folded into this save.
+        if let Some(at) = saved_at {
+            let deadline = at + SAVE_GAP;
+            if tokio::time::Instant::now() < deadline {
+                absorb(deadline, &mut commit, &mut carried, &mut commits).await;
+            }
+        }
+        saved_at = Some(tokio::time::Instant::now());
+        stats.saves.fetch_add(1, Ordering::Relaxed);
         let st = state.clone();
         let cursor = commit.cursor.clone();
         let p = portal.clone();
@@ -208,6 +225,75 @@ pub async fn run_committer(
     last
 }
 
+/// Waits until `deadline`, folding into `commit` each later commit whose batch every sink
+/// acknowledges meanwhile (in order). Returns early when the queue closes (shutdown saves at
+/// once) or a sink stopped without acknowledging; a commit still waiting for acknowledgements
+/// at the deadline is left in `carried`.
+async fn absorb(
+    deadline: tokio::time::Instant,
+    commit: &mut Commit,
+    carried: &mut Option<Commit>,
+    commits: &mut mpsc::Receiver<Commit>,
+) {
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
+    loop {
+        let mut next = match carried.take() {
+            Some(next) => next,
+            None => tokio::select! {
+                biased;
+                () = &mut sleep => return,
+                next = commits.recv() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
+            },
+        };
+        let acked = tokio::select! {
+            biased;
+            acked = std::future::poll_fn(|cx| poll_acks(&mut next.acks, cx)) => acked,
+            () = &mut sleep => false,
+        };
+        if !acked {
+            *carried = Some(next);
+            return;
+        }
+        commit.cursor = next.cursor;
+        commit.events += next.events;
+    }
+}
+
+/// Ready(true) once every ack has arrived (each is dropped as it does, so polling again after
+/// a timeout is safe); Ready(false) as soon as one sink dropped its sender (that receiver is
+/// kept, and fails again when the committer awaits it).
+fn poll_acks(
+    acks: &mut Vec<oneshot::Receiver<()>>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<bool> {
+    use std::future::Future as _;
+    let mut failed = false;
+    acks.retain_mut(|a| match std::pin::Pin::new(a).poll(cx) {
+        std::task::Poll::Ready(Ok(())) => false,
+        std::task::Poll::Ready(Err(_)) => {
+            failed = true;
+            true
+        }
+        std::task::Poll::Pending => true,
+    });
+    if failed {
+        std::task::Poll::Ready(false)
+    } else if acks.is_empty() {
+        std::task::Poll::Ready(true)
+    } else {
+        std::task::Poll::Pending
+    }
+}
+
+/// Shortest time between two saves of one stream's cursor (two fsyncs each). A crash replays
+/// at most the events acknowledged within it, beside those in flight; peers flush on a similar
+/// clock (Vector's disk buffer every 500 ms, Filebeat's registry every 1 s).
+pub const SAVE_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How often a failed cursor save is tried again while nothing new arrives.
 const SAVE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Delivered events whose cursor could not be saved before polling pauses (reliability.md §4).
@@ -226,6 +312,8 @@ pub struct StreamStats {
     pub requests: AtomicU64,
     /// Rows that could not be decoded (dead-lettered).
     pub rejected: AtomicU64,
+    /// Cursor saves attempted.
+    pub saves: AtomicU64,
     /// Watermark as unix seconds.
     pub watermark: AtomicU64,
     /// The last error, cleared by a success.
@@ -451,5 +539,131 @@ impl DeadLetter {
         }
         f.write_all(&buf)?;
         f.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    fn commit(t: i64, acked: bool) -> (Commit, Option<oneshot::Sender<()>>) {
+        let (done, ack) = oneshot::channel();
+        let done = if acked {
+            let _ = done.send(());
+            None
+        } else {
+            Some(done)
+        };
+        let cursor = Cursor::at(OffsetDateTime::from_unix_timestamp(t).expect("time"));
+        let commit = Commit {
+            cursor,
+            acks: vec![ack],
+            events: 10,
+        };
+        (commit, done)
+    }
+
+    fn committer(
+        dir: &Path,
+    ) -> (
+        Arc<StateDir>,
+        Arc<StreamStats>,
+        mpsc::Sender<Commit>,
+        tokio::task::JoinHandle<Option<Cursor>>,
+    ) {
+        let state = Arc::new(StateDir::open(dir).expect("state dir"));
+        let stats = Arc::new(StreamStats::default());
+        let (tx, rx) = mpsc::channel(COMMIT_QUEUE);
+        let task = tokio::spawn(run_committer(
+            state.clone(),
+            "p".into(),
+            Stream::Login,
+            rx,
+            stats.clone(),
+        ));
+        (state, stats, tx, task)
+    }
+
+    fn saved_watermark(state: &StateDir) -> Option<i64> {
+        let c = state.load("p", Stream::Login).expect("cursor loads")?;
+        Some(c.watermark.unix_timestamp())
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_acknowledged_batches_costs_few_saves_and_the_newest_cursor_is_saved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (state, stats, tx, task) = committer(dir.path());
+        // A catch-up's pace: a batch every 4 ms for about 0.8 s, each acknowledged at once.
+        for t in 1..=200 {
+            tx.send(commit(t, true).0).await.expect("queued");
+            tokio::time::sleep(std::time::Duration::from_millis(4)).await;
+        }
+        // Nothing new comes, and the queue stays open: the newest cursor is still saved
+        // within one gap.
+        let t0 = std::time::Instant::now();
+        while saved_watermark(&state) != Some(200) {
+            assert!(
+                t0.elapsed() < SAVE_GAP * 8,
+                "the newest cursor was not saved within {:?}",
+                SAVE_GAP * 8
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let saves = stats.saves.load(Ordering::Relaxed);
+        let most = (t0.elapsed() + 200 * std::time::Duration::from_millis(4)).as_millis()
+            / SAVE_GAP.as_millis()
+            + 2;
+        assert!(
+            saves as u128 <= most,
+            "200 batches took {saves} saves (at most {most})"
+        );
+        drop(tx);
+        let last = task.await.expect("committer ends");
+        assert_eq!(last.map(|c| c.watermark.unix_timestamp()), Some(200));
+        assert_eq!(stats.committed.load(Ordering::Relaxed), 2000);
+    }
+
+    #[tokio::test]
+    async fn the_first_save_is_not_delayed_and_shutdown_saves_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (state, stats, tx, task) = committer(dir.path());
+        let t0 = std::time::Instant::now();
+        tx.send(commit(1, true).0).await.expect("queued");
+        while saved_watermark(&state) != Some(1) {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(
+            t0.elapsed() < SAVE_GAP,
+            "the first save waited {:?}",
+            t0.elapsed()
+        );
+        // The next batch falls within the gap; closing the queue saves it without waiting.
+        tx.send(commit(2, true).0).await.expect("queued");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        drop(tx);
+        let last = task.await.expect("committer ends");
+        assert_eq!(last.map(|c| c.watermark.unix_timestamp()), Some(2));
+        assert_eq!(saved_watermark(&state), Some(2));
+        assert_eq!(stats.saves.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_not_yet_acknowledged_is_never_folded_into_a_save() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (state, _stats, tx, task) = committer(dir.path());
+        tx.send(commit(1, true).0).await.expect("queued");
+        tx.send(commit(2, true).0).await.expect("queued");
+        let (pending, done) = commit(3, false);
+        tx.send(pending).await.expect("queued");
+        // Two gaps later cursor 2 is saved, cursor 3 (unacknowledged) is not.
+        tokio::time::sleep(SAVE_GAP * 3).await;
+        assert_eq!(saved_watermark(&state), Some(2));
+        // The sink dies without acknowledging: the committer stops at 2.
+        drop(done);
+        let last = task.await.expect("committer ends");
+        assert_eq!(last.map(|c| c.watermark.unix_timestamp()), Some(2));
+        assert_eq!(saved_watermark(&state), Some(2));
+        drop(tx);
     }
 }
