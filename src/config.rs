@@ -38,6 +38,7 @@ pub const CLI_ENV: &[&str] = &[
 ];
 /// Keys whose environment values are parsed as TOML-like values (numbers, booleans, lists).
 const TYPED_KEYS: &[&str] = &[
+    "threads",
     "max_window_events",
     "concurrency",
     "max_requests_per_second",
@@ -135,6 +136,8 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     /// `[log]`: how the agent logs.
     pub log: LogConfig,
+    /// Worker threads of the async runtime: 1 runs every task on the main thread.
+    pub threads: usize,
 }
 
 /// Log line format.
@@ -428,6 +431,7 @@ struct RawRoot {
     state_dir: Option<String>,
     shutdown_timeout: Option<String>,
     progress_interval: Option<String>,
+    threads: Option<Value>,
     #[serde(default)]
     portals: BTreeMap<String, Value>,
     #[serde(default)]
@@ -713,6 +717,19 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
         Duration::from_secs(1),
         Duration::from_secs(19),
     );
+    let threads = match &raw.threads {
+        None => 1,
+        Some(v) => match v.as_u64().filter(|n| (1..=64).contains(n)) {
+            Some(n) => n,
+            None => {
+                errs.push(ConfigProblem::new(
+                    "threads",
+                    format!("must be a whole number between 1 and 64, got {v}"),
+                ));
+                1
+            }
+        },
+    };
     let progress_interval = duration(
         &mut errs,
         "progress_interval",
@@ -858,6 +875,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             progress_interval,
             api,
             log,
+            threads: threads as usize,
         })
     } else {
         Err(ConfigErrors(errs))
@@ -2027,6 +2045,26 @@ format = "ecs"
             );
             let e = load_str(&body, &[]).expect_err("out of range");
             assert!(e.to_string().contains("concurrency"), "{e}");
+        }
+    }
+
+    #[test]
+    fn threads_default_to_one_and_are_bounded() {
+        assert_eq!(load_str(GOOD, &[]).expect("valid").threads, 1);
+        let body = GOOD.replace(
+            "state_dir = \"/tmp/x\"",
+            "state_dir = \"/tmp/x\"\nthreads = 4",
+        );
+        assert_eq!(load_str(&body, &[]).expect("valid").threads, 4);
+        let c = load_str(GOOD, &[("DOCSPACE_SIEM_THREADS", "2")]).expect("valid");
+        assert_eq!(c.threads, 2);
+        for n in ["0", "65", "two", "1.5"] {
+            let e = load_str(GOOD, &[("DOCSPACE_SIEM_THREADS", n)]).expect_err("out of range");
+            assert!(
+                e.to_string()
+                    .contains("threads: must be a whole number between 1 and 64, got "),
+                "{e}"
+            );
         }
     }
 

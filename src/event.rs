@@ -133,9 +133,9 @@ pub enum EventError {
 
 /// One login or audit event.
 ///
-/// Decoded once, read by every encoder and sink: the string fields live in one buffer
-/// (`text`, addressed by spans) and the row is kept as its own compact JSON text (`raw`), so an
-/// event costs three heap blocks instead of one per field.
+/// Decoded once, read by every encoder and sink: the string fields and then the row's own JSON
+/// text (`raw`) live in one buffer (`text`, addressed by spans), so an event costs one heap
+/// block of its own (audit rows add their `target` and `entries`) instead of one per field.
 #[derive(Clone)]
 pub struct Event {
     /// The portal it came from.
@@ -160,9 +160,10 @@ pub struct Event {
     pub target: Vec<String>,
     /// Audit: `EntryType` values.
     pub entries: Vec<i64>,
+    /// The string fields, then the row's own text (`raw`): one allocation per event.
     text: String,
     spans: [Span; FIELDS],
-    raw: Box<str>,
+    raw: Span,
 }
 
 /// Where a string field lies in `Event::text`; `len == u32::MAX` means absent.
@@ -177,6 +178,16 @@ impl Span {
         start: 0,
         len: u32::MAX,
     };
+}
+
+/// Appends `s` to `text` and returns where it lies.
+fn push_span(text: &mut String, s: &str) -> Span {
+    let start = text.len();
+    text.push_str(s);
+    Span {
+        start: start as u32,
+        len: s.len() as u32,
+    }
 }
 
 /// The string fields kept in `Event::text`, by index.
@@ -202,7 +213,7 @@ impl fmt::Debug for Event {
             .field("id", &self.id)
             .field("time", &self.time)
             .field("action_id", &self.action_id)
-            .field("raw", &self.raw)
+            .field("raw", &self.raw())
             .finish_non_exhaustive()
     }
 }
@@ -298,9 +309,9 @@ impl Event {
         if !sc.at_end() {
             return None;
         }
-        if ev.raw.len() != row.len() {
+        if ev.raw.len as usize != row.len() {
             // Whitespace around the object: `raw` is the text as given.
-            ev.raw = row.into();
+            ev.raw = push_span(&mut ev.text, row);
         }
         Some(ev)
     }
@@ -316,7 +327,12 @@ impl Event {
     ) -> Option<Event> {
         sc.ws();
         let row_start = sc.pos();
-        let mut text = String::with_capacity(256);
+        // Unescaped values are never longer than the row, and the row itself follows them.
+        let mut text = String::with_capacity(if sc.row_hint == 0 {
+            1024
+        } else {
+            2 * sc.row_hint + 64
+        });
         let mut spans = [Span::NONE; FIELDS];
         let mut seen = 0u32;
         let (mut id, mut action_id) = (None, None);
@@ -392,6 +408,8 @@ impl Event {
             Some(())
         })?;
         let row = sc.since(row_start)?;
+        sc.row_hint = row.len();
+        let raw = push_span(&mut text, row);
         let (id, date, action_id) = (id?, date?, action_id?);
         // A date over the cap is not a date: parsing it above failed already.
         Some(Event {
@@ -408,7 +426,7 @@ impl Event {
             entries,
             text,
             spans,
-            raw: row.into(),
+            raw,
         })
     }
 
@@ -447,7 +465,7 @@ impl Event {
             .int(K_ACTION_ID, "actionId")?
             .ok_or(EventError::Missing("actionId"))?;
         let stream = stream.unwrap_or_else(|| Stream::for_action(action_id));
-        let mut text = String::with_capacity(row.len() / 2 + 48);
+        let mut text = String::with_capacity(row.len() + row.len() / 2 + 48);
         let mut spans = [Span::NONE; FIELDS];
         for (field, key) in [
             (F_ACTION, K_ACTION),
@@ -489,6 +507,7 @@ impl Event {
             Some(Loose::Seq(items)) => items.iter().filter_map(Loose::as_i64).collect(),
             _ => Vec::new(),
         };
+        let raw = push_span(&mut text, row);
         Ok(Event {
             portal,
             stream,
@@ -503,7 +522,7 @@ impl Event {
             entries,
             text,
             spans,
-            raw: row.into(),
+            raw,
         })
     }
 
@@ -579,7 +598,10 @@ impl Event {
     /// The row exactly as received: valid JSON text of one object, possibly with whitespace
     /// (even line breaks) between tokens; see [`compact_json`].
     pub fn raw(&self) -> &str {
-        &self.raw
+        let Span { start, len } = self.raw;
+        self.text
+            .get(start as usize..start as usize + len as usize)
+            .unwrap_or_default()
     }
 
     /// A copy with one row field replaced (`Value::Null` removes it), decoded again; when the
@@ -597,7 +619,7 @@ impl Event {
 
     /// The row as a JSON object (allocates; for the rare paths that edit the row).
     pub fn raw_map(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.raw).unwrap_or_default()
+        serde_json::from_str(self.raw()).unwrap_or_default()
     }
 
     /// The `MessageAction` member name, or `Action<code>` for a code this build does not know.
@@ -1331,7 +1353,7 @@ pub fn decoders_agree(row: &str) -> Result<(), String> {
                 e.target,
                 e.entries,
                 (0..FIELDS).map(|f| e.field(f)).collect::<Vec<_>>(),
-                e.raw
+                e.raw()
             )
         };
         let (f, s) = (view(&fast), view(&slow));
@@ -1550,8 +1572,8 @@ mod tests {
                 eprintln!("scan={}", scan_decodes(&row));
             }
             let portal = portal();
-            let text = Event::from_row_text(portal.clone(), None, &row).map(|e| e.raw);
-            let serde = Event::from_row_serde(portal, None, &row).map(|e| e.raw);
+            let text = Event::from_row_text(portal.clone(), None, &row).map(|e| e.raw().to_owned());
+            let serde = Event::from_row_serde(portal, None, &row).map(|e| e.raw().to_owned());
             prop_assert_eq!(text, serde);
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use docspace_siem::agent::{self, RunOptions};
 use docspace_siem::config::{self, Config, Format};
@@ -195,14 +195,16 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_tracing(Some(&cfg.log));
-            runtime(|cancel| run_until_stopped(path, cfg, cancel))
+            runtime(Some(cfg.threads), |cancel| {
+                run_until_stopped(path, cfg, cancel)
+            })
         }
         Command::Check { config } => {
             let cfg = match load(config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            runtime(|_cancel| async move {
+            runtime(Some(1), |_cancel| async move {
                 let mut failed = false;
                 for (target, res) in agent::check(&cfg).await {
                     match res {
@@ -240,7 +242,7 @@ fn main() -> ExitCode {
             live,
             latency_ms,
             rate_per_minute,
-        } => runtime(|cancel| async move {
+        } => runtime(None, |cancel| async move {
             let sim = Simulator::new(SimConfig {
                 api_key: key,
                 zone: SimZone::EuropeBerlin,
@@ -448,6 +450,7 @@ fn load_path(path: &std::path::Path) -> Result<Config, ExitCode> {
 /// its cursors, and a new one starts from them, so no event is lost; when it is not, every
 /// problem is logged and the agent carries on with the old config.
 async fn run_until_stopped(path: PathBuf, first: Config, stop: CancellationToken) -> ExitCode {
+    let threads = first.threads;
     let mut cfg = first;
     loop {
         let generation = stop.child_token();
@@ -495,6 +498,13 @@ async fn run_until_stopped(path: PathBuf, first: Config, stop: CancellationToken
             Ok(_) => match next.lock().ok().and_then(|mut s| s.take()) {
                 Some(c) => {
                     info!("configuration reloaded; restarting the pipeline from the saved cursors");
+                    if c.threads != threads {
+                        warn!(
+                            running = threads,
+                            configured = c.threads,
+                            "threads takes effect at the next restart, not on reload"
+                        );
+                    }
                     cfg = c;
                 }
                 None => return ExitCode::SUCCESS,
@@ -512,13 +522,23 @@ async fn run_until_stopped(path: PathBuf, first: Config, stop: CancellationToken
     }
 }
 
-/// Runs `f` on a multi-thread runtime with SIGTERM/SIGINT wired to the cancellation token.
-fn runtime<F, Fut>(f: F) -> ExitCode
+/// Runs `f` with SIGTERM/SIGINT wired to the cancellation token, on the calling thread alone
+/// (`threads` 1), on that many worker threads, or (`None`) on one per core.
+fn runtime<F, Fut>(threads: Option<usize>, f: F) -> ExitCode
 where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let rt = match builder
         .enable_all()
         // Cursor saves run on the blocking pool, one per stream per poll: with tokio's default
         // 10 s keep-alive an idle agent would start and tear down a thread (stack, malloc
@@ -664,7 +684,7 @@ fn rows_of(input: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
 /// `demo`: a simulated portal with a day of history plus live traffic, through the real
 /// pipeline, into a stdout sink.
 fn demo(format: Format, events: Option<u64>) -> ExitCode {
-    runtime(|cancel| async move {
+    runtime(None, |cancel| async move {
         let sim = Simulator::new(SimConfig {
             api_key: "sk-demo".to_owned(),
             zone: SimZone::EuropeBerlin,

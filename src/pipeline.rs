@@ -43,7 +43,8 @@ pub const BATCH_EVENTS: usize = 500;
 #[derive(Debug)]
 pub struct Delivery {
     /// Events in order (oldest first) of one portal/stream.
-    pub events: Arc<[Event]>,
+    /// (An `Arc<Vec>`, not an `Arc<[Event]>`: turning the batch into a slice would copy it.)
+    pub events: Arc<Vec<Event>>,
     /// Sent once every event was delivered or dead-lettered.
     pub done: oneshot::Sender<()>,
 }
@@ -81,7 +82,7 @@ impl Outlet {
     /// cursor for commit. An empty batch only moves the cursor, still in order.
     pub async fn emit(&self, events: Vec<Event>, cursor: Cursor) -> Result<(), Closed> {
         let n = events.len();
-        let events: Arc<[Event]> = events.into();
+        let events = Arc::new(events);
         let mut acks = Vec::with_capacity(self.sinks.len());
         for sink in &self.sinks {
             let (done, ack) = oneshot::channel();

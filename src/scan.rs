@@ -21,6 +21,9 @@ pub const MAX_DEPTH: u32 = 64;
 pub struct Scanner<'a> {
     text: &'a str,
     i: usize,
+    /// Length of the last row object decoded from this text (0: none yet), so that the next
+    /// row's buffer is allocated once at about the right size.
+    pub row_hint: usize,
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -40,7 +43,11 @@ fn specials(v: u64) -> u64 {
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `text`.
     pub fn new(text: &'a str) -> Scanner<'a> {
-        Scanner { text, i: 0 }
+        Scanner {
+            text,
+            i: 0,
+            row_hint: 0,
+        }
     }
 
     /// The byte offset reached.

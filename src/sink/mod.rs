@@ -30,6 +30,44 @@ use crate::retry::{Backoff, retry_after};
 use crate::transform;
 
 /// A delivery failure.
+/// Where a sink's records are encoded, one after the other in shared chunks: a record is a
+/// slice of a chunk (no allocation of its own), and a chunk is freed when its last record is.
+#[derive(Debug)]
+pub struct Records {
+    buf: bytes::BytesMut,
+    scratch: Vec<u8>,
+}
+
+impl Default for Records {
+    fn default() -> Records {
+        Records {
+            buf: bytes::BytesMut::with_capacity(Records::CHUNK),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl Records {
+    /// Bytes per chunk.
+    const CHUNK: usize = 64 * 1024;
+    /// Room made before each record, so that most are written without growing a chunk.
+    const ROOM: usize = 4096;
+
+    /// One event in `format`.
+    pub fn encode(&mut self, format: Format, ev: &Event) -> Bytes {
+        self.buf.reserve(Records::ROOM);
+        transform::encode_into(format, ev, &mut self.buf, &mut self.scratch);
+        self.buf.split().freeze()
+    }
+
+    /// Bytes as they are (a record built elsewhere).
+    pub fn put(&mut self, bytes: &[u8]) -> Bytes {
+        self.buf.reserve(bytes.len().max(Records::ROOM));
+        self.buf.extend_from_slice(bytes);
+        self.buf.split().freeze()
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct SinkError {
@@ -145,11 +183,7 @@ impl AnySink {
             AnySink::Elastic(e) => e.record(ev),
             // Chat sinks judge events (see `run`); they never encode one.
             AnySink::Chat(_) => Bytes::new(),
-            AnySink::Stdout(_) => {
-                let mut out = Vec::with_capacity(512);
-                transform::encode(format, ev, &mut out);
-                out.into()
-            }
+            AnySink::Stdout(s) => s.records.encode(format, ev),
         }
     }
 

@@ -16,6 +16,8 @@ pub struct StdoutSink {
     limit: Option<(u64, tokio_util::sync::CancellationToken)>,
     /// Cancelled when stdout is closed (`… | head`): the agent stops instead of retrying.
     on_closed: Option<tokio_util::sync::CancellationToken>,
+    /// Where records are encoded.
+    pub(super) records: super::Records,
 }
 
 impl Default for StdoutSink {
@@ -29,6 +31,7 @@ impl StdoutSink {
     pub fn new() -> StdoutSink {
         StdoutSink {
             out: tokio::io::stdout(),
+            records: super::Records::default(),
             limit: None,
             on_closed: None,
         }
@@ -45,9 +48,9 @@ impl StdoutSink {
     /// Prints at most `n` records, then cancels `done` (the demo's `--events N`).
     pub fn with_limit(n: u64, done: tokio_util::sync::CancellationToken) -> StdoutSink {
         StdoutSink {
-            out: tokio::io::stdout(),
             limit: Some((n, done.clone())),
             on_closed: Some(done),
+            ..StdoutSink::new()
         }
     }
 

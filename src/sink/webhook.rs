@@ -24,6 +24,7 @@ pub struct WebhookSink {
     format: Format,
     http: reqwest::Client,
     shown: String,
+    records: super::Records,
 }
 
 impl WebhookSink {
@@ -36,6 +37,7 @@ impl WebhookSink {
             format,
             http,
             shown,
+            records: super::Records::default(),
         })
     }
 
@@ -50,14 +52,16 @@ impl WebhookSink {
     }
 
     /// One array element: the JSON document, or a CEF line as a JSON string.
-    pub fn record(&self, ev: &Event) -> Bytes {
-        let mut out = Vec::with_capacity(512);
-        transform::encode(self.format, ev, &mut out);
+    pub fn record(&mut self, ev: &Event) -> Bytes {
         if matches!(self.format, Format::Cef | Format::Leef) {
-            let line = String::from_utf8_lossy(&out).into_owned();
-            return serde_json::to_vec(&line).unwrap_or_default().into();
+            let mut out = Vec::with_capacity(512);
+            transform::encode(self.format, ev, &mut out);
+            let line = String::from_utf8_lossy(&out);
+            return self
+                .records
+                .put(&serde_json::to_vec(&line).unwrap_or_default());
         }
-        out.into()
+        self.records.encode(self.format, ev)
     }
 
     fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {

@@ -505,7 +505,10 @@ impl Client {
                 rows.len()
             )));
         }
-        let mut page = Page::default();
+        let mut page = Page {
+            events: Vec::with_capacity(rows.len()),
+            ..Page::default()
+        };
         // The API compares whole seconds of its stored values; allow for sub-second fractions.
         let lo = from - time::Duration::seconds(1);
         let hi = to + time::Duration::seconds(1);

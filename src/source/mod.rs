@@ -367,7 +367,9 @@ impl Poller {
 /// oldest first (ties by id).
 pub fn fresh_sorted(events: Vec<Event>, seen: &[(i64, i64)]) -> Vec<Event> {
     let mut known: FxHashSet<i64> = seen.iter().map(|(id, _)| *id).collect();
-    let mut out: Vec<Event> = events.into_iter().filter(|e| known.insert(e.id)).collect();
+    let mut out = events;
+    // `retain` moves no event while none is dropped (a 280-byte move each otherwise).
+    out.retain(|e| known.insert(e.id));
     out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
     out
 }

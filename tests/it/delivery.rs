@@ -41,8 +41,9 @@ async fn stdout_ecs_carries_every_event_once_valid_and_in_order() {
         now - time::Duration::minutes(5),
     );
     let w = Workdir::new();
+    // On a work-stealing runtime of two threads (the default is one thread).
     let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.console]\ntype = \"stdout\"\nformat = \"ecs\"\n",
+        "state_dir = \"{{state}}\"\nthreads = 2\n{}\n[sinks.console]\ntype = \"stdout\"\nformat = \"ecs\"\n",
         Workdir::portal_toml(
             "main",
             &server.url,
