@@ -1059,7 +1059,7 @@ impl Client {
                     run,
                 });
             walk.take(f.page);
-            if walk.count() > limit {
+            if walk.count() > limit || (!ends && walk.will_overflow(from, to, limit)) {
                 walk.w.too_many = true;
                 return Ok(());
             }
@@ -1114,6 +1114,8 @@ impl Client {
 /// `startIndex` step between consecutive pages: one row less than a page, so that each page
 /// repeats the last row of the page before (see [`Client::window`]).
 const STRIDE: usize = PAGE_SIZE - 1;
+/// Rows a window is read to before its density may say it is too dense to finish.
+const EARLY_ROWS: usize = 500;
 /// Rounds of probes before the search for a login window's start gives up.
 const MAX_PROBE_ROUNDS: usize = 64;
 /// Times a window may start again below its last row read (rows inserted faster than it is
@@ -1291,6 +1293,19 @@ impl Walk {
 
     fn count(&self) -> usize {
         self.w.events.len() + self.w.rejected.len()
+    }
+
+    /// Whether the window clearly holds more than `limit` rows at the density read so far
+    /// (`EARLY_ROWS` at least, a quarter more than allowed): it is split then, not after
+    /// `limit` rows, each page of which would be a request under the portal's rate limit
+    /// spent for nothing (a dense window is read again in parts). Never for a window of a
+    /// second or two, which cannot be split.
+    fn will_overflow(&self, from: OffsetDateTime, to: OffsetDateTime, limit: usize) -> bool {
+        if self.rows < EARLY_ROWS || to - from <= time::Duration::seconds(2) {
+            return false;
+        }
+        self.remaining(from)
+            .is_some_and(|r| self.count() as f64 + r > limit as f64 * 1.25)
     }
 
     /// Rows expected between the oldest one read and `from`, at the density read so far.

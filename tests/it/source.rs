@@ -271,6 +271,50 @@ async fn requests_send_utc_with_z_and_full_pages() {
     );
 }
 
+/// A window far denser than `max_window_events` is given up after a few pages, when its
+/// density shows it cannot fit, not after `max_window_events` rows: under DocSpace's rate limit
+/// each page read of a window that is then read again in parts is a request lost. A window
+/// just over the limit is read to the limit (the density may be uneven); either way the rows
+/// read are the newest of the window and none is past it.
+#[tokio::test]
+async fn a_far_too_dense_window_is_given_up_after_a_few_pages() {
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
+    sim.generate(
+        SimStream::Login,
+        6000,
+        now - Duration::hours(6),
+        now - Duration::minutes(1),
+    );
+    let c = limited_client(&server.url, 0, 4);
+    let (from, to) = (now - Duration::hours(7), now);
+    let dense = c
+        .window(Stream::Login, from, to, 3000)
+        .await
+        .expect("window");
+    assert!(dense.too_many);
+    assert!(
+        dense.requests <= 12,
+        "twice the limit: given up after {} requests (reading to the limit takes 31)",
+        dense.requests
+    );
+    assert!(
+        dense.events.len() < 3000,
+        "{} rows read",
+        dense.events.len()
+    );
+    assert!(dense.events.iter().all(|e| e.time >= from && e.time <= to));
+    // 6000 rows spread evenly over the window, 9 % over the limit.
+    let from = now - Duration::hours(6) - Duration::seconds(1);
+    let near = c
+        .window(Stream::Login, from, to, 5500)
+        .await
+        .expect("window");
+    assert!(near.too_many);
+    assert!(near.events.len() > 5500, "{} rows read", near.events.len());
+    assert!(near.events.iter().all(|e| e.time >= from && e.time <= to));
+}
+
 fn limited_client(url: &str, per_second: u32, concurrency: usize) -> Client {
     client(url, KEY).with_limits(Arc::new(RateLimiter::new(per_second)), concurrency)
 }
