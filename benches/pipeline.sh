@@ -16,7 +16,7 @@
 #              the CEF values escaped (rsyslog) and not (rsyslog-raw)
 #   catch-up   a second simulator with 150 ms latency per request and DocSpace's rate limit
 #              (1,500 requests a minute, 429 + Retry-After beyond it); the agent with its
-#              defaults (concurrency 6, 24 requests/s): time against the bound pages / 25 per s,
+#              defaults (concurrency 6, 24.8 requests/s): time against the bound pages / 25 per s,
 #              and the number of 429 answers (must be 0)
 #
 # For each it prints events/s, CPU seconds per million events (utime + stime of the process

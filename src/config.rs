@@ -237,7 +237,7 @@ pub struct PortalConfig {
     /// Requests of one window kept in flight at once during a catch-up.
     pub concurrency: usize,
     /// Requests per second to this portal, all streams together (0: no client-side limit).
-    pub max_requests_per_second: u32,
+    pub max_requests_per_second: f64,
     /// TLS for the portal connection.
     pub tls: HttpTls,
 }
@@ -473,7 +473,7 @@ struct RawPortal {
     max_response_mib: Option<u64>,
     error_retry: Option<String>,
     concurrency: Option<u64>,
-    max_requests_per_second: Option<u64>,
+    max_requests_per_second: Option<f64>,
     tls: Option<RawHttpTls>,
 }
 
@@ -1352,8 +1352,8 @@ fn portal(
     }
     // DocSpace's limiter (when on) allows 1,500 requests a minute: stay just below. 0 turns
     // the client-side limit off (self-hosted portals whose limiter is off).
-    let max_rps = rp.max_requests_per_second.unwrap_or(24);
-    if max_rps > 100_000 {
+    let max_rps = rp.max_requests_per_second.unwrap_or(24.8);
+    if !(0.0..=100_000.0).contains(&max_rps) {
         errs.push(ConfigProblem::new(
             format!("{key}.max_requests_per_second"),
             "must be between 0 (no limit) and 100000",
@@ -1366,7 +1366,7 @@ fn portal(
     Some(PortalConfig {
         error_retry,
         concurrency: concurrency as usize,
-        max_requests_per_second: max_rps as u32,
+        max_requests_per_second: max_rps,
         name: name.to_owned(),
         url: url?,
         api_key: api_key?,
@@ -2021,8 +2021,14 @@ format = "ecs"
     fn catch_up_limits_default_and_bounds() {
         let c = load_str(GOOD, &[]).expect("valid");
         assert_eq!(c.portals[0].concurrency, 6);
-        assert_eq!(c.portals[0].max_requests_per_second, 24);
-        for (rps, ok) in [("0", true), ("100000", true), ("100001", false)] {
+        assert_eq!(c.portals[0].max_requests_per_second, 24.8);
+        for (rps, ok) in [
+            ("0", true),
+            ("12.5", true),
+            ("100000", true),
+            ("100001", false),
+            ("-1", false),
+        ] {
             let body = GOOD.replace(
                 "poll_interval = \"1s\"",
                 &format!("poll_interval = \"1s\"\nmax_requests_per_second = {rps}"),

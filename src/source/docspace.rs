@@ -213,12 +213,12 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// At most `per_second` requests a second; 0 means no client-side limit (for self-hosted
     /// portals whose own limiter is off).
-    pub fn new(per_second: u32) -> RateLimiter {
+    pub fn new(per_second: f64) -> RateLimiter {
         RateLimiter {
-            interval: if per_second == 0 {
-                Duration::ZERO
+            interval: if per_second > 0.0 && per_second.is_finite() {
+                Duration::from_secs_f64(1.0 / per_second)
             } else {
-                Duration::from_secs(1) / per_second
+                Duration::ZERO
             },
             next: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
@@ -336,7 +336,7 @@ impl Client {
             base,
             key,
             portal,
-            limiter: Arc::new(RateLimiter::new(1000)),
+            limiter: Arc::new(RateLimiter::new(1000.0)),
             concurrency: 1,
             hint: Arc::default(),
             latency_us: Arc::default(),
@@ -1631,7 +1631,7 @@ mod tests {
 
     #[tokio::test]
     async fn zero_means_no_client_side_limit() {
-        let l = RateLimiter::new(0);
+        let l = RateLimiter::new(0.0);
         assert!(l.interval().is_zero());
         let t = std::time::Instant::now();
         for _ in 0..10_000 {
@@ -1644,7 +1644,7 @@ mod tests {
     async fn unused_slots_are_kept_for_a_while_then_the_rate_holds() {
         // 40 a second (25 ms): after a pause, a quarter second of slots (10) comes at once,
         // then one every 25 ms.
-        let l = RateLimiter::new(40);
+        let l = RateLimiter::new(40.0);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let now = tokio::time::Instant::now();
         let slots: Vec<_> = (0..30).map(|_| l.reserve()).collect();
@@ -1661,8 +1661,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_default_rate_stays_below_docspaces_1500_a_minute() {
+        // Slots after a pause (the credit comes at once), then three minutes of them: no
+        // 60-second span holds more than 1,494 (60 × 24.8 and the quarter second of credit),
+        // which leaves room for requests that arrive closer together than they were sent.
+        let l = RateLimiter::new(24.8);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let slots: Vec<_> = (0..4500).map(|_| l.reserve()).collect();
+        let mut most = 0;
+        let mut lo = 0;
+        for hi in 0..slots.len() {
+            while slots[hi] - slots[lo] >= Duration::from_secs(60) {
+                lo += 1;
+            }
+            most = most.max(hi - lo + 1);
+        }
+        assert!((1480..=1494).contains(&most), "{most} slots within 60 s");
+    }
+
+    #[tokio::test]
     async fn a_slot_given_up_before_it_came_is_handed_out_again() {
-        let l = RateLimiter::new(10);
+        let l = RateLimiter::new(10.0);
         // Use up the credit: the slots after it lie ahead.
         while l.reserve() <= tokio::time::Instant::now() {}
         let first = l.reserve();

@@ -316,7 +316,10 @@ async fn a_far_too_dense_window_is_given_up_after_a_few_pages() {
 }
 
 fn limited_client(url: &str, per_second: u32, concurrency: usize) -> Client {
-    client(url, KEY).with_limits(Arc::new(RateLimiter::new(per_second)), concurrency)
+    client(url, KEY).with_limits(
+        Arc::new(RateLimiter::new(f64::from(per_second))),
+        concurrency,
+    )
 }
 
 fn assert_same(got: &BTreeSet<i64>, want: &BTreeSet<i64>, what: &str) {
