@@ -1353,10 +1353,10 @@ fn portal(
     // DocSpace's limiter (when on) allows 1,500 requests a minute: stay just below. 0 turns
     // the client-side limit off (self-hosted portals whose limiter is off).
     let max_rps = rp.max_requests_per_second.unwrap_or(24.8);
-    if !(0.0..=100_000.0).contains(&max_rps) {
+    if !(max_rps == 0.0 || (0.01..=100_000.0).contains(&max_rps)) {
         errs.push(ConfigProblem::new(
             format!("{key}.max_requests_per_second"),
-            "must be between 0 (no limit) and 100000",
+            "must be 0 (no limit) or between 0.01 and 100000",
         ));
     }
     let tls = http_tls(errs, key, rp.tls);
@@ -2028,6 +2028,7 @@ format = "ecs"
             ("100000", true),
             ("100001", false),
             ("-1", false),
+            ("0.001", false),
         ] {
             let body = GOOD.replace(
                 "poll_interval = \"1s\"",

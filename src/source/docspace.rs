@@ -215,8 +215,9 @@ impl RateLimiter {
     /// portals whose own limiter is off).
     pub fn new(per_second: f64) -> RateLimiter {
         RateLimiter {
+            // At least one request every 100 s (the config allows no slower).
             interval: if per_second > 0.0 && per_second.is_finite() {
-                Duration::from_secs_f64(1.0 / per_second)
+                Duration::from_secs_f64(1.0 / per_second.max(0.01))
             } else {
                 Duration::ZERO
             },
