@@ -203,6 +203,20 @@ impl<'a> Scanner<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
     ) -> Option<()> {
+        self.members(|sc, key, escaped| {
+            if escaped {
+                return None;
+            }
+            member(sc, key)
+        })
+    }
+
+    /// [`Scanner::object`] for any key: `member` gets each key as written, with whether it
+    /// holds an escape.
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a str, bool) -> Option<()>,
+    ) -> Option<()> {
         if !self.eat(b'{') {
             return None;
         }
@@ -211,10 +225,10 @@ impl<'a> Scanner<'a> {
         }
         loop {
             let (key, escaped) = self.string_raw()?;
-            if escaped || !self.eat(b':') {
+            if !self.eat(b':') {
                 return None;
             }
-            member(self, key)?;
+            member(self, key, escaped)?;
             if self.eat(b',') {
                 continue;
             }
@@ -244,42 +258,9 @@ impl<'a> Scanner<'a> {
         self.ws();
         match self.peek()? {
             b'"' => self.string_raw().map(|_| ()),
-            b'{' => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                if self.eat(b'}') {
-                    return Some(());
-                }
-                loop {
-                    self.string_raw()?;
-                    if !self.eat(b':') {
-                        return None;
-                    }
-                    self.skip_value(depth + 1)?;
-                    if self.eat(b',') {
-                        continue;
-                    }
-                    return self.eat(b'}').then_some(());
-                }
-            }
-            b'[' => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                if self.eat(b']') {
-                    return Some(());
-                }
-                loop {
-                    self.skip_value(depth + 1)?;
-                    if self.eat(b',') {
-                        continue;
-                    }
-                    return self.eat(b']').then_some(());
-                }
-            }
+            b'{' if depth < MAX_DEPTH => self.members(|sc, _, _| sc.skip_value(depth + 1)),
+            b'[' if depth < MAX_DEPTH => self.array(|sc| sc.skip_value(depth + 1)),
+            b'{' | b'[' => None,
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),

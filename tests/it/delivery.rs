@@ -535,24 +535,12 @@ async fn dense_windows_are_split_so_memory_stays_bounded_and_nothing_is_lost() {
         now - time::Duration::hours(2),
         now - time::Duration::minutes(100),
     );
-    let hook = HttpCollector::start().await;
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml(
-            "main",
-            &server.url,
-            "start_from = \"3h\"\ncatchup_window = \"1d\"\nmax_window_events = 100"
-        ),
-        hook.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(90), "all 1800 events", || {
-        hook.events().len() >= 1800
-    })
+    let (_w, hook) = catch_up_into_hook(
+        &server.url,
+        "start_from = \"3h\"\ncatchup_window = \"1d\"\nmax_window_events = 100",
+        1800,
+    )
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
     let ids = ids_of(&hook.events());
     assert_eq!(ids.len(), 1800, "no duplicates");
     assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), all_ids(&sim));
@@ -577,6 +565,26 @@ async fn dense_windows_are_split_so_memory_stays_bounded_and_nothing_is_lost() {
     }
 }
 
+/// Runs the agent (portal `main` at `url`, with `portal_extra`) into a `json` webhook until it
+/// has received `n` events, then stops it and expects a clean exit.
+async fn catch_up_into_hook(url: &str, portal_extra: &str, n: usize) -> (Workdir, HttpCollector) {
+    let hook = HttpCollector::start().await;
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
+        Workdir::portal_toml("main", url, portal_extra),
+        hook.url
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(90), &format!("all {n} events"), || {
+        hook.events().len() >= n
+    })
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    (w, hook)
+}
+
 /// A catch-up cursor remembers the ids of the overlap before its watermark (what a re-read or a
 /// restart reads again), not those of whole windows: each cursor save writes that list, and each
 /// batch in flight carries a copy of it.
@@ -591,24 +599,12 @@ async fn a_catch_up_cursor_keeps_only_the_overlaps_ids() {
         now - time::Duration::days(3),
         now - time::Duration::minutes(4),
     );
-    let hook = HttpCollector::start().await;
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml(
-            "main",
-            &server.url,
-            "start_from = \"4d\"\ncatchup_window = \"1d\"\nmax_window_events = 1000\nstreams = [\"login\"]"
-        ),
-        hook.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(90), "all 3000 events", || {
-        hook.events().len() >= 3000
-    })
+    let (w, hook) = catch_up_into_hook(
+        &server.url,
+        "start_from = \"4d\"\ncatchup_window = \"1d\"\nmax_window_events = 1000\nstreams = [\"login\"]",
+        3000,
+    )
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
     assert_eq!(ids_of(&hook.events()).len(), 3000, "no duplicates");
     let text = std::fs::read_to_string(w.state().join("cursors/main.login.json")).expect("cursor");
     let cursor: Value = serde_json::from_str(&text).expect("cursor is JSON");
