@@ -84,12 +84,26 @@ async fn pause(cancel: &CancellationToken, d: Duration, stats: &StreamStats) -> 
     }
 }
 
-/// Runs `fut`, marking the poller alive every second meanwhile: waiting on DocSpace, on a full
-/// sink queue or on a timer is life; only a task that stops being polled (a stall) goes quiet,
-/// which is what the systemd watchdog is fed from.
+/// How often a waiting poller marks itself alive: a quarter of the systemd watchdog period
+/// (`WatchdogSec=`; 100 ms to 15 s), or never when no watchdog reads the heartbeats, so that
+/// an idle agent does not wake for them.
+fn beat_period() -> Option<Duration> {
+    static PERIOD: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *PERIOD.get_or_init(|| {
+        crate::notify::watchdog_period()
+            .map(|p| (p / 4).clamp(Duration::from_millis(100), Duration::from_secs(15)))
+    })
+}
+
+/// Runs `fut`, marking the poller alive every [`beat_period`] meanwhile: waiting on DocSpace,
+/// on a full sink queue or on a timer is life; only a task that stops being polled (a stall)
+/// goes quiet, which is what the systemd watchdog is fed from.
 async fn beating<F: std::future::Future>(fut: F, stats: &StreamStats) -> F::Output {
+    let Some(period) = beat_period() else {
+        return fut.await;
+    };
     tokio::pin!(fut);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             r = &mut fut => return r,
