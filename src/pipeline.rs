@@ -15,7 +15,8 @@
 //!   the committer stops without saving: at-least-once, never at-most-once.
 //! - Saves are spaced by [`SAVE_GAP`]: batches acknowledged within it are covered by one save
 //!   of the newest cursor, so a crash replays at most what was acknowledged within it (plus
-//!   what was in flight). The first save after a quiet spell is not delayed.
+//!   what was in flight). The first save after a quiet spell is not delayed. A cursor whose
+//!   batches held no events waits up to [`QUIET_SAVE_GAP`] (a later save or shutdown saves it).
 //! - Shutdown: cancelling stops the pollers at their next await; sinks drain their queues until
 //!   the channels close; committers save what was acknowledged; then the process exits.
 
@@ -124,6 +125,10 @@ pub async fn run_committer(
     let mut carried: Option<Commit> = None;
     // When the last save started (the first one is not delayed).
     let mut saved_at: Option<tokio::time::Instant> = None;
+    // A cursor whose batches held no events, not saved yet (see QUIET_SAVE_GAP).
+    let mut quiet: Option<Cursor> = None;
+    // The queue closed: what is left is saved at once.
+    let mut closing = false;
     loop {
         let commit = match &unsaved {
             _ if carried.is_some() => carried.take(),
@@ -152,8 +157,20 @@ pub async fn run_committer(
             },
             None => commits.recv().await,
         };
-        let Some(mut commit) = commit else {
-            break;
+        let mut commit = match commit {
+            Some(commit) => commit,
+            None => match quiet.take() {
+                // Shutdown: the quiet cursor is saved now.
+                Some(cursor) => {
+                    closing = true;
+                    Commit {
+                        cursor,
+                        acks: Vec::new(),
+                        events: 0,
+                    }
+                }
+                None => break,
+            },
         };
         for ack in commit.acks.drain(..) {
             if ack.await.is_err() {
@@ -175,6 +192,19 @@ pub async fn run_committer(
                 break;
             }
         }
+        // Nothing new, only a later watermark: saved within QUIET_SAVE_GAP of the last save, by
+        // a later save or at shutdown (not while saves are failing: that one is retried now).
+        if commit.events == 0
+            && !closing
+            && unsaved.is_none()
+            && saved_at.is_some_and(|at| at.elapsed() < QUIET_SAVE_GAP)
+        {
+            // What every sink has acknowledged: the lag that /health and /metrics show.
+            stats.set_watermark(commit.cursor.watermark);
+            quiet = Some(commit.cursor);
+            continue;
+        }
+        quiet = None;
         // Space the saves: a catch-up acknowledges hundreds of batches a second, and each save
         // costs two fsyncs. Until SAVE_GAP has passed since the last one, later batches that
         // every sink acknowledges meanwhile are folded into this save.
@@ -294,6 +324,13 @@ fn poll_acks(
 /// at most the events acknowledged within it, beside those in flight; peers flush on a similar
 /// clock (Vector's disk buffer every 500 ms, Filebeat's registry every 1 s).
 pub const SAVE_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Longest time a cursor that only moved its watermark (polls that found nothing new) waits
+/// for its save: a caught-up agent would otherwise pay two fsyncs per stream at every poll for
+/// nothing. It is saved at shutdown and covered by the next batch's save; a crash meanwhile
+/// re-reads that quiet stretch, which emits nothing twice (the saved ids match the saved
+/// watermark).
+pub const QUIET_SAVE_GAP: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How often a failed cursor save is tried again while nothing new arrives.
 const SAVE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -666,5 +703,44 @@ mod tests {
         assert_eq!(last.map(|c| c.watermark.unix_timestamp()), Some(2));
         assert_eq!(saved_watermark(&state), Some(2));
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn polls_that_find_nothing_are_saved_by_the_next_batch_or_at_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (state, stats, tx, task) = committer(dir.path());
+        tx.send(commit(1, true).0).await.expect("queued");
+        let quiet = |t| Commit {
+            events: 0,
+            ..commit(t, true).0
+        };
+        // Ten polls that found nothing, well after the first save's gap.
+        tokio::time::sleep(SAVE_GAP * 2).await;
+        for t in 2..=11 {
+            tx.send(quiet(t)).await.expect("queued");
+            tokio::time::sleep(SAVE_GAP / 5).await;
+        }
+        tokio::time::sleep(SAVE_GAP * 2).await;
+        assert_eq!(saved_watermark(&state), Some(1), "quiet cursors wait");
+        assert_eq!(stats.saves.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            stats.watermark.load(Ordering::Relaxed),
+            11,
+            "/health and /metrics show the acknowledged watermark"
+        );
+        // A batch with events is saved as before, and covers them.
+        tx.send(commit(12, true).0).await.expect("queued");
+        tokio::time::sleep(SAVE_GAP * 2).await;
+        assert_eq!(saved_watermark(&state), Some(12));
+        // A quiet one again: saved at shutdown.
+        tx.send(quiet(13)).await.expect("queued");
+        tokio::time::sleep(SAVE_GAP * 2).await;
+        assert_eq!(saved_watermark(&state), Some(12));
+        drop(tx);
+        let last = task.await.expect("committer ends");
+        assert_eq!(last.map(|c| c.watermark.unix_timestamp()), Some(13));
+        assert_eq!(saved_watermark(&state), Some(13));
+        assert_eq!(stats.saves.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.committed.load(Ordering::Relaxed), 20);
     }
 }

@@ -698,10 +698,13 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    // Fill the disk: the next poll's cursor save (every poll moves the cursor) fails.
+    // Fill the disk, and new events come: the cursor save after their delivery fails (a poll
+    // that finds nothing does not save at once; QUIET_SAVE_GAP).
     let filled = ns.fill();
     let full_at = Instant::now();
     let before_full = std::fs::read(&cursor).expect("cursor");
+    let t = OffsetDateTime::now_utc();
+    sim.generate(SimStream::Login, 20, t + secs(1), t + secs(2));
     eventually(Duration::from_secs(20), "the named error", || {
         a.stderr_text().contains("cannot save cursor")
     })
