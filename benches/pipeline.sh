@@ -87,11 +87,15 @@ cpu() { awk -v t="$tck" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / t }' 
 kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Waits until FILE has a line matching RE (prints it) or PID died or SECS passed.
-wait_line() {
-  local file=$1 re=$2 pid=$3 secs=$4 i
+wait_line() { # FILE REGEX PID SECS [AGENT-PID: fail at once when it exits, e.g. on a bad config]
+  local file=$1 re=$2 pid=$3 secs=$4 agent_pid=${5:-} i
   for ((i = 0; i < secs * 20; i++)); do
     if grep -qE "$re" "$file" 2>/dev/null; then grep -E "$re" "$file" | head -1; return 0; fi
     kill -0 "$pid" 2>/dev/null || { echo "pipeline.sh: process $pid ended early" >&2; return 1; }
+    if [ -n "$agent_pid" ] && ! kill -0 "$agent_pid" 2>/dev/null; then
+      echo "pipeline.sh: the agent (pid $agent_pid) exited before the receiver counted every event" >&2
+      return 1
+    fi
     sleep 0.05
   done
   echo "pipeline.sh: timed out after ${secs}s waiting for /$re/ in $file" >&2
@@ -202,10 +206,10 @@ address = \"127.0.0.1:$port\""
   pids+=("$agent")
   local limit=$(( events / 2000 + 120 ))
   if [ "$kind" = udp ]; then
-    done=$(wait_line "$work/$case.count" '^final=' "$counter" "$limit") || return 1
+    done=$(wait_line "$work/$case.count" '^final=' "$counter" "$limit" "$agent") || { tail -5 "$work/$case.log" >&2; return 1; }
     got=$(field final "$done")
   else
-    done=$(wait_line "$work/$case.count" '^reached=' "$counter" "$limit") || { tail -5 "$work/$case.log" >&2; return 1; }
+    done=$(wait_line "$work/$case.count" '^reached=' "$counter" "$limit" "$agent") || { tail -5 "$work/$case.log" >&2; return 1; }
     got=$(field reached "$done")
   fi
   last_ns=$(field unix_ns "$done")
@@ -348,7 +352,7 @@ address = \"127.0.0.1:$port\""
   pids+=("$agent")
   pages=$(( (catchup_events + 99) / 100 ))
   bound=$(awk -v p="$pages" 'BEGIN { printf "%.1f", p / 25 }')
-  done=$(wait_line "$work/catchup.count" '^reached=' "$counter" $(( pages / 5 + 300 ))) || { tail -5 "$work/catchup.log" >&2; exit 1; }
+  done=$(wait_line "$work/catchup.count" '^reached=' "$counter" $(( pages / 5 + 300 )) "$agent") || { tail -5 "$work/catchup.log" >&2; exit 1; }
   R[catchup.load]=$(load)
   R[catchup.secs]=$(awk -v a="$t0" -v b="$(field unix_ns "$done")" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
   R[catchup.cpu]=$(awk -v c="$(cpu "$agent")" -v n="$catchup_events" 'BEGIN { printf "%.2f", c / n * 1e6 }')
