@@ -178,16 +178,21 @@ impl Span {
         start: 0,
         len: u32::MAX,
     };
+
+    /// What was appended to `text` since it was `start` bytes long.
+    fn since(start: usize, text: &str) -> Span {
+        Span {
+            start: start as u32,
+            len: (text.len() - start) as u32,
+        }
+    }
 }
 
 /// Appends `s` to `text` and returns where it lies.
 fn push_span(text: &mut String, s: &str) -> Span {
     let start = text.len();
     text.push_str(s);
-    Span {
-        start: start as u32,
-        len: s.len() as u32,
-    }
+    Span::since(start, text)
 }
 
 /// The string fields kept in `Event::text`, by index.
@@ -359,10 +364,7 @@ impl Event {
                     sc.string_into(&mut text)?;
                     let d = parse_date_keep_offset(text.get(start..)?).ok()?;
                     date = Some(d);
-                    spans[F_DATE] = Span {
-                        start: start as u32,
-                        len: (text.len() - start) as u32,
-                    };
+                    spans[F_DATE] = Span::since(start, &text);
                 }
                 K_TARGET => {
                     sc.ws();
@@ -398,10 +400,7 @@ impl Event {
                     sc.string_into(&mut text)?;
                     cap_from(&mut text, start);
                     if text.len() > start {
-                        spans[field] = Span {
-                            start: start as u32,
-                            len: (text.len() - start) as u32,
-                        };
+                        spans[field] = Span::since(start, &text);
                     }
                 }
             }
@@ -483,10 +482,7 @@ impl Event {
             if let Some(v) = fields.get(key) {
                 let start = text.len();
                 if v.push_scalar(&mut text) && text.len() > start {
-                    spans[field] = Span {
-                        start: start as u32,
-                        len: (text.len() - start) as u32,
-                    };
+                    spans[field] = Span::since(start, &text);
                 } else {
                     text.truncate(start);
                 }
@@ -494,10 +490,7 @@ impl Event {
         }
         let start = text.len();
         push_capped(&mut text, date_text);
-        spans[F_DATE] = Span {
-            start: start as u32,
-            len: (text.len() - start) as u32,
-        };
+        spans[F_DATE] = Span::since(start, &text);
         let target = match fields.get(K_TARGET) {
             Some(Loose::Seq(items)) => items.iter().filter_map(Loose::scalar_string).collect(),
             Some(v) => v.scalar_string().into_iter().collect(),

@@ -29,7 +29,6 @@ use crate::pipeline::{DeadLetter, Delivery, SinkStats};
 use crate::retry::{Backoff, retry_after};
 use crate::transform;
 
-/// A delivery failure.
 /// Where a sink's records are encoded, one after the other in shared chunks: a record is a
 /// slice of a chunk (no allocation of its own), and a chunk is freed when its last record is.
 #[derive(Debug)]
@@ -68,6 +67,7 @@ impl Records {
     }
 }
 
+/// A delivery failure.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct SinkError {
