@@ -946,30 +946,19 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// The wait a 429/5xx asks for: `Retry-After` (seconds), Discord's `X-RateLimit-Reset-After`
-/// and `retry_after` body field (float seconds); the longest wins, capped at the sink backoff.
+/// The wait a 429/5xx asks for (`Retry-After`, Discord's `X-RateLimit-Reset-After` and
+/// `retry_after` body field; the longest wins), capped at the sink backoff. Absurd values (NaN,
+/// negative, infinite) are ignored and huge ones clamped by [`crate::retry::chat_retry_after`]:
+/// no answer can panic the task.
 fn retry_after_of(headers: &reqwest::header::HeaderMap, body: &str) -> Option<Duration> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    let body_wait = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("retry_after").and_then(Value::as_f64));
-    let status_wait = [
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    crate::retry::chat_retry_after(
         header("retry-after"),
         header("x-ratelimit-reset-after"),
-        body_wait,
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|s| s.is_finite() && *s >= 0.0)
-    .fold(None, |acc: Option<f64>, s| {
-        Some(acc.map_or(s, |a| a.max(s)))
-    })?;
-    Some(Duration::from_secs_f64(status_wait).min(MAX_SINK_BACKOFF))
+        body,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map(|d| d.min(MAX_SINK_BACKOFF))
 }
 
 /// ` (body)` for an error message: the first line of a short body, only when it holds no
@@ -1587,6 +1576,40 @@ mod tests {
                 1,
                 "{kind}: the health check posted a message"
             );
+        }
+    }
+
+    /// See: issue 15. A 429 asking for an absurd wait (`Retry-After: 1e20`, Discord's
+    /// `retry_after: 1e300`, NaN, negative) panicked the sink task in
+    /// `Duration::from_secs_f64`; now the wait is clamped to the sink backoff or ignored.
+    #[tokio::test]
+    async fn absurd_retry_after_values_are_clamped_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let msg = json!({"text": "x", "blocks": []});
+        let m = Mock::start((204, "")).await;
+        let cases: [(Vec<(&'static str, String)>, &str, Option<u64>); 6] = [
+            (vec![("retry-after", "1e20".into())], "", Some(60)),
+            (vec![], r#"{"retry_after":1e300}"#, Some(60)),
+            (
+                vec![("x-ratelimit-reset-after", "1e300".into())],
+                "",
+                Some(60),
+            ),
+            (
+                vec![("retry-after", "NaN".into())],
+                r#"{"retry_after":-1}"#,
+                None,
+            ),
+            (vec![("retry-after", "inf".into())], "", None),
+            (vec![("retry-after", "-1".into())], "", None),
+        ];
+        for (headers, body, want) in cases {
+            let shown = format!("{headers:?} {body}");
+            m.then(429, headers, body);
+            let mut s = sink(ChatKind::Discord, &m.url, 100.0, dir.path());
+            let e = s.post(&msg).await.expect_err("429");
+            assert!(e.retryable, "{shown}: {e:?}");
+            assert_eq!(e.retry_after, want, "{shown}");
         }
     }
 

@@ -117,12 +117,13 @@ impl SinkError {
     }
 }
 
-/// Seconds of a `Retry-After` header, when it holds a number.
+/// Whole seconds (rounded up) of a `Retry-After` header: delay-seconds or an HTTP-date, read by
+/// [`crate::retry::parse_retry_after`] (absurd values ignored, huge ones clamped).
 pub fn retry_after_header(resp: &reqwest::Response) -> Option<u64> {
     resp.headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(crate::retry::retry_after_header_secs)
 }
 
 /// A failed HTTP request as a retryable error naming the target (never its URL path or query).
