@@ -415,7 +415,7 @@ impl Event {
             portal: portal.clone(),
             stream: stream.unwrap_or_else(|| Stream::for_action(action_id)),
             id,
-            time: date.to_offset(UtcOffset::UTC),
+            time: to_utc(date),
             offset: date.offset(),
             action_id,
             action_type,
@@ -505,7 +505,7 @@ impl Event {
             portal,
             stream,
             id,
-            time: date.to_offset(UtcOffset::UTC),
+            time: to_utc(date),
             offset: date.offset(),
             action_id,
             action_type: fields.int(K_ACTION_TYPE, "actionType").ok().flatten(),
@@ -821,18 +821,42 @@ fn row_id_and_date_serde(row: &str) -> (Option<i64>, Option<OffsetDateTime>) {
 }
 
 /// Parses a DocSpace `date` (RFC 3339 with any fraction length, `Z` or an offset) into UTC.
+/// Total: anything else, including an instant outside the years 0000–9999 in UTC, is an error
+/// that names the problem.
 pub fn parse_date(s: &str) -> Result<OffsetDateTime, String> {
-    parse_date_keep_offset(s).map(|d| d.to_offset(UtcOffset::UTC))
+    parse_date_keep_offset(s).map(to_utc)
 }
 
-/// Parses a DocSpace `date`, keeping the portal's offset.
+/// Parses a DocSpace `date`, keeping the portal's offset. The instant must lie within the
+/// years 0000–9999 in UTC, where every format can write it (RFC 3339, syslog, ECS, LEEF): a
+/// date at the edge of the calendar with an offset that carries it past (such as
+/// `9999-12-31T23:59:59-01:00`) is refused here rather than written as a year no SIEM reads.
 fn parse_date_keep_offset(s: &str) -> Result<OffsetDateTime, String> {
     let t = s.trim();
-    if let Some(d) = parse_date_fast(t.as_bytes()) {
-        return Ok(d);
+    let d = match parse_date_fast(t.as_bytes()) {
+        Some(d) => d,
+        None => OffsetDateTime::parse(t, &Rfc3339)
+            .map_err(|e| format!("{s:?} is not an RFC 3339 date-time with an offset ({e})"))?,
+    };
+    match d.checked_to_offset(UtcOffset::UTC) {
+        Some(u) if (0..=9999).contains(&u.year()) => Ok(d),
+        _ => Err(format!(
+            "{s:?} lies outside the years 0000-9999 once in UTC, which no timestamp format can write"
+        )),
     }
-    OffsetDateTime::parse(t, &Rfc3339)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 date-time with an offset ({e})"))
+}
+
+/// `t` in UTC, for the writers of timestamps: the identity for an event's time (UTC by
+/// construction), and total for any other instant (one with no UTC form in range is written
+/// as the nearest one that has).
+pub fn to_utc(t: OffsetDateTime) -> OffsetDateTime {
+    t.checked_to_offset(UtcOffset::UTC).unwrap_or_else(|| {
+        if t.year() > 0 {
+            time::PrimitiveDateTime::MAX.assume_utc()
+        } else {
+            time::PrimitiveDateTime::MIN.assume_utc()
+        }
+    })
 }
 
 /// The shape DocSpace writes, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)`, parsed by hand;
@@ -897,7 +921,7 @@ fn parse_date_fast(b: &[u8]) -> Option<OffsetDateTime> {
 
 /// Formats a UTC instant as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn format_utc_millis(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = to_utc(t);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
@@ -913,7 +937,7 @@ pub fn format_utc_millis(t: OffsetDateTime) -> String {
 /// Appends a UTC instant as `YYYY-MM-DDTHH:MM:SS.mmmZ` (as [`format_utc_millis`], without
 /// allocating; years outside 0–9999 fall back to the formatter).
 pub fn write_utc_millis(out: &mut Vec<u8>, t: OffsetDateTime) {
-    let t = t.to_offset(UtcOffset::UTC);
+    let t = to_utc(t);
     let year = t.year();
     if !(0..=9999).contains(&year) {
         out.extend_from_slice(format_utc_millis(t).as_bytes());
@@ -945,7 +969,7 @@ pub fn write_utc_millis(out: &mut Vec<u8>, t: OffsetDateTime) {
 
 /// Formats a UTC instant as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, as the API wants `from`/`to`).
 pub fn format_utc_seconds(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = to_utc(t);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         t.year(),
@@ -1635,6 +1659,68 @@ mod tests {
         assert!(parse_date("2025-07-01T24:00:00Z").is_err());
         assert!(parse_date("2025-07-01T08:00:00+5:45").is_err());
         assert!(parse_date("yesterday").is_err());
+    }
+
+    /// See: issue 15 (`encode` exited 101 on `9999-12-31T23:59:59.0000000-01:00`). A date whose
+    /// instant falls outside the years 0000–9999 in UTC is an error naming the problem, by both
+    /// decoders and every date reader; the edges inside are events every encoder writes.
+    #[test]
+    fn dates_at_the_edge_of_the_calendar_are_errors_not_panics() {
+        let outside = [
+            "9999-12-31T23:59:59.0000000-01:00",
+            "9999-12-31T23:59:30-00:01",
+            "9999-12-31T23:59:59.9999999-23:59",
+            "0000-01-01T00:00:00.0000000+14:00",
+            "0000-01-01T00:00:00+00:01",
+            "0000-01-01T00:00:00.0000000+23:59",
+            "0000-01-01t00:00:00.5+01:00",
+        ];
+        for s in outside {
+            let e = parse_date(s).expect_err(s);
+            assert!(e.contains("outside the years 0000-9999"), "{s}: {e}");
+            let row = format!(r#"{{"id":1,"date":"{s}","actionId":1000}}"#);
+            let e = Event::from_row_text(portal(), None, &row).expect_err(s);
+            assert!(e.to_string().contains("`date`"), "{s}: {e}");
+            assert_eq!(decoders_agree(&row), Ok(()), "{s}");
+            assert_eq!(row_id_and_date(&row), (Some(1), None), "{s}");
+        }
+        let inside = [
+            ("9999-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59.999Z"),
+            (
+                "9999-12-31T23:59:59.0000000+14:00",
+                "9999-12-31T09:59:59.000Z",
+            ),
+            ("0000-01-01T00:00:00.0000000Z", "0000-01-01T00:00:00.000Z"),
+            (
+                "0000-01-01T00:00:00.0000000-14:00",
+                "0000-01-01T14:00:00.000Z",
+            ),
+            ("0000-03-01T00:00:00+01:00", "0000-02-29T23:00:00.000Z"),
+        ];
+        for (s, utc) in inside {
+            let row = format!(r#"{{"id":1,"date":"{s}","actionId":1000}}"#);
+            let ev = Event::from_row_text(portal(), None, &row).expect(s);
+            assert_eq!(ev.time_rfc3339(), utc, "{s}");
+            assert_eq!(decoders_agree(&row), Ok(()), "{s}");
+            for format in [
+                crate::config::Format::Ecs,
+                crate::config::Format::Cef,
+                crate::config::Format::Leef,
+                crate::config::Format::Json,
+            ] {
+                let mut out = Vec::new();
+                crate::transform::encode(format, &ev, &mut out);
+                assert!(!out.is_empty(), "{s} {format:?}");
+            }
+        }
+        // Every writer is total, even for an instant that is not in UTC and has none there.
+        let far = time::PrimitiveDateTime::MAX.assume_offset(time::macros::offset!(-1));
+        assert_eq!(format_utc_millis(far), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_utc_seconds(far), "9999-12-31T23:59:59Z");
+        let near = time::PrimitiveDateTime::MIN.assume_offset(time::macros::offset!(+1));
+        let mut w = Vec::new();
+        write_utc_millis(&mut w, near);
+        assert_eq!(w, b"-9999-01-01T00:00:00.000Z");
     }
 
     /// The hand parser agrees with the general RFC 3339 parser on every shape it accepts.

@@ -183,7 +183,7 @@ pub fn format_message(
 /// padded with a space), in UTC, digits written directly.
 fn put_pri_time(out: &mut BytesMut, rfc: Rfc, facility: u8, severity: u8, time: OffsetDateTime) {
     let pri = u16::from(facility) * 8 + u16::from(severity.min(7));
-    let t = time.to_offset(time::UtcOffset::UTC);
+    let t = crate::event::to_utc(time);
     let (year, month, day) = t.to_calendar_date();
     let (hour, minute, second, micro) = t.to_hms_micro();
     out.put_u8(b'<');

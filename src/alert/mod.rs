@@ -720,9 +720,20 @@ impl Alert {
             }
         };
         let utc = range(self.first, self.last);
-        match self.local_offset {
-            Some(off) if off != UtcOffset::UTC => {
-                let (a, b) = (self.first.to_offset(off), self.last.to_offset(off));
+        // The portal's view of an instant at the edge of the calendar may not exist (an event
+        // at 9999-12-31T23:59Z seen from +01:00): then only UTC is shown.
+        let local = self
+            .local_offset
+            .filter(|off| *off != UtcOffset::UTC)
+            .and_then(|off| {
+                Some((
+                    off,
+                    self.first.checked_to_offset(off)?,
+                    self.last.checked_to_offset(off)?,
+                ))
+            });
+        match local {
+            Some((off, a, b)) => {
                 let local = if a == b {
                     hms(a)
                 } else if a.date() == b.date() {
@@ -737,7 +748,7 @@ impl Alert {
                 };
                 format!("{utc} UTC (portal time {local} {})", fmt_offset(off))
             }
-            _ => format!("{utc} UTC"),
+            None => format!("{utc} UTC"),
         }
     }
 
@@ -1432,12 +1443,13 @@ impl KeyState {
         let lo = pos.saturating_sub(n - 1);
         (lo..=pos).find(|&s| {
             let e = s + n - 1;
-            e < self.h.len() && self.h[e].t - self.h[s].t <= window
+            e < self.h.len() && self.h[e].t.saturating_sub(self.h[s].t) <= window
         })
     }
 
     fn silenced(&self, t: i64, window: i64) -> bool {
-        self.f.is_some_and(|f| (t - f).abs() < window.max(1))
+        self.f
+            .is_some_and(|f| t.abs_diff(f) < window.max(1).unsigned_abs())
     }
 }
 
@@ -1498,6 +1510,9 @@ struct SavedSeen {
 pub struct RuleEngine {
     rules: Vec<Rule>,
     dir: Option<PathBuf>,
+    /// State files that could not be read: set aside by the first save, not by the load, so
+    /// that building a sink (as `check` does) changes nothing on disk.
+    damaged: Vec<PathBuf>,
     max_keys: usize,
     /// Newest event time seen (unix ms).
     watermark: i64,
@@ -1529,6 +1544,7 @@ impl RuleEngine {
                 })
                 .collect(),
             dir: None,
+            damaged: Vec::new(),
             max_keys: MAX_KEYS,
             watermark: i64::MIN,
             observed: 0,
@@ -1540,7 +1556,8 @@ impl RuleEngine {
 
     /// An engine whose state (novelty baselines in `seen.json`, windows in `windows.json`)
     /// lives in `dir`. Reading never writes: a missing directory is an empty state; a file
-    /// that cannot be read is set aside as `*.corrupt-<unix time>` with a warning.
+    /// that cannot be read is ignored with a warning, and set aside as `*.corrupt-<unix time>`
+    /// by the first [`RuleEngine::save`] (before the new state replaces it).
     pub fn with_state(rules: Vec<RuleConfig>, dir: PathBuf) -> RuleEngine {
         let mut e = RuleEngine::new(rules);
         e.load(&dir);
@@ -1676,7 +1693,7 @@ impl RuleEngine {
                 let run: Vec<&Hit> =
                     st.h.iter()
                         .skip(start)
-                        .take_while(|h| h.t <= from + w)
+                        .take_while(|h| h.t <= from.saturating_add(w))
                         .collect();
                 let mut a = new_alert(cfg, cfg.by, display, ev);
                 a.count = run.len();
@@ -1780,7 +1797,10 @@ impl RuleEngine {
                     let Some(st) = failures.keys.get(&k) else {
                         continue;
                     };
-                    let n = st.h.iter().filter(|h| h.t <= t && h.t >= t - w).count();
+                    let n =
+                        st.h.iter()
+                            .filter(|h| h.t <= t && h.t >= t.saturating_sub(w))
+                            .count();
                     if n >= cfg.threshold && best.as_ref().is_none_or(|b| n > b.0) {
                         best = Some((n, k, is_ip));
                     }
@@ -1804,7 +1824,7 @@ impl RuleEngine {
                     let run: Vec<Hit> = fst
                         .h
                         .iter()
-                        .filter(|h| h.t <= t && h.t >= t - w)
+                        .filter(|h| h.t <= t && h.t >= t.saturating_sub(w))
                         .cloned()
                         .collect();
                     // Consumed: the next success needs fresh failures.
@@ -1921,6 +1941,15 @@ impl RuleEngine {
         let Some(dir) = self.dir.clone() else {
             return Ok(());
         };
+        for path in std::mem::take(&mut self.damaged) {
+            let moved = path.with_extension(format!(
+                "json.corrupt-{}",
+                OffsetDateTime::now_utc().unix_timestamp()
+            ));
+            if fs::rename(&path, &moved).is_ok() {
+                warn!(file = %path.display(), moved_to = %moved.display(), "damaged alert state set aside");
+            }
+        }
         if self.seen_dirty {
             let saved = SavedSeen {
                 version: STATE_VERSION,
@@ -1981,7 +2010,7 @@ impl RuleEngine {
     }
 
     fn load(&mut self, dir: &Path) {
-        if let Some(saved) = read_state::<SavedSeen>(&dir.join("seen.json")) {
+        if let Some(saved) = read_state::<SavedSeen>(&dir.join("seen.json"), &mut self.damaged) {
             for r in &mut self.rules {
                 if let (State::Novelty(s), Some((kind, seen))) =
                     (&mut r.state, saved.rules.get(&r.cfg.name))
@@ -1991,7 +2020,9 @@ impl RuleEngine {
                 }
             }
         }
-        if let Some(saved) = read_state::<SavedWindows>(&dir.join("windows.json")) {
+        if let Some(saved) =
+            read_state::<SavedWindows>(&dir.join("windows.json"), &mut self.damaged)
+        {
             for r in &mut self.rules {
                 let Some(s) = saved.rules.get(&r.cfg.name) else {
                     continue;
@@ -2028,9 +2059,12 @@ impl RuleEngine {
     }
 }
 
-/// Reads a state file; a damaged one is moved aside with a warning (the engine then starts
-/// without it: alerts may repeat, nothing is lost).
-fn read_state<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+/// Reads a state file; a damaged one is named in `damaged` with a warning (the engine then
+/// starts without it: alerts may repeat, nothing is lost). Never writes.
+fn read_state<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    damaged: &mut Vec<PathBuf>,
+) -> Option<T> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -2051,12 +2085,8 @@ fn read_state<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
         Ok(v) => format!("version {} is not {STATE_VERSION}", v.version),
         Err(e) => e.to_string(),
     };
-    let moved = path.with_extension(format!(
-        "json.corrupt-{}",
-        OffsetDateTime::now_utc().unix_timestamp()
-    ));
-    let _ = fs::rename(path, &moved);
-    warn!(file = %path.display(), moved_to = %moved.display(), %problem, "alert state is damaged; set aside, starting without it (baselines are learned again)");
+    warn!(file = %path.display(), %problem, "alert state is damaged; starting without it (baselines are learned again); it is set aside at the next save");
+    damaged.push(path.to_path_buf());
     None
 }
 
@@ -2219,6 +2249,68 @@ mod tests {
         assert_eq!(
             alerts[0].summary,
             "15 failed logins for bob@example.com from 192.0.2.66 within 1m 52s"
+        );
+    }
+
+    /// See: issue 15. An attack dated at the very end of the calendar: the firing event's
+    /// portal offset (+14:00) cannot show a later failure of the same alert (10:03Z on
+    /// 9999-12-31 is past the year 9999 there), which panicked `when()`; it now shows UTC only.
+    #[test]
+    fn an_alert_at_the_edge_of_the_calendar_is_rendered_without_a_panic() {
+        let edge = |id: i64, date: &str| {
+            Event::from_json(
+                portal(),
+                None,
+                json!({"id": id, "date": date, "actionId": 1013, "login": "bob",
+                       "userId": GUEST_USER_ID, "ip": "192.0.2.66"}),
+            )
+            .expect("a date inside the calendar")
+        };
+        let mut evs: Vec<Event> = (0..9)
+            .map(|i| edge(i, &format!("9999-12-31T09:59:5{i}Z")))
+            .collect();
+        evs.push(edge(9, "9999-12-31T23:59:59.0000000+14:00"));
+        evs.push(edge(10, "9999-12-31T10:03:00Z"));
+        evs.push(edge(11, "9999-12-31T23:59:59.9999999Z"));
+        let mut e = engine(&["brute_force"]);
+        let alerts = e.observe_batch(&refs(&evs));
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        let a = &alerts[0];
+        assert_eq!(a.local_offset, Some(offset!(+14)));
+        assert_eq!(a.when(), "9999-12-31 09:59:50 – 10:03:00 UTC");
+        let doc = to_ecs(a);
+        assert_eq!(doc["event"]["end"], "9999-12-31T10:03:00.000Z");
+        // Times read back from a damaged state file cannot overflow the window arithmetic.
+        let mut st = KeyState {
+            h: VecDeque::from([
+                Hit {
+                    t: i64::MIN,
+                    id: 1,
+                    o: None,
+                },
+                Hit {
+                    t: i64::MAX,
+                    id: 2,
+                    o: None,
+                },
+            ]),
+            f: Some(i64::MIN),
+            n: i64::MAX,
+            d: None,
+        };
+        assert!(!st.silenced(i64::MAX, 300_000));
+        assert_eq!(st.run_through(1, 2, 300_000), None);
+        assert!(
+            st.insert(
+                Hit {
+                    t: 0,
+                    id: 3,
+                    o: None
+                },
+                300_000,
+                10
+            )
+            .is_some()
         );
     }
 
@@ -2394,19 +2486,34 @@ mod tests {
                 .iter()
                 .all(|a| a.kind == RuleKind::NewIp)
         );
-        // A damaged state file is set aside, not fatal.
+        // A damaged state file is not fatal. Loading it changes nothing on disk (`check`
+        // builds sinks); the first save sets it aside before writing the new state.
         std::fs::write(state.join("seen.json"), b"{not json").expect("write");
+        let set_aside = || {
+            std::fs::read_dir(&state).expect("dir").any(|f| {
+                f.expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("corrupt")
+            })
+        };
         let mut e = RuleEngine::with_state(rules, state.clone());
+        assert!(!set_aside(), "loading wrote nothing");
+        assert_eq!(
+            std::fs::read(state.join("seen.json")).expect("still there"),
+            b"{not json"
+        );
         assert!(
             e.observe(&ok(8, 400, "198.51.100.23", "Brazil")).is_empty(),
             "baseline again"
         );
-        assert!(std::fs::read_dir(&state).expect("dir").any(|f| {
-            f.expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .contains("corrupt")
-        }));
+        e.save(true).expect("save");
+        assert!(set_aside());
+        assert!(
+            std::fs::read_to_string(state.join("seen.json"))
+                .expect("new state")
+                .contains("Brazil")
+        );
     }
 
     #[test]

@@ -294,7 +294,7 @@ fn format_dev_time(t: OffsetDateTime) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = crate::event::to_utc(t);
     let month = MONTHS
         .get(usize::from(u8::from(t.month())).saturating_sub(1))
         .copied()

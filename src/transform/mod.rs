@@ -553,7 +553,7 @@ pub(crate) fn put_display<O: Output + ?Sized>(out: &mut O, v: impl fmt::Display)
 /// Appends a UTC instant as `YYYY-MM-DDTHH:MM:SS.mmmZ`, as [`crate::event::write_utc_millis`]
 /// writes it, into any [`Output`] (years outside 0–9999 fall back to the formatter).
 pub(crate) fn put_utc_millis<O: Output + ?Sized>(out: &mut O, t: OffsetDateTime) {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = crate::event::to_utc(t);
     let year = t.year();
     if !(0..=9999).contains(&year) {
         out.put(crate::event::format_utc_millis(t).as_bytes());
