@@ -1,18 +1,33 @@
 //! DocSpace `MessageAction` codes and names.
 //!
-//! Transcribed from the public repository `ONLYOFFICE/DocSpace-server`, file
-//! `common/ASC.Core.Common/Messaging/MessageAction.cs` (commit
-//! `065ebb526f171be94f8329d0d7ed848b20a91db4`). Every enum member is listed with
-//! its numeric value, except `None = -1` (the "no filter" sentinel). All members in
-//! that revision carry explicit values; there are no aliases.
+//! Checked against the public repository `ONLYOFFICE/DocSpace-server`, file
+//! `common/ASC.Core.Common/Messaging/MessageAction.cs`, branch `master` at commit
+//! `ed2994e74f9de78af63e73f425b060345a262536` ("Merge hotfix/v3.7.2 into master",
+//! 2026-06-30). Every member there is listed with its numeric value, except `None = -1`
+//! (the "no filter" sentinel). All members carry explicit values; there are no aliases.
+//!
+//! The table also keeps every code of its first transcription, which was read from a newer
+//! revision (commit `065ebb526f171be94f8329d0d7ed848b20a91db4`, on no branch of the
+//! DocSpace-server snapshot that was read):
+//! - 27 codes are not in master (marked `// not in master` beside them). 6100 is on
+//!   `develop` and `release/v3.8.0`, 6101 on a feature branch; 5161–5163, 5205, 5206 and 6100–6109
+//!   are also in public SDK docs of a newer server, and the metadata names of 9910–9919 in
+//!   public server code; 5207 and 7005 were found nowhere else. They are kept: a newer
+//!   server may write them, and a name a SIEM already indexes must not change.
+//! - 5051 and 5052 (`PrivacyRoomEnable`/`PrivacyRoomDisable`) are in master but were
+//!   removed on `develop` (commit `07c3d1c27e`, "Remove Privacy Room feature"). They are
+//!   kept, since old rows in a portal's log still carry them.
+//!
+//! A code is never given a new name here: when upstream drops a member, its row stays with
+//! a comment, because rows already written keep the code.
 //!
 //! Codes 1000–1999 are login events (stored in `login_events`, served by the
 //! login-history API); codes ≥ 2000 are audit events (stored in `audit_events`,
 //! served by the audit-trail API).
 //!
 //! DocSpace keeps adding members, so callers must expect codes that are not in
-//! this table: [`lookup`] then returns `None` and the raw numeric code should be
-//! passed through unchanged.
+//! this table: [`lookup`] and [`kebab`] then return `None`, and the encoders write the
+//! numeric code unchanged with a neutral name (`Action<code>`, kebab `action-<code>`).
 
 /// One `MessageAction` member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +160,8 @@ pub static ACTIONS: &[Action] = &[
     Action { code: 5048, name: "DocumentsStoreForcesave" },
     Action { code: 5049, name: "DocumentsForcesave" },
     Action { code: 5050, name: "StartStorageEncryption" },
+    Action { code: 5051, name: "PrivacyRoomEnable" }, // master; removed on develop (07c3d1c27e)
+    Action { code: 5052, name: "PrivacyRoomDisable" }, // master; removed on develop (07c3d1c27e)
     Action { code: 5053, name: "StartStorageDecryption" },
     Action { code: 5054, name: "FileOpenedForChange" },
     Action { code: 5055, name: "FileMarkedAsFavorite" },
@@ -236,16 +253,16 @@ pub static ACTIONS: &[Action] = &[
     Action { code: 5158, name: "DeletedServerFromAgent" },
     Action { code: 5159, name: "RoomChangeOwner" },
     Action { code: 5160, name: "DocumentsDefaultTemplatesSettingsUpdated" },
-    Action { code: 5161, name: "PrivacyRoomKeyCreated" },
-    Action { code: 5162, name: "PrivacyRoomKeyUpdated" },
-    Action { code: 5163, name: "PrivacyRoomKeyDeleted" },
+    Action { code: 5161, name: "PrivacyRoomKeyCreated" }, // not in master
+    Action { code: 5162, name: "PrivacyRoomKeyUpdated" }, // not in master
+    Action { code: 5163, name: "PrivacyRoomKeyDeleted" }, // not in master
     Action { code: 5201, name: "FileSavedButUserQuotaExceeded" },
     Action { code: 5202, name: "FileNotSavedDueToUserQuota" },
     Action { code: 5203, name: "FileSavedButRoomQuotaExceeded" },
     Action { code: 5204, name: "FileNotSavedDueToRoomQuota" },
-    Action { code: 5205, name: "FileSavedButTenantQuotaExceeded" },
-    Action { code: 5206, name: "FileNotSavedDueToTenantQuota" },
-    Action { code: 5207, name: "DocumentsShowQuickActionsUpdated" },
+    Action { code: 5205, name: "FileSavedButTenantQuotaExceeded" }, // not in master
+    Action { code: 5206, name: "FileNotSavedDueToTenantQuota" }, // not in master
+    Action { code: 5207, name: "DocumentsShowQuickActionsUpdated" }, // not in master
     Action { code: 5501, name: "LdapEnabled" },
     Action { code: 5502, name: "LdapDisabled" },
     Action { code: 5503, name: "LdapSync" },
@@ -349,22 +366,22 @@ pub static ACTIONS: &[Action] = &[
     Action { code: 6097, name: "AIAccessEnabled" },
     Action { code: 6098, name: "AIAccessDisabled" },
     Action { code: 6099, name: "UserUpdatedAiSettings" },
-    Action { code: 6100, name: "SubscriptionBalanceMovedToWallet" },
-    Action { code: 6101, name: "DocsCloudConfigUpdated" },
-    Action { code: 6102, name: "DocsCloudQuotaReportDownloaded" },
-    Action { code: 6103, name: "AiProfileCreated" },
-    Action { code: 6104, name: "AiProfileUpdated" },
-    Action { code: 6105, name: "AiProfileDeleted" },
-    Action { code: 6106, name: "AiProfileAssigned" },
-    Action { code: 6107, name: "AiProfileUnassigned" },
-    Action { code: 6108, name: "AiAgentProfileAssigned" },
-    Action { code: 6109, name: "UpdatedServerOfAgent" },
+    Action { code: 6100, name: "SubscriptionBalanceMovedToWallet" }, // not in master; on develop and release/v3.8.0
+    Action { code: 6101, name: "DocsCloudConfigUpdated" }, // not in master; on feature/docscloud-api-client
+    Action { code: 6102, name: "DocsCloudQuotaReportDownloaded" }, // not in master
+    Action { code: 6103, name: "AiProfileCreated" }, // not in master
+    Action { code: 6104, name: "AiProfileUpdated" }, // not in master
+    Action { code: 6105, name: "AiProfileDeleted" }, // not in master
+    Action { code: 6106, name: "AiProfileAssigned" }, // not in master
+    Action { code: 6107, name: "AiProfileUnassigned" }, // not in master
+    Action { code: 6108, name: "AiAgentProfileAssigned" }, // not in master
+    Action { code: 6109, name: "UpdatedServerOfAgent" }, // not in master
     Action { code: 7000, name: "ContactAdminMailSent" },
     Action { code: 7001, name: "RoomInviteLinkUsed" },
     Action { code: 7002, name: "UserCreatedAndAddedToRoom" },
     Action { code: 7003, name: "GuestCreatedAndAddedToRoom" },
     Action { code: 7004, name: "ContactSalesMailSent" },
-    Action { code: 7005, name: "SuspiciousLoginDetected" },
+    Action { code: 7005, name: "SuspiciousLoginDetected" }, // not in master
     Action { code: 9901, name: "CreateClient" },
     Action { code: 9902, name: "UpdateClient" },
     Action { code: 9903, name: "RegenerateSecret" },
@@ -374,16 +391,16 @@ pub static ACTIONS: &[Action] = &[
     Action { code: 9907, name: "RevokeUserClient" },
     Action { code: 9908, name: "GenerateAuthorizationCodeToken" },
     Action { code: 9909, name: "GeneratePersonalAccessToken" },
-    Action { code: 9910, name: "MetadataTemplateCreated" },
-    Action { code: 9911, name: "MetadataTemplateUpdated" },
-    Action { code: 9912, name: "MetadataTemplateDeleted" },
-    Action { code: 9913, name: "MetadataFieldCreated" },
-    Action { code: 9914, name: "MetadataFieldUpdated" },
-    Action { code: 9915, name: "MetadataFieldDeleted" },
-    Action { code: 9916, name: "MetadataTemplateAssigned" },
-    Action { code: 9917, name: "MetadataTemplateUnassigned" },
-    Action { code: 9918, name: "MetadataValuesUpdated" },
-    Action { code: 9919, name: "MetadataCascadeStarted" },
+    Action { code: 9910, name: "MetadataTemplateCreated" }, // not in master
+    Action { code: 9911, name: "MetadataTemplateUpdated" }, // not in master
+    Action { code: 9912, name: "MetadataTemplateDeleted" }, // not in master
+    Action { code: 9913, name: "MetadataFieldCreated" }, // not in master
+    Action { code: 9914, name: "MetadataFieldUpdated" }, // not in master
+    Action { code: 9915, name: "MetadataFieldDeleted" }, // not in master
+    Action { code: 9916, name: "MetadataTemplateAssigned" }, // not in master
+    Action { code: 9917, name: "MetadataTemplateUnassigned" }, // not in master
+    Action { code: 9918, name: "MetadataValuesUpdated" }, // not in master
+    Action { code: 9919, name: "MetadataCascadeStarted" }, // not in master
 ];
 
 /// Looks a code up (binary search).
@@ -485,6 +502,21 @@ mod tests {
         for code in 1000..=1029 {
             assert!(lookup(code).is_some(), "missing login code {code}");
         }
+    }
+
+    #[test]
+    fn master_codes_present() {
+        // Issue 15, docs/docspace-api.md §14.5: master (ed2994e74f) has 5051 and 5052.
+        let name = |c| lookup(c).map(|a| a.name);
+        assert_eq!(name(5050), Some("StartStorageEncryption"));
+        assert_eq!(name(5051), Some("PrivacyRoomEnable"));
+        assert_eq!(name(5052), Some("PrivacyRoomDisable"));
+        assert_eq!(name(5053), Some("StartStorageDecryption"));
+        assert_eq!(super::kebab(5051), Some("privacy-room-enable"));
+        // Kept although master lacks them: names a SIEM may already index.
+        assert_eq!(name(5161), Some("PrivacyRoomKeyCreated"));
+        assert_eq!(name(9919), Some("MetadataCascadeStarted"));
+        assert_eq!(ACTIONS.len(), 360);
     }
 
     #[test]
