@@ -519,6 +519,86 @@ mod tests {
         assert_eq!(ACTIONS.len(), 360);
     }
 
+    /// Codes this build does not know still encode in every format: the numeric code is kept,
+    /// the name is the neutral `Action<code>` (`action-<code>` in kebab case), and the output
+    /// stays one valid record.
+    // See: issue 15 ("Unknown codes must pass through unharmed", docs/docspace-api.md §14.5).
+    #[test]
+    fn unknown_codes_pass_through_every_format() {
+        use crate::config::Format;
+        use crate::event::{Event, PortalInfo, Stream};
+        use crate::transform::encode;
+        use serde_json::{Value, json};
+
+        let portal = std::sync::Arc::new(PortalInfo::new("main", "https://docspace.example.com"));
+        let codes = [
+            99_999,
+            -5,
+            0,
+            -1,
+            1030,
+            1999,
+            9920,
+            i64::from(i32::MAX),
+            i64::from(i32::MIN),
+            i64::MAX,
+            i64::MIN,
+        ];
+        for code in codes {
+            assert_eq!(lookup(code), None, "{code} is in the table");
+            assert_eq!(super::kebab(code), None, "{code} is in the table");
+            // `None`: the stream is derived from the code, as for `encode` input.
+            for stream in [Some(Stream::Login), Some(Stream::Audit), None] {
+                let row = json!({"id": 42, "date": "2025-01-15T14:32:07.0000000+01:00",
+                    "actionId": code, "action": "Something new", "ip": "192.0.2.7"});
+                let ev = Event::from_json(portal.clone(), stream, row)
+                    .unwrap_or_else(|e| panic!("{code}: {e}"));
+                assert_eq!(ev.action_id, code);
+                assert_eq!(ev.action_name(), format!("Action{code}"));
+                assert_eq!(ev.action_kebab(), format!("action-{code}"));
+                let text = |format| {
+                    let mut out = Vec::new();
+                    encode(format, &ev, &mut out);
+                    let text = String::from_utf8(out).expect("UTF-8");
+                    assert!(!text.contains(['\n', '\r']), "{code} {format:?}: {text}");
+                    text
+                };
+
+                let cef = text(Format::Cef);
+                let head: Vec<&str> = cef.splitn(8, '|').collect();
+                assert_eq!(head.len(), 8, "{cef}");
+                assert_eq!(head[..3], ["CEF:0", "ONLYOFFICE", "DocSpace"], "{cef}");
+                assert_eq!(head[4], code.to_string(), "{cef}");
+                assert_eq!(head[5], format!("Action{code}"), "{cef}");
+                assert!(head[6].parse::<u8>().is_ok_and(|s| s <= 10), "{cef}");
+                assert!(head[7].contains(&format!(" act=Action{code} ")), "{cef}");
+
+                let ecs: Value = serde_json::from_str(&text(Format::Ecs)).expect("ECS is JSON");
+                assert_eq!(ecs["docspace"]["action_id"], json!(code));
+                assert_eq!(ecs["docspace"]["action_name"], format!("Action{code}"));
+                assert_eq!(ecs["docspace"]["action"], "Something new");
+                assert_eq!(ecs["event"]["action"], format!("action-{code}"));
+                assert_eq!(ecs["event"]["code"], code.to_string());
+
+                let leef = text(Format::Leef);
+                let head: Vec<&str> = leef.splitn(7, '|').collect();
+                assert_eq!(head.len(), 7, "{leef}");
+                assert_eq!(head[..3], ["LEEF:2.0", "ONLYOFFICE", "DocSpace"], "{leef}");
+                assert_eq!(head[4], code.to_string(), "{leef}");
+                assert_eq!(head[5], "^", "{leef}");
+                let attrs: Vec<&str> = head[6].split('^').collect();
+                assert!(
+                    attrs.contains(&format!("action=Action{code}").as_str()),
+                    "{leef}"
+                );
+
+                let row: Value = serde_json::from_str(&text(Format::Json)).expect("JSON");
+                assert_eq!(row["actionId"], json!(code));
+                assert_eq!(row["stream"], ev.stream.as_str());
+            }
+        }
+    }
+
     #[test]
     fn lookup_known() {
         let name = |c| lookup(c).map(|a| a.name);
