@@ -117,7 +117,7 @@ type Counter<S> = (&'static str, &'static str, fn(&S) -> u64);
 /// The metrics in Prometheus text format.
 pub fn metrics_text(reg: &Registry) -> String {
     let mut out = String::new();
-    let stream_counters: [Counter<crate::pipeline::StreamStats>; 5] = [
+    let stream_counters: [Counter<crate::pipeline::StreamStats>; 6] = [
         (
             "docspace_siem_events_polled_total",
             "Events read from DocSpace and emitted",
@@ -142,6 +142,11 @@ pub fn metrics_text(reg: &Registry) -> String {
             "docspace_siem_rows_rejected_total",
             "DocSpace rows that could not be decoded (dead-lettered)",
             |s| s.rejected.load(Ordering::Relaxed),
+        ),
+        (
+            "docspace_siem_rows_unreadable_total",
+            "DocSpace rows the portal fails every answer for (read around, named in an ERROR)",
+            |s| s.unreadable.load(Ordering::Relaxed),
         ),
     ];
     for (name, help, f) in stream_counters {

@@ -350,6 +350,8 @@ pub struct StreamStats {
     pub requests: AtomicU64,
     /// Rows that could not be decoded (dead-lettered).
     pub rejected: AtomicU64,
+    /// Rows the portal could not return (every answer holding one fails; read around).
+    pub unreadable: AtomicU64,
     /// Cursor saves attempted.
     pub saves: AtomicU64,
     /// Watermark as unix seconds.

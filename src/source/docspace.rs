@@ -2,8 +2,8 @@
 //! window walker that reads every event of a time window despite the API's paging quirks.
 //!
 //! Quirks handled here (docs/docspace-api.md):
-//! - `from`/`to` are sent as UTC with `Z` (`YYYY-MM-DDTHH:MM:SSZ`): a value without a zone would
-//!   be read in the server process's own zone.
+//! - `from`/`to` are sent as UTC with `Z` (`YYYY-MM-DDTHH:MM:SSZ`): since v3.7.1 a value without
+//!   a zone is a 400 (older servers read it in the server process's own zone).
 //! - `login/filter` takes its page window (`Skip`/`Take` over the whole log, newest first)
 //!   *before* applying the filters, so pages are short or empty while older matches exist; the
 //!   walker locates where a window's rows start with unfiltered slices of the log (one answer
@@ -13,9 +13,10 @@
 //! - Rows inserted while the walker pages shift offsets. Pages overlap by one row and each
 //!   must repeat the last row of the one before, so a shift is seen, never silently skipped
 //!   (see [`Client::window`]); duplicates are removed downstream by id.
-//! - A plan without the audit feature answers every filter request with the latest 20 rows,
-//!   whatever the parameters: any row outside the requested window, or more rows than asked
-//!   for, is reported as [`SourceError::NoAuditPlan`].
+//! - A plan without the audit feature, or a hidden Login History section, answers every filter
+//!   request with the latest 20 rows: each window ends with a probe the fallback cannot pass
+//!   (`plan.rs`). Rows an hour late (`dates.rs`), ties in any order (`ties.rs`) and rows the
+//!   server cannot return (`narrow.rs`) are the server as it really behaves (§14).
 //! - 429 carries `Retry-After` (possibly 0); 401 has an empty body; errors come in an
 //!   `{"error":{"message":…}}` envelope; a 502 from a proxy may be HTML.
 //! - A truncated or malformed body fails the whole page; nothing of it is used.
@@ -39,6 +40,15 @@ use tracing::{debug, trace};
 use url::Url;
 
 use crate::event::{Event, EventError, PortalInfo, Stream, format_utc_seconds};
+
+mod dates;
+mod narrow;
+mod plan;
+mod ties;
+pub use dates::FALL_BACK;
+pub use narrow::Unreadable;
+use narrow::Part;
+pub use plan::Quota;
 
 /// Rows per request: the API's maximum.
 pub const PAGE_SIZE: usize = 100;
@@ -64,14 +74,26 @@ pub enum SourceError {
         "access denied (HTTP 403: {0}): the API key must belong to the portal owner or a DocSpace admin and have the *:read scope"
     )]
     Forbidden(String),
-    /// 402: the plan or settings section lacks the audit feature.
+    /// 403 from the portal's IP restriction (`IpSecurityFilter`): the key is fine, the agent's
+    /// address is not allowed.
+    #[error(
+        "the portal refuses this host's IP address (HTTP 403: {0}): add the agent's outgoing address to the portal's IP security list (Settings → Security → IP Security)"
+    )]
+    IpRestricted(String),
+    /// 402 with an error envelope: the plan lacks the feature asked for.
     #[error(
         "the portal's plan does not include the audit trail / login history (HTTP 402: {0}); upgrade the plan or enable the Login History section"
     )]
     PaymentRequired(String),
-    /// The silent fallback of a plan without `audit`.
+    /// A bare 402 with no body (`PaymentFilter`): the portal itself is unpaid or blocked, for
+    /// every API call, not only the audit ones.
     #[error(
-        "the portal ignored the from/to filters and returned its latest events ({0}): its plan lacks the audit feature, so events cannot be read completely; the cursor was not moved"
+        "the portal is unpaid or suspended (HTTP 402 with no body, on every API call): renew its subscription; the cursor was not moved"
+    )]
+    Unpaid,
+    /// The silent "latest 20 rows" fallback of the filter endpoints (docs/docspace-api.md §14.1).
+    #[error(
+        "the portal answers its latest events whatever was asked ({0}), so events cannot be read completely; the cursor was not moved and every event since it will be delivered once the portal answers for real"
     )]
     NoAuditPlan(String),
     /// 5xx or 408.
@@ -158,11 +180,22 @@ pub struct Page {
     ids: Vec<i64>,
     /// Id and date of the last row served, when both are readable.
     last: Option<(i64, OffsetDateTime)>,
+    /// Id and date of each row in the order served, when readable.
+    served: Vec<(Option<i64>, Option<OffsetDateTime>)>,
+    /// Rows the server could not return (read around).
+    pub holes: Vec<Unreadable>,
+}
+
+/// A row of a page as read: decoded, undecodable (its text), or not returned at all.
+enum Got<'a> {
+    Event(Event),
+    Bad(EventError, &'a str),
+    Hole(usize),
 }
 
 impl Page {
     fn rows(&self) -> usize {
-        self.events.len() + self.rejected.len()
+        self.events.len() + self.rejected.len() + self.holes.len()
     }
 
     /// Records the id of the next row served (`last`: it is the last one).
@@ -170,9 +203,36 @@ impl Page {
         if let Some(id) = id {
             self.ids.push(id);
         }
+        self.served.push((id, date));
         if last {
             self.last = id.zip(date);
         }
+    }
+
+    /// The date of the first row served, when readable.
+    fn first_date(&self) -> Option<OffsetDateTime> {
+        self.served.first().and_then(|r| r.1)
+    }
+
+    /// Rows dated `second`, and the index of the first of them.
+    fn of_second(&self, second: OffsetDateTime) -> (usize, Option<usize>) {
+        let mut first = None;
+        let mut n = 0;
+        for (i, r) in self.served.iter().enumerate() {
+            if r.1 == Some(second) {
+                first.get_or_insert(i);
+                n += 1;
+            }
+        }
+        (n, first)
+    }
+
+    /// Rows dated `second` other than `id`.
+    fn others_of_second(&self, second: OffsetDateTime, id: i64) -> usize {
+        self.served
+            .iter()
+            .filter(|r| r.1 == Some(second) && r.0 != Some(id))
+            .count()
     }
 }
 
@@ -188,6 +248,8 @@ pub struct Window {
     pub events: Vec<Event>,
     /// Rows that could not be decoded.
     pub rejected: Vec<(Value, EventError)>,
+    /// Rows the server could not return: every answer holding one fails (§14.4).
+    pub unreadable: Vec<Unreadable>,
     /// Requests made.
     pub requests: u32,
     /// The window held more than the caller's limit (the caller splits it).
@@ -313,6 +375,8 @@ pub struct Client {
     latency_us: Arc<AtomicU64>,
     /// Largest answer body read, in bytes.
     max_body: u64,
+    /// Where the portal's zone changed its UTC offset (login; shared by clones).
+    zones: Arc<std::sync::Mutex<dates::ZoneChanges>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -342,6 +406,7 @@ impl Client {
             hint: Arc::default(),
             latency_us: Arc::default(),
             max_body: 64 << 20,
+            zones: Arc::default(),
         }
     }
 
@@ -389,6 +454,12 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<String, SourceError> {
         let url = self.url(stream, query)?;
+        self.request(url).await
+    }
+
+    /// One authenticated GET of `url` after a rate-limiter slot; the body of a 2xx answer, or
+    /// the classified error.
+    async fn request(&self, url: Url) -> Result<String, SourceError> {
         self.limiter.acquire().await;
         let sent = Instant::now();
         let resp = self
@@ -426,12 +497,14 @@ impl Client {
         let body = self.read_body(resp).await?;
         let rtt = sent.elapsed();
         self.note_latency(rtt);
-        trace!(portal = %self.portal.name, stream = %stream, query = url.query().unwrap_or(""), status = status.as_u16(), rtt_ms = rtt.as_millis() as u64, "request");
+        trace!(portal = %self.portal.name, path = url.path(), query = url.query().unwrap_or(""), status = status.as_u16(), rtt_ms = rtt.as_millis() as u64, "request");
         if !status.is_success() {
             let message = error_message(&body);
             return Err(match status.as_u16() {
                 401 => SourceError::Unauthorized,
+                402 if body.is_empty() => SourceError::Unpaid,
                 402 => SourceError::PaymentRequired(message),
+                403 if ip_restricted(&body) => SourceError::IpRestricted(message),
                 403 => SourceError::Forbidden(message),
                 408 | 500..=599 => SourceError::Server {
                     status: status.as_u16(),
@@ -482,7 +555,8 @@ impl Client {
         }
     }
 
-    /// One page of a window, decoded; detects the no-audit-plan fallback.
+    /// One page of a window, decoded; read around rows the server cannot return
+    /// ([`narrow`]); more rows than asked for is the no-audit-plan fallback.
     pub async fn page(
         &self,
         stream: Stream,
@@ -490,54 +564,82 @@ impl Client {
         to: OffsetDateTime,
         start_index: usize,
     ) -> Result<Page, SourceError> {
-        let mut q = vec![
-            ("from", format_utc_seconds(from)),
-            ("to", format_utc_seconds(to)),
-            ("count", PAGE_SIZE.to_string()),
-        ];
-        if start_index > 0 {
-            q.push(("startIndex", start_index.to_string()));
+        let parts = self
+            .read(stream, Some((from, to)), start_index, PAGE_SIZE)
+            .await?;
+        let answered = OffsetDateTime::now_utc();
+        // Each row decoded, or its text and why not, or a hole, with its date (an hour late
+        // repaired below when that is certain; nothing else about a row's date is an error:
+        // the server filtered on the true instant, §14.2).
+        let mut got: Vec<Got<'_>> = Vec::new();
+        let mut dates = Vec::new();
+        for part in &parts {
+            let body = match part {
+                Part::Body(body) => body,
+                Part::Hole(at) => {
+                    got.push(Got::Hole(*at));
+                    dates.push(None);
+                    continue;
+                }
+            };
+            let rows = page_rows(body, &self.portal, stream)?;
+            if rows.len() > PAGE_SIZE {
+                return Err(SourceError::NoAuditPlan(format!(
+                    "{} rows for count={PAGE_SIZE}",
+                    rows.len()
+                )));
+            }
+            for row in rows {
+                let g = match row {
+                    PageRow::Event(ev) => Got::Event(ev),
+                    PageRow::Text(row) => {
+                        match Event::from_row_text(self.portal.clone(), Some(stream), row) {
+                            Ok(ev) => Got::Event(ev),
+                            Err(e) => Got::Bad(e, row),
+                        }
+                    }
+                };
+                dates.push(match &g {
+                    Got::Event(ev) => Some(ev.time),
+                    Got::Bad(_, row) => crate::event::row_id_and_date(row).1,
+                    Got::Hole(_) => None,
+                });
+                got.push(g);
+            }
         }
-        let body = self.get_body(stream, &q).await?;
-        let rows = page_rows(&body, &self.portal, stream)?;
-        if rows.len() > PAGE_SIZE {
-            return Err(SourceError::NoAuditPlan(format!(
-                "{} rows for count={PAGE_SIZE}",
-                rows.len()
-            )));
+        let late = dates::repair(&mut dates, answered, Some(to));
+        if late > 0 {
+            debug!(portal = %self.portal.name, stream = %stream, rows = late, "rows dated an hour late (the DST fall-back hour) were given their true instant");
         }
+        let n = got.len();
         let mut page = Page {
-            events: Vec::with_capacity(rows.len()),
+            events: Vec::with_capacity(n),
             ..Page::default()
         };
-        // The API compares whole seconds of its stored values; allow for sub-second fractions.
-        let lo = from - time::Duration::seconds(1);
-        let hi = to + time::Duration::seconds(1);
-        let n = rows.len();
-        for (i, row) in rows.into_iter().enumerate() {
-            let decoded = match row {
-                PageRow::Event(ev) => Ok(ev),
-                PageRow::Text(row) => Event::from_row_text(self.portal.clone(), Some(stream), row)
-                    .map_err(|e| (e, row)),
-            };
-            match decoded {
-                Ok(ev) => {
-                    page.note_id(Some(ev.id), Some(ev.time), i + 1 == n);
-                    if ev.time < lo || ev.time > hi {
-                        return Err(SourceError::NoAuditPlan(format!(
-                            "event {} dated {} lies outside the requested {}..{}",
-                            ev.id,
-                            ev.time_rfc3339(),
-                            format_utc_seconds(from),
-                            format_utc_seconds(to)
-                        )));
+        for (i, g) in got.into_iter().enumerate() {
+            let last = i + 1 == n;
+            match g {
+                Got::Event(mut ev) => {
+                    if let Some(date) = dates[i] {
+                        ev.time = date;
                     }
+                    page.note_id(Some(ev.id), Some(ev.time), last);
                     page.events.push(ev);
                 }
-                Err((e, row)) => {
-                    let (id, date) = crate::event::row_id_and_date(row);
-                    page.note_id(id, date, i + 1 == n);
+                Got::Bad(e, row) => {
+                    let (id, _) = crate::event::row_id_and_date(row);
+                    page.note_id(id, dates[i], last);
                     page.rejected.push((raw_value(row), e));
+                }
+                Got::Hole(at) => {
+                    page.note_id(None, None, last);
+                    page.holes.push(Unreadable {
+                        stream,
+                        position: at,
+                        window: Some((from, to)),
+                        newer: dates[..i].iter().rev().find_map(|d| *d),
+                        older: dates[i + 1..].iter().find_map(|d| *d),
+                    });
                 }
             }
         }
@@ -547,52 +649,82 @@ impl Client {
     /// One page of the whole login log (no filters) at `offset`: the dates of up to 100
     /// consecutive rows, all from one answer, so one consistent view of the log.
     async fn login_slice(&self, offset: usize) -> Result<Slice, SourceError> {
-        let mut q = vec![("count", PAGE_SIZE.to_string())];
-        if offset > 0 {
-            q.push(("startIndex", offset.to_string()));
-        }
-        let body = self.get_body(Stream::Login, &q).await?;
-        // Decoded in the one pass that splits the answer: a slice that starts the window is
-        // emitted from, and its rows are not read again.
-        let found = page_rows(&body, &self.portal, Stream::Login)?;
-        let n = found.len();
-        if n > PAGE_SIZE {
-            return Err(SourceError::NoAuditPlan(format!(
-                "{n} rows for count={PAGE_SIZE}"
-            )));
-        }
-        let base = body.as_ptr() as usize;
-        let mut spans = Vec::with_capacity(n);
-        let mut ids = Vec::with_capacity(n);
-        let mut dates = Vec::with_capacity(n);
-        let mut events = Vec::with_capacity(n);
-        for row in found {
-            match row {
-                PageRow::Event(ev) => {
-                    spans.push((0, 0));
-                    ids.push(Some(ev.id));
-                    dates.push(Some(ev.time));
-                    events.push(Some(ev));
+        let parts = self.read(Stream::Login, None, offset, PAGE_SIZE).await?;
+        // One answer, the usual case: its rows stay where they are in its body. Parts read
+        // around an unreadable row are joined into one text.
+        let joined = !matches!(parts.as_slice(), [Part::Body(_)]);
+        let mut text = String::new();
+        let mut slice = Slice {
+            offset,
+            body: String::new(),
+            spans: Vec::with_capacity(PAGE_SIZE),
+            ids: Vec::with_capacity(PAGE_SIZE),
+            dates: Vec::with_capacity(PAGE_SIZE),
+            events: Vec::with_capacity(PAGE_SIZE),
+            holes: Vec::new(),
+            done: Instant::now(),
+        };
+        for part in &parts {
+            let body = match part {
+                Part::Body(body) => body,
+                Part::Hole(_) => {
+                    slice.holes.push(slice.spans.len());
+                    slice.spans.push((0, 0));
+                    slice.ids.push(None);
+                    slice.dates.push(None);
+                    slice.events.push(None);
+                    continue;
                 }
-                PageRow::Text(text) => {
-                    let start = text.as_ptr() as usize - base;
-                    spans.push((start, start + text.len()));
-                    let (id, date) = crate::event::row_id_and_date(text);
-                    ids.push(id);
-                    dates.push(date);
-                    events.push(None);
+            };
+            // Decoded in the one pass that splits the answer: a slice that starts the window
+            // is emitted from, and its rows are not read again.
+            let found = page_rows(body, &self.portal, Stream::Login)?;
+            let n = found.len();
+            if n > PAGE_SIZE {
+                return Err(SourceError::NoAuditPlan(format!(
+                    "{n} rows for count={PAGE_SIZE}"
+                )));
+            }
+            let base = body.as_ptr() as usize;
+            for row in found {
+                match row {
+                    PageRow::Event(ev) => {
+                        slice.spans.push((0, 0));
+                        slice.ids.push(Some(ev.id));
+                        slice.dates.push(Some(ev.time));
+                        slice.events.push(Some(ev));
+                    }
+                    PageRow::Text(row) => {
+                        let span = if joined {
+                            let start = text.len();
+                            text.push_str(row);
+                            (start, text.len())
+                        } else {
+                            let start = row.as_ptr() as usize - base;
+                            (start, start + row.len())
+                        };
+                        slice.spans.push(span);
+                        let (id, date) = crate::event::row_id_and_date(row);
+                        slice.ids.push(id);
+                        slice.dates.push(date);
+                        slice.events.push(None);
+                    }
                 }
             }
         }
-        Ok(Slice {
-            offset,
-            body,
-            spans,
-            ids,
-            dates,
-            events,
-            done: Instant::now(),
-        })
+        // Moving the one body keeps its bytes where the spans point.
+        slice.body = match parts.into_iter().next() {
+            Some(Part::Body(body)) if !joined => body,
+            _ => text,
+        };
+        if dates::repair(&mut slice.dates, OffsetDateTime::now_utc(), None) > 0 {
+            for (ev, date) in slice.events.iter_mut().zip(&slice.dates) {
+                if let (Some(ev), Some(date)) = (ev.as_mut(), date) {
+                    ev.time = *date;
+                }
+            }
+        }
+        Ok(slice)
     }
 
     /// Records a request's round trip (a smoothed average).
@@ -740,7 +872,15 @@ impl Client {
                     at
                 }
                 Some(p) => match slice.ids.iter().position(|id| *id == Some(p.id)) {
-                    Some(i) => i + 1,
+                    Some(i) => {
+                        let others = (0..slice.len())
+                            .filter(|&j| slice.dates[j] == Some(p.date) && slice.ids[j] != Some(p.id))
+                            .count();
+                        if p.tied >= 2 || others > 0 {
+                            walk.ties.push((p.date, p.tied_at));
+                        }
+                        i + 1
+                    }
                     None => break,
                 },
             };
@@ -749,6 +889,17 @@ impl Client {
             let mut page = Page::default();
             for i in skip..n {
                 let date = slice.dates[i];
+                if slice.holes.contains(&i) {
+                    page.note_id(None, None, i + 1 == n);
+                    page.holes.push(Unreadable {
+                        stream: Stream::Login,
+                        position: slice.offset + i,
+                        window: None,
+                        newer: slice.dates[..i].iter().rev().find_map(|d| *d),
+                        older: slice.dates[i + 1..].iter().find_map(|d| *d),
+                    });
+                    continue;
+                }
                 match date {
                     Some(d) if d < from => {
                         ended = true;
@@ -764,19 +915,19 @@ impl Client {
                         }
                         let row = slice.row(i);
                         match Event::from_row_text(self.portal.clone(), Some(Stream::Login), row) {
-                            Ok(ev) => page.events.push(ev),
+                            Ok(mut ev) => {
+                                if let Some(d) = date {
+                                    ev.time = d;
+                                }
+                                page.events.push(ev)
+                            }
                             Err(e) => page.rejected.push((raw_value(row), e)),
                         }
                     }
                 }
             }
             run += page.rows();
-            prev = page.last.map(|(id, date)| Prev {
-                id,
-                date,
-                answered: slice.done,
-                run,
-            });
+            prev = Prev::of(&page, slice.offset + skip, slice.done, run);
             index = slice.offset + STRIDE;
             walk.take(page);
             if ended {
@@ -801,6 +952,16 @@ impl Client {
         let (slices, at) = self
             .locate_login(top, 0, guess, &mut walk.w.requests)
             .await?;
+        // Rows of two UTC offsets around the start: the zone changed near this window, and
+        // dates may be an hour late and out of order there (§14.2).
+        if let Some(first) = slices.first() {
+            let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+            zones.note(
+                (0..first.len())
+                    .rev()
+                    .filter_map(|i| first.offset_secs(i).zip(first.dates[i])),
+            );
+        }
         Ok(self.start_from_slices(slices, at, from, top, walk))
     }
 
@@ -856,8 +1017,8 @@ impl Client {
     ///   is located with unfiltered slices (`Client::locate_login`): at offset 0 alone when
     ///   the previous window gave no hint that the run lies further back (a live poll), else
     ///   around where the hint puts it.
-    /// - A window read without any filtered page (its rows came from slices) ends with one
-    ///   filtered request, which is what detects a plan without the audit feature.
+    /// - Every window read in full ends with [`Client::probe_plan`], before any of its rows is
+    ///   used: the "latest 20 rows" fallback is told apart for certain (§14.1).
     pub async fn window(
         &self,
         stream: Stream,
@@ -885,10 +1046,34 @@ impl Client {
             ..Walk::default()
         };
         self.walk(stream, from, to, limit, &mut walk).await?;
-        if !walk.filtered {
-            let page = self.page(stream, from, to, 0).await?;
+        if stream == Stream::Login && !walk.w.too_many {
+            let near = {
+                let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+                zones.note(
+                    walk.w
+                        .events
+                        .iter()
+                        .filter_map(|e| dates::offset_secs(e.date_text()).map(|o| (o, e.time))),
+                );
+                zones.near(from, to)
+            };
+            if near {
+                self.read_by_position(from, to, &mut walk).await?;
+            }
+        }
+        if !walk.w.too_many {
+            let mut ties = std::mem::take(&mut walk.ties);
+            ties.sort_unstable();
+            ties.dedup_by_key(|t| t.0);
+            for (second, at) in ties {
+                self.read_second(stream, second, at, &mut walk).await?;
+            }
+        }
+        if !walk.w.too_many {
+            // After the last read and before any row is used: a window read while the plan
+            // was gone is never used (§14.1).
             walk.w.requests += 1;
-            walk.take(page);
+            self.probe_plan(stream).await?;
         }
         debug!(
             portal = %self.portal.name,
@@ -986,12 +1171,14 @@ impl Client {
                 }
             }
             let f = queue.next().await.expect("the queue is not empty")?;
-            walk.filtered = true;
             // Starting again below a row of the second the walk restarted at would not move it
             // on (rows of one second may come in a different order in another answer): such a
             // page is used as it is.
+            // A page that starts inside the second its predecessor ended in (ties, in any
+            // order) is no shift: that second is read whole afterwards.
             if let Some(p) = prev
                 && !f.page.ids.contains(&p.id)
+                && f.page.first_date() != Some(p.date)
                 && (p.date < top || (f.issued < p.answered && !refetched))
             {
                 queue = FuturesOrdered::new();
@@ -1035,12 +1222,27 @@ impl Client {
             }
             refetched = false;
             let n = f.page.rows();
+            if let Some(p) = prev
+                && p.tie_with(&f.page)
+            {
+                walk.ties.push((p.date, p.tied_at));
+            }
             // Rows this page repeats from above (the previous page's last row and any shifted
-            // in with it), and how many rows of the run are known down to its last row.
+            // in with it, or the rows of the second it ended in), and how many rows of the run
+            // are known down to its last row.
             let (repeated, run) = match prev {
                 Some(p) => {
-                    let at = f.page.ids.iter().position(|id| *id == p.id).unwrap_or(0);
-                    (at + 1, p.run.saturating_add(n.saturating_sub(at + 1)))
+                    let at = match f.page.ids.iter().position(|id| *id == p.id) {
+                        Some(i) => i + 1,
+                        None => f
+                            .page
+                            .served
+                            .iter()
+                            .take_while(|r| r.1.is_some_and(|d| d >= p.date))
+                            .count()
+                            .max(1),
+                    };
+                    (at, p.run.saturating_add(n.saturating_sub(at)))
                 }
                 None => (0, n),
             };
@@ -1051,14 +1253,8 @@ impl Client {
             let ends =
                 n < PAGE_SIZE && (stream == Stream::Audit || prev.is_none_or(|p| repeated < p.run));
             prev = (n == PAGE_SIZE || (n > 0 && !ends))
-                .then_some(f.page.last)
-                .flatten()
-                .map(|(id, date)| Prev {
-                    id,
-                    date,
-                    answered: f.answered,
-                    run,
-                });
+                .then(|| Prev::of(&f.page, index, f.answered, run))
+                .flatten();
             walk.take(f.page);
             if walk.count() > limit || (!ends && walk.will_overflow(from, to, limit)) {
                 walk.w.too_many = true;
@@ -1104,11 +1300,11 @@ impl Client {
     }
 
     /// One cheap authenticated request, for `check`.
+    /// The probe of [`Client::probe_plan`] on both streams: the key is accepted and both
+    /// filter endpoints answer for real.
     pub async fn check(&self) -> Result<(), SourceError> {
-        let now = OffsetDateTime::now_utc();
-        self.page(Stream::Login, now - time::Duration::minutes(5), now, 0)
-            .await
-            .map(|_| ())
+        self.probe_plan(Stream::Login).await?;
+        self.probe_plan(Stream::Audit).await
     }
 }
 
@@ -1136,6 +1332,8 @@ struct Slice {
     ids: Vec<Option<i64>>,
     /// Each row's date, `None` when unreadable.
     dates: Vec<Option<OffsetDateTime>>,
+    /// Indices of rows the server could not return (read around, §14.4).
+    holes: Vec<usize>,
     /// When the answer arrived.
     done: Instant,
 }
@@ -1148,6 +1346,17 @@ impl Slice {
     fn row(&self, i: usize) -> &str {
         let (a, b) = self.spans[i];
         self.body.get(a..b).unwrap_or_default()
+    }
+
+    /// The UTC offset DocSpace wrote in row `i`'s date, in seconds.
+    fn offset_secs(&self, i: usize) -> Option<i32> {
+        match self.events.get(i)? {
+            Some(ev) => dates::offset_secs(ev.date_text()),
+            None => {
+                let row = serde_json::from_str::<Value>(self.row(i)).ok()?;
+                dates::offset_secs(row.get("date")?.as_str()?)
+            }
+        }
     }
     /// The index of the first row not newer than `to`, when this answer alone proves it: a
     /// row newer than `to` comes before it (or the slice starts the log). Rows with an
@@ -1244,6 +1453,32 @@ struct Prev {
     answered: Instant,
     /// Rows of the run read down to this one since the run's start was located (login).
     run: usize,
+    /// Rows of that page dated `date` (a second of ties when more than one).
+    tied: usize,
+    /// Login: the offset in the log of the first of them.
+    tied_at: usize,
+}
+
+impl Prev {
+    /// The last row of `page`, read at `offset`, when its id and date are readable.
+    fn of(page: &Page, offset: usize, answered: Instant, run: usize) -> Option<Prev> {
+        let (id, date) = page.last?;
+        let (tied, first) = page.of_second(date);
+        Some(Prev {
+            id,
+            date,
+            answered,
+            run,
+            tied,
+            tied_at: offset + first.unwrap_or(0),
+        })
+    }
+
+    /// Whether the edge between its page and `next` lies inside a second of several rows:
+    /// rows of one second come in any order (§14.3), so neither page proves it read them all.
+    fn tie_with(&self, next: &Page) -> bool {
+        self.tied >= 2 || next.others_of_second(self.date, self.id) > 0
+    }
 }
 
 /// Where a window goes on after the slice that located its start.
@@ -1258,8 +1493,6 @@ struct After {
 #[derive(Default)]
 struct Walk {
     w: Window,
-    /// A filtered page was answered.
-    filtered: bool,
     /// Login: offset of the window's first row, roughly.
     start: Option<usize>,
     /// Rows read, and the newest and oldest date among them.
@@ -1272,6 +1505,9 @@ struct Walk {
     guess: Option<usize>,
     /// Ids not to keep (already emitted).
     skip: FxHashSet<i64>,
+    /// Seconds of several rows that a page edge fell inside, and (login) where in the log the
+    /// first of their rows was seen: each is read whole once the window is (§14.3).
+    ties: Vec<(OffsetDateTime, usize)>,
 }
 
 impl Walk {
@@ -1290,6 +1526,7 @@ impl Walk {
                 .extend(page.events.into_iter().filter(|e| !skip.contains(&e.id)));
         }
         self.w.rejected.extend(page.rejected);
+        self.w.unreadable.extend(page.holes);
     }
 
     fn count(&self) -> usize {
@@ -1546,6 +1783,15 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| snippet(body))
 }
 
+/// Whether a 403 body is the IP restriction's (`IpSecurityFilter` answers
+/// `Resource.ErrorIpSecurity`, "The access to the portal is restricted", as a bare string or in
+/// an envelope).
+fn ip_restricted(body: &[u8]) -> bool {
+    const TEXT: &[u8] = b"access to the portal is restricted";
+    body.windows(TEXT.len())
+        .any(|w| w.eq_ignore_ascii_case(TEXT))
+}
+
 /// Default timeout of a portal request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -1717,6 +1963,7 @@ mod tests {
             events: (0..spans.len()).map(|_| None).collect(),
             spans,
             dates,
+            holes: Vec::new(),
             done: Instant::now(),
         }
     }

@@ -136,11 +136,16 @@ impl Poller {
         );
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
         let mut report = Progress::new(self.progress_interval);
-        let retention = self
-            .client
-            .lifetime_days(stream)
-            .await
-            .map(|d| Duration::from_secs(d * 86_400));
+        // Only login history is ever deleted: audit-trail deletion has been off in DocSpace
+        // since 513b155f9f (docs/docspace-api.md §14.5), whatever its lifetime setting says.
+        let retention = match stream {
+            Stream::Login => self
+                .client
+                .lifetime_days(stream)
+                .await
+                .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
+            Stream::Audit => None,
+        };
         self.stats
             .retention
             .store(retention.map_or(0, |r| r.as_secs()), Ordering::Relaxed);
@@ -250,6 +255,17 @@ impl Poller {
             if window.too_many {
                 warn!(portal = %portal, stream = %stream, "more than max_window_events events within one second; emitting what was read");
             }
+            // The overlap re-reads an unreadable row at every poll: name each one once.
+            for hole in &window.unreadable {
+                let key = row_fingerprint(&serde_json::Value::String(format!(
+                    "unreadable {stream} {:?} {:?}",
+                    hole.newer, hole.older
+                )));
+                if self.rejected_seen.insert(key) {
+                    self.stats.unreadable.fetch_add(1, Ordering::Relaxed);
+                    error!(portal = %portal, stream = %stream, position = hole.position, range = %hole.range(), "{hole}");
+                }
+            }
             // The overlap re-reads a bad row at every poll: dead-letter each one once.
             let fresh_rejects: Vec<&(serde_json::Value, crate::event::EventError)> = window
                 .rejected
@@ -355,10 +371,12 @@ impl Poller {
             for ev in &batch {
                 self.cursor.seen.push((ev.id, ev.time.unix_timestamp()));
             }
+            // Never past `to`: a row DocSpace dated an hour late and nothing proved late
+            // (§14.2) may sort after it.
             let watermark = if last {
                 to
             } else {
-                batch.last().map_or(to, |e| e.time)
+                batch.last().map_or(to, |e| e.time.min(to))
             };
             self.cursor.watermark = self.cursor.watermark.max(watermark);
             let floor = match trailing {

@@ -23,6 +23,9 @@ mod http_sinks;
 mod receivers;
 /// Restarts, kill -9, SIGTERM, corrupt cursors and the state lock.
 mod restart;
+/// The DocSpace server as it really behaves (docs/docspace-api.md §14): fallback, DST, ties,
+/// unreadable rows.
+mod server;
 /// Running as a service: systemd notify and watchdog, JSON logs under journald, /health and /metrics.
 mod service;
 /// The DocSpace client and window walker against the simulator's quirks.

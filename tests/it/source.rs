@@ -252,7 +252,15 @@ async fn requests_send_utc_with_z_and_full_pages() {
     c.window(Stream::Audit, now - Duration::hours(2), now, 1000)
         .await
         .expect("window");
-    let r = sim.requests().into_iter().last().expect("a request");
+    // The window's page, then the plan probe (a second of the year 2000, count 1).
+    let requests = sim.requests();
+    let probe = requests.last().expect("the probe");
+    assert!(
+        probe.query.contains("from=2000-01-01") && probe.query.contains("count=1"),
+        "{}",
+        probe.query
+    );
+    let r = requests.iter().rev().nth(1).expect("the page").clone();
     assert!(
         r.path.ends_with("/api/2.0/security/audit/events/filter"),
         "{}",
