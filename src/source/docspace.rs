@@ -1049,12 +1049,11 @@ impl Client {
         if stream == Stream::Login && !walk.w.too_many {
             let near = {
                 let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
-                zones.note(
-                    walk.w
-                        .events
-                        .iter()
-                        .filter_map(|e| dates::offset_secs(e.date_text()).map(|o| (o, e.time))),
-                );
+                // Pages come newest first: the oldest and the newest row tell a change.
+                let ends = [walk.w.events.last(), walk.w.events.first()];
+                zones.note(ends.into_iter().flatten().filter_map(|e| {
+                    dates::offset_secs(e.date_text()).map(|o| (o, e.time))
+                }));
                 zones.near(from, to)
             };
             if near {

@@ -47,6 +47,7 @@ async fn read_in_windows(
 ) -> BTreeSet<i64> {
     let mut got = BTreeSet::new();
     let mut mark = start;
+    let mut requests = 0;
     while mark < end {
         let to = (mark + span).min(end);
         let w = c
@@ -54,9 +55,12 @@ async fn read_in_windows(
             .await
             .unwrap_or_else(|e| panic!("{stream} window to {to}: {e}"));
         assert!(!w.too_many);
+        requests += w.requests;
         got.extend(w.events.iter().map(|e| e.id));
         mark = to;
     }
+    // Figures for RELIABILITY.md (`--nocapture`).
+    eprintln!("{stream}: windows of {span}: {} rows, {requests} requests", got.len());
     got
 }
 
