@@ -5,8 +5,15 @@
 //! Order of stop: cancel → pollers return (dropping their senders) → sinks drain and close →
 //! committers save the last acknowledged cursors → return. The whole stop is bounded by
 //! `shutdown_timeout`; whatever was not acknowledged by then is re-read on the next start.
+//!
+//! Supervision: every task the agent spawns (pollers, sink tasks, chat sinks among them,
+//! committers, the `/health` listener, the lag monitor and the watchdog feeder) is watched. One
+//! that panics, or returns while the agent is not stopping, is a bug: `/health` turns 503 at
+//! once naming it, the pipeline stops in order (what every sink acknowledged is saved), and
+//! [`run`] fails with [`AgentError::TaskDied`], so the process exits 1 and systemd restarts it
+//! (`Restart=on-failure`) instead of running on as a zombie that delivers nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, SinkKind};
 use crate::cursor::{Cursor, CursorError, StateDir};
@@ -35,6 +42,11 @@ pub enum AgentError {
     /// A sink or client could not be built.
     #[error("{0}")]
     Setup(String),
+    /// A task of the pipeline ended unexpectedly (a panic, or a return while not stopping).
+    #[error(
+        "{0}; the agent stopped so that its service manager restarts it (a bug: please report it with the log above)"
+    )]
+    TaskDied(String),
 }
 
 impl AgentError {
@@ -77,6 +89,11 @@ pub async fn run(
             let c = match state.load(&p.name, stream)? {
                 Some(c) => {
                     info!(portal = %p.name, stream = %stream, watermark = %crate::event::format_utc_seconds(c.watermark), "resuming from cursor");
+                    if c.watermark > now {
+                        // Not corrupt: the clock was set back, or a cursor was restored from
+                        // another machine. The poller waits until the clock passes it.
+                        warn!(portal = %p.name, stream = %stream, watermark = %crate::event::format_utc_seconds(c.watermark), now = %crate::event::format_utc_seconds(now), "the cursor lies ahead of the clock: nothing is read until the clock passes it (check the system time, or move it with `cursor set`)");
+                    }
                     c
                 }
                 None => {
@@ -90,7 +107,8 @@ pub async fn run(
     }
 
     let mut registry = Registry::default();
-    let mut sink_tasks = JoinSet::new();
+    // Every task, and what to call it if it dies.
+    let mut tasks: Tasks = Tasks::default();
     let mut senders = Vec::new();
     for s in &cfg.sinks {
         let built = match (&s.kind, opts.stdout_limit) {
@@ -123,11 +141,12 @@ pub async fn run(
         let stats = Arc::new(SinkStats::default());
         registry.sinks.insert(s.name.clone(), stats.clone());
         let dl = DeadLetter::new(&cfg.state_dir, &s.name);
-        sink_tasks.spawn(sink::run(built, s.clone(), rx, stats, dl));
+        tasks.spawn(
+            format!("sink {}", s.name),
+            sink::run(built, s.clone(), rx, stats, dl),
+        );
     }
 
-    let mut pollers = JoinSet::new();
-    let mut committers = JoinSet::new();
     for p in &cfg.portals {
         if p.tls.insecure_skip_verify {
             warn!(portal = %p.name, "tls.insecure_skip_verify = true: the portal's certificate is NOT checked");
@@ -149,13 +168,11 @@ pub async fn run(
                 .streams
                 .insert((p.name.clone(), stream), stats.clone());
             let (ctx, crx) = mpsc::channel(COMMIT_QUEUE);
-            committers.spawn(run_committer(
-                state.clone(),
-                p.name.clone(),
-                stream,
-                crx,
-                stats.clone(),
-            ));
+            let committer =
+                run_committer(state.clone(), p.name.clone(), stream, crx, stats.clone());
+            tasks.spawn(format!("committer {}/{stream}", p.name), async move {
+                committer.await;
+            });
             let cursor = starts
                 .remove(&(p.name.clone(), stream))
                 .unwrap_or_else(|| Cursor::at(now));
@@ -170,18 +187,20 @@ pub async fn run(
                 progress_interval: cfg.progress_interval,
                 rejected_seen: Default::default(),
             };
-            pollers.spawn(poller.run(cancel.clone()));
+            tasks.spawn(
+                format!("poller {}/{stream}", p.name),
+                poller.run(cancel.clone()),
+            );
         }
     }
     // Only pollers hold senders now: when they stop, the sink queues close.
     drop(senders);
     let registry = Arc::new(registry);
-    let mut api_task = None;
     if let Some(api) = &cfg.api {
-        match crate::api::spawn(api.address, registry.clone(), cancel.clone()).await {
-            Ok((addr, task)) => {
+        match crate::api::bind(api.address, registry.clone(), cancel.clone()).await {
+            Ok((addr, serve)) => {
                 info!(address = %addr, "serving /health and /metrics");
-                api_task = Some(task);
+                tasks.spawn("the /health and /metrics listener".to_owned(), serve);
             }
             Err(e) if api.explicit => {
                 return Err(AgentError::Setup(format!(
@@ -200,15 +219,36 @@ pub async fn run(
         "docspace-siem running"
     );
     crate::notify::notify("READY=1");
-    crate::notify::spawn_watchdog(registry.clone(), cancel.clone());
-    crate::pipeline::spawn_lag_monitor(registry.clone(), cfg.progress_interval, cancel.clone());
+    if let Some(watchdog) = crate::notify::watchdog(registry.clone(), cancel.clone()) {
+        tasks.spawn("the watchdog feeder".to_owned(), watchdog);
+    }
+    tasks.spawn(
+        "the lag monitor".to_owned(),
+        crate::pipeline::lag_monitor(registry.clone(), cfg.progress_interval, cancel.clone()),
+    );
 
-    cancel.cancelled().await;
+    // Until the stop: a task that ends first is a bug (see the module doc).
+    let ended = tokio::select! {
+        () = cancel.cancelled() => None,
+        Some(ended) = tasks.join_next() => Some(ended),
+    };
+    let mut died = ended.and_then(|ended| tasks.death(ended, cancel.is_cancelled()));
+    if let Some(why) = &died {
+        error!("{why}; stopping the pipeline");
+        registry.task_died(why);
+        cancel.cancel();
+    }
     info!(timeout = ?cfg.shutdown_timeout, "stopping: draining sinks and saving cursors");
+    // Every task ends by itself once cancelled (pollers first, then sinks as their queues
+    // close, then committers); the listener closes before a reload binds it again.
     let drain = async {
-        while pollers.join_next().await.is_some() {}
-        while sink_tasks.join_next().await.is_some() {}
-        while committers.join_next().await.is_some() {}
+        while let Some(ended) = tasks.join_next().await {
+            if let Some(why) = tasks.death(ended, true) {
+                error!("{why}");
+                registry.task_died(&why);
+                died.get_or_insert(why);
+            }
+        }
     };
     if tokio::time::timeout(cfg.shutdown_timeout, drain)
         .await
@@ -217,12 +257,81 @@ pub async fn run(
         warn!(
             "shutdown_timeout reached with deliveries still pending; unacknowledged events will be re-sent on the next start"
         );
+        tasks.set.abort_all();
+        // Let the aborted tasks drop what they hold (the listener, before a reload binds it).
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while tasks.set.join_next().await.is_some() {}
+        })
+        .await;
     }
-    // The listener must be closed before a reload binds it again.
-    if let Some(task) = api_task {
-        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    match died {
+        Some(why) => Err(AgentError::TaskDied(why)),
+        None => Ok(Summary { registry }),
     }
-    Ok(Summary { registry })
+}
+
+/// The agent's tasks, each with a name for the error that reports its death.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<()>,
+    names: HashMap<tokio::task::Id, String>,
+}
+
+impl Tasks {
+    fn spawn(
+        &mut self,
+        name: String,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let id = self.set.spawn(task).id();
+        self.names.insert(id, name);
+    }
+
+    /// The next task to end, with its id.
+    async fn join_next(&mut self) -> Option<Result<tokio::task::Id, tokio::task::JoinError>> {
+        self.set
+            .join_next_with_id()
+            .await
+            .map(|r| r.map(|(id, ())| id))
+    }
+
+    /// Why a task's end is a failure: it panicked, or it returned while the agent was not
+    /// `stopping`; `None` for an orderly end.
+    fn death(
+        &mut self,
+        ended: Result<tokio::task::Id, tokio::task::JoinError>,
+        stopping: bool,
+    ) -> Option<String> {
+        let (id, panic) = match ended {
+            Ok(id) if stopping => {
+                self.names.remove(&id);
+                return None;
+            }
+            Ok(id) => (id, None),
+            Err(e) if e.is_cancelled() => {
+                self.names.remove(&e.id());
+                return None;
+            }
+            Err(e) => {
+                let id = e.id();
+                let payload = e.into_panic();
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                (id, Some(msg))
+            }
+        };
+        let name = self
+            .names
+            .remove(&id)
+            .unwrap_or_else(|| "a task".to_owned());
+        Some(match panic {
+            Some(msg) => format!("{name} panicked: {msg}"),
+            None => format!("{name} ended while the agent was running"),
+        })
+    }
 }
 
 /// A line per target for `check`: `(name, Ok(detail) | Err(reason))`.

@@ -1,5 +1,5 @@
 //! The `[api]` listener: `GET /health` (200 when every portal and sink is healthy, 503 with the
-//! reasons otherwise) and `GET /metrics` (Prometheus text format).
+//! reasons otherwise, and 503 for good once a task of the agent has died) and `GET /metrics` (Prometheus text format).
 //!
 //! Invariant: read-only, loopback by default, and never shows a secret (only table names,
 //! counters and error messages, which are secret-free by construction).
@@ -19,24 +19,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Registry;
 
-/// Binds and serves until `cancel`.
-pub async fn spawn(
+/// Binds, and returns the address and the task that serves until `cancel` (the agent spawns
+/// and watches it; it ends, closing the listener, once `cancel` fires).
+pub async fn bind(
     addr: SocketAddr,
     registry: Arc<Registry>,
     cancel: CancellationToken,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> std::io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(registry);
-    let task = tokio::spawn(async move {
+    let serve = async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { cancel.cancelled().await })
             .await;
-    });
-    Ok((local, task))
+    };
+    Ok((local, serve))
 }
 
 /// Seconds from a unix-seconds watermark to now (0 when unknown).
@@ -72,6 +76,8 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
             );
         }
     }
+    let dead = reg.dead_tasks();
+    ok &= dead.is_empty();
     let mut sinks: Map<String, Value> = Map::new();
     for (name, s) in &reg.sinks {
         let err = s.error();
@@ -88,10 +94,14 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
             }),
         );
     }
-    (
-        ok,
-        json!({ "status": if ok { "ok" } else { "degraded" }, "portals": portals, "sinks": sinks }),
-    )
+    let mut doc =
+        json!({ "status": if ok { "ok" } else { "degraded" }, "portals": portals, "sinks": sinks });
+    if !dead.is_empty() {
+        // The process is stopping (it exits non-zero): say why.
+        doc["status"] = json!("failed");
+        doc["dead_tasks"] = json!(dead);
+    }
+    (ok, doc)
 }
 
 async fn health(State(reg): State<Arc<Registry>>) -> impl IntoResponse {
@@ -243,4 +253,22 @@ async fn metrics(State(reg): State<Arc<Registry>>) -> impl IntoResponse {
         )],
         metrics_text(&reg),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// See: issue 15. Once a task of the agent has died, `/health` is never ok again (the
+    /// process is stopping to be restarted), and names the task.
+    #[test]
+    fn health_is_not_ok_while_a_task_is_dead() {
+        let reg = Registry::default();
+        assert!(health_doc(&reg).0);
+        reg.task_died("sink chat panicked: boom");
+        let (ok, doc) = health_doc(&reg);
+        assert!(!ok);
+        assert_eq!(doc["status"], "failed", "{doc}");
+        assert_eq!(doc["dead_tasks"][0], "sink chat panicked: boom", "{doc}");
+    }
 }

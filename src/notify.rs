@@ -47,13 +47,15 @@ pub fn watchdog_period() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
-/// Feeds the watchdog every half period while every poller has shown life within the period;
-/// stops feeding (so systemd restarts the agent) when one has stalled.
-pub fn spawn_watchdog(registry: Arc<Registry>, cancel: CancellationToken) {
-    let Some(period) = watchdog_period() else {
-        return;
-    };
-    tokio::spawn(async move {
+/// When systemd asked for a watchdog: the task that feeds it every half period while every
+/// poller has shown life within the period, and stops feeding (so systemd restarts the agent)
+/// when one has stalled. It runs until `cancel` (the agent spawns and watches it).
+pub fn watchdog(
+    registry: Arc<Registry>,
+    cancel: CancellationToken,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    let period = watchdog_period()?;
+    Some(async move {
         let mut tick = tokio::time::interval(period / 2);
         let mut warned = false;
         loop {
@@ -78,5 +80,5 @@ pub fn spawn_watchdog(registry: Arc<Registry>, cancel: CancellationToken) {
                 warned = true;
             }
         }
-    });
+    })
 }

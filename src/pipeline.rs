@@ -372,43 +372,42 @@ pub struct StreamStats {
 }
 
 /// Warns when the delivered cursor of a stream falls behind by 50 % and then 80 % of the
-/// portal's retention: past it, DocSpace deletes events the agent has not delivered yet.
-pub fn spawn_lag_monitor(
+/// portal's retention: past it, DocSpace deletes events the agent has not delivered yet. Runs
+/// until `cancel` (the agent spawns and watches it).
+pub async fn lag_monitor(
     registry: Arc<Registry>,
     every: std::time::Duration,
     cancel: tokio_util::sync::CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let mut warned: BTreeMap<(String, Stream), u8> = BTreeMap::new();
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = cancel.cancelled() => return,
-            }
-            let now = now_millis() / 1000;
-            for (key, s) in &registry.streams {
-                let retention = s.retention.load(Ordering::Relaxed);
-                let watermark = s.watermark.load(Ordering::Relaxed);
-                if retention == 0 || watermark == 0 {
-                    continue;
-                }
-                let share = now.saturating_sub(watermark) * 100 / retention;
-                let level = if share >= 80 {
-                    80
-                } else if share >= 50 {
-                    50
-                } else {
-                    0
-                };
-                let seen = warned.entry(key.clone()).or_default();
-                if level > *seen {
-                    warn!(portal = %key.0, stream = %key.1, lag_seconds = now.saturating_sub(watermark), retention_days = retention / 86_400, "the undelivered backlog has reached {level}% of the portal's retention: DocSpace deletes older events, so fix the sinks before it reaches 100%");
-                }
-                *seen = level;
-            }
+    let mut warned: BTreeMap<(String, Stream), u8> = BTreeMap::new();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
         }
-    });
+        let now = now_millis() / 1000;
+        for (key, s) in &registry.streams {
+            let retention = s.retention.load(Ordering::Relaxed);
+            let watermark = s.watermark.load(Ordering::Relaxed);
+            if retention == 0 || watermark == 0 {
+                continue;
+            }
+            let share = now.saturating_sub(watermark) * 100 / retention;
+            let level = if share >= 80 {
+                80
+            } else if share >= 50 {
+                50
+            } else {
+                0
+            };
+            let seen = warned.entry(key.clone()).or_default();
+            if level > *seen {
+                warn!(portal = %key.0, stream = %key.1, lag_seconds = now.saturating_sub(watermark), retention_days = retention / 86_400, "the undelivered backlog has reached {level}% of the portal's retention: DocSpace deletes older events, so fix the sinks before it reaches 100%");
+            }
+            *seen = level;
+        }
+    }
 }
 
 /// Returns freed heap to the system (glibc keeps it in its arenas otherwise, so an idle agent
@@ -519,6 +518,26 @@ pub struct Registry {
     pub streams: BTreeMap<(String, Stream), Arc<StreamStats>>,
     /// sink name → stats.
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
+    /// Tasks that died (a panic, or an end while the agent was running): `/health` is never
+    /// ok again in this process, which exits non-zero once the pipeline has stopped.
+    pub dead_tasks: Mutex<Vec<String>>,
+}
+
+impl Registry {
+    /// Records a task's death, for `/health`.
+    pub fn task_died(&self, why: &str) {
+        if let Ok(mut dead) = self.dead_tasks.lock() {
+            dead.push(why.to_owned());
+        }
+    }
+
+    /// The tasks that died.
+    pub fn dead_tasks(&self) -> Vec<String> {
+        self.dead_tasks
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Largest dead-letter file before it is rotated to `.1` (two files at most per sink).

@@ -1587,7 +1587,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let msg = json!({"text": "x", "blocks": []});
         let m = Mock::start((204, "")).await;
-        let cases: [(Vec<(&'static str, String)>, &str, Option<u64>); 6] = [
+        type Headers = Vec<(&'static str, String)>;
+        let cases: [(Headers, &str, Option<u64>); 6] = [
             (vec![("retry-after", "1e20".into())], "", Some(60)),
             (vec![], r#"{"retry_after":1e300}"#, Some(60)),
             (

@@ -263,6 +263,7 @@ pub async fn run(
         .map(|a| crate::alert::RuleEngine::with_state(a.rules.clone(), a.state.clone()));
     let mut backoff = Backoff::new(Duration::from_millis(500), MAX_SINK_BACKOFF);
     while let Some(first) = rx.recv().await {
+        failpoint_panic("sink-task-panic");
         stats.queued.store(rx.len() as u64, Ordering::Relaxed);
         let mut items = vec![first];
         let mut count = items[0].events.len();
@@ -344,6 +345,20 @@ pub async fn run(
     if let Some(Err(e)) = rules.as_mut().map(|r| r.save(true)) {
         warn!(sink = %cfg.name, error = %e, "cannot save alert rule state; alerts may repeat after a restart");
     }
+}
+
+/// Test hook (debug builds only): when `$DOCSPACE_SIEM_FAILPOINT` names this point, the task
+/// panics here, as a bug would; the integration test `a_task_that_dies_stops_the_agent_with_exit_1`
+/// shows that the agent then stops and exits 1 instead of running on. Release builds compile
+/// it away.
+#[inline]
+fn failpoint_panic(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("DOCSPACE_SIEM_FAILPOINT").is_ok_and(|v| v == name) {
+        panic!("failpoint {name}: a sink task panics (test hook)");
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
 }
 
 /// Splits records into requests of at most `max` records and `max_bytes` bytes (at least one

@@ -154,3 +154,163 @@ async fn health_names_a_failing_sink_and_metrics_count_per_sink() {
         "credential errors do not dead-letter"
     );
 }
+
+/// A chat webhook on 127.0.0.1:0 that answers every post with a 429 asking for an absurd wait
+/// (`Retry-After: 1e20`, Discord's `retry_after: 1e300` in the body); returns its URL and the
+/// count of posts.
+async fn absurd_chat_service() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = posts.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut resp = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    r#"{"message":"You are being rate limited.","retry_after":1e300,"global":false}"#,
+                )
+                    .into_response();
+                resp.headers_mut()
+                    .insert("retry-after", "1e20".parse().expect("header"));
+                resp
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, posts)
+}
+
+/// See: issue 15. A chat service answering `Retry-After: 1e20` (and `retry_after: 1e300`)
+/// panicked the sink task in `Duration::from_secs_f64`; the agent ran on delivering nothing
+/// while `/health` said ok. Now the wait is clamped to the sink backoff: no panic, the agent
+/// keeps running, `/health` names the rate limit, and SIGTERM still stops it with 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_429_asking_for_an_absurd_wait_is_clamped_not_a_dead_task() {
+    let (chat, posts) = absurd_chat_service().await;
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.insert(docspace_siem::simulator::SimEvent::login(
+        now - time::Duration::minutes(5),
+        1023,
+    ));
+    let port = free_port();
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\nshutdown_timeout = \"3s\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.chat]\ntype = \"discord\"\nurl = \"{chat}\"\nrules = [\"lockout\"]\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\"")
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(30), "the 429 to be answered", || {
+        agent.stderr_text().contains("HTTP 429")
+    })
+    .await;
+    // A panicking task would have shown by now; the agent is still running.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let err = agent.stderr_text();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(agent.child.try_wait().expect("try_wait"), None, "{err}");
+    assert_eq!(posts.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let retry_in = err
+        .lines()
+        .find(|l| l.contains("HTTP 429"))
+        .and_then(|l| l.split("retry_in=").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the retry delay is logged")
+        .to_owned();
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .expect("health");
+    assert_eq!(resp.status().as_u16(), 503);
+    let doc: Value = resp.json().await.expect("json");
+    assert!(
+        doc["sinks"]["chat"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rate limited")),
+        "{doc}"
+    );
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    eprintln!(
+        "chat 429 with Retry-After 1e20 and retry_after 1e300: no panic, retry_in={retry_in}"
+    );
+}
+
+/// A task that dies (a panic, forced by the debug-only failpoint `sink-task-panic`, as any bug
+/// would) stops the agent with exit 1, so that systemd restarts it (`Restart=on-failure`),
+/// instead of leaving a process that delivers nothing; nothing unacknowledged is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_dies_stops_the_agent_with_exit_1() {
+    let hook = HttpCollector::start().await;
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        20,
+        now - time::Duration::hours(1),
+        now - time::Duration::minutes(5),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\n[api]\nenabled = false\n{}\n[sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
+        hook.url
+    ));
+    let stderr = w.path().join("agent.stderr");
+    let mut child = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("DOCSPACE_SIEM_FAILPOINT", "sink-task-panic")
+        .current_dir(w.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("stderr"))
+        .spawn()
+        .expect("agent");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!(
+                "the agent ran on after its sink task died:\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let err = std::fs::read_to_string(&stderr).expect("stderr");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sink hook panicked: failpoint sink-task-panic")
+            && err.contains("the agent stopped so that its service manager restarts it"),
+        "{err}"
+    );
+    assert!(hook.events().is_empty());
+    // A cursor may have been saved for windows that held no event, never past one: a restart
+    // sends all 20.
+    if let Ok(text) = std::fs::read_to_string(w.state().join("cursors/main.login.json")) {
+        let v: Value = serde_json::from_str(&text).expect("cursor");
+        let watermark = v["watermark"].as_str().expect("watermark");
+        let watermark = docspace_siem::event::parse_date(watermark).expect("date");
+        assert!(
+            watermark < now - time::Duration::hours(1),
+            "a cursor was saved past events no sink acknowledged: {text}"
+        );
+    }
+    eprintln!(
+        "sink task panic: agent exited 1 after {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+}
