@@ -12,11 +12,12 @@
 //!   Berlin DST change, `Z` for a zero offset) and a 7-digit fraction that is always `.0000000`,
 //!   because rows are stored like a MySQL `datetime` (whole seconds, UTC).
 //! - **Date input** (`from`/`to`, inclusive): `YYYY-MM-DDTHH:MM:SS` (or `HH-MM-SS`) with an optional
-//!   3- or 7-digit fraction and an optional `Z`/`±hh:mm`, or a bare `YYYY-MM-DD`. A value without a
-//!   zone is read in the *server process's* zone (UTC+03:00 by default, see
-//!   [`Simulator::set_server_local_offset`]), not the portal's, so a client that forgets `Z` gets
-//!   silently wrong windows. Anything else (6 fractional digits, a `+` that arrived as a space)
-//!   gives the 400 `ValidationProblemDetails` wrapped in the envelope.
+//!   3- or 7-digit fraction and a `Z`/`±hh:mm`. A value without a zone (also a bare `YYYY-MM-DD`)
+//!   is a 400 like every other bad value, as DocSpace v3.7.1+ answers it (`ApiDateTime.Parse` hits
+//!   a null `TenantManager`). [`Simulator::set_server_local_offset`] switches to the pre-3.7.1
+//!   reading instead: the value is read in the *server process's* zone, not the portal's, so a
+//!   client that forgets `Z` gets silently wrong windows. Anything else (6 fractional digits, a `+`
+//!   that arrived as a space) gives the 400 `ValidationProblemDetails` wrapped in the envelope.
 //! - **Paging**: `login/filter` takes the page window first (`ORDER BY date DESC, id DESC` → Skip →
 //!   Take) and filters inside it, so pages can be short or empty while older matches exist;
 //!   `events/filter` filters first (normal paging). `count` defaults to 100 and must be 1..=100;
@@ -27,9 +28,28 @@
 //! - **IP** is stored as written and cut at the first `:` when rendered (IPv6 → `"2a02"`).
 //! - **Auth**: only `Authorization: Bearer <sk-key>`; anything else is a 401 with an empty body.
 //!   `GET /api/2.0/authentication` is anonymous-allowed and answers `true`/`false`.
-//! - **Modes** ([`SimMode`]): 401 everywhere, 403 "Access denied", 402 plan error, and the silent
+//! - **Modes** ([`SimMode`]): 401 everywhere, 403 "Access denied", 402 plan error, the silent
 //!   free-plan fallback where the filter endpoints ignore every parameter and return the latest 20
-//!   rows with substituted action values cut to 47 chars + `...` (like `*/last`).
+//!   rows with substituted action values cut to 47 chars + `...` (like `*/last`), the same fallback
+//!   while the quota says `audit: true` (the Login History section hidden by the server's
+//!   configuration), and an unpaid portal whose API routes answer a bare 402 with an empty body
+//!   (`PaymentFilter`, after authentication, before model binding; skipped when the request says
+//!   `Payment-Info: false`, and not applied to the quota, which is `[AllowNotPayment]`).
+//! - **Quota** `GET /api/2.0/portal/quota`: the tenant's `TenantQuota` (camelCase members in
+//!   declaration order, nulls omitted) with `audit` and the `features` string of the plan: the
+//!   paid "admin" plan, or the free "startup" plan (no `audit`) in [`SimMode::NoAuditPlan`].
+//! - **v3.7.2 bugs**, each off by default:
+//!   - [`Simulator::set_fall_back_bug`]: a row of the first pass of the repeated hour after a DST
+//!     fall-back is rendered with the standard offset, one hour later than it happened, while
+//!     `from`/`to` still compare with the true stored instant (§14.2);
+//!   - [`Simulator::set_random_tie_order`]: rows of the same second come in a fresh random order
+//!     in every answer and Skip/Take cuts that order, so offset paging across a busy second can
+//!     skip one row and repeat another (`ORDER BY date` only, §14.3);
+//!   - [`Simulator::insert_null_ip_login`]: a login row with a NULL ip turns every login answer
+//!     that would hold it into a 500 `NullReferenceException` envelope (§14.4).
+//! - **Unmapped audit actions** ([`UNMAPPED_AUDIT_ACTIONS`]): rows the server writes with an
+//!   action none of its mappers knows are left out of `events/filter` without `action` and of
+//!   `events/last`; an `action=` filter for one gives a 500 when the answer holds such a row.
 //! - **Faults** ([`SimFault`]) for the next filter requests: 429 with an empty body, `Retry-After`
 //!   (0 allowed) and `X-RateLimit-*`; 500/503 error envelopes; a 502 HTML page from a proxy; a
 //!   truncated or non-JSON 200; a delay. Live inserts between page requests shift the offsets.
@@ -57,8 +77,42 @@ use tokio_util::sync::CancellationToken;
 /// The DocSpace Guest user id: the `userId` of failed and anonymous login attempts.
 pub const GUEST_USER_ID: &str = "712d9ec3-5d2b-4b13-824f-71f00191dcca";
 
-/// The default "server process local zone" (minutes east of UTC) used to read zone-less dates.
+/// A "server process local zone" (minutes east of UTC) for the legacy reading of zone-less dates
+/// ([`Simulator::set_server_local_offset`]); far enough from UTC that forgetting `Z` is visible.
 pub const DEFAULT_SERVER_LOCAL_OFFSET_MINUTES: i32 = 180;
+
+/// `MessageAction` codes that DocSpace-server writes to `audit_events` but that none of its action
+/// mappers knows, so the API never returns them (§14.5).
+///
+/// Source: DocSpace-server v3.7.2 (commit `ed2994e74f`). `AuditEventsRepository.cs`
+/// (`GetByFilterWithActionsAsync`) keeps, when no `action` is given, only the codes of
+/// `AuditActionMapper.Mappers`, i.e. the dictionaries in `Mappers/DocumentsActionMapper.cs`,
+/// `LoginActionMapper.cs`, `PeopleActionMapper.cs` and `SettingsActionMapper.cs`
+/// (all under `common/services/ASC.AuditTrail/`). These are the members of
+/// `common/ASC.Core.Common/Messaging/MessageAction.cs` that appear in none of them. Asking for one
+/// with `action=` returns its rows, and `AuditEventDto`'s constructor then dereferences the missing
+/// mapping (`maps.ActionType`): a 500. Emitters in v3.7.2: 5083 and 5101 (`FilesSettings.cs`),
+/// 5098, 5102, 5103 (`FileStorageService.cs`, `HistoryService.cs`), 7001 (`InvitationValidator.cs`),
+/// 7004 (`PaymentsController.cs`); 5104, 5105, 7002 and 7003 were written by earlier versions
+/// (rows stay in the table).
+pub const UNMAPPED_AUDIT_ACTIONS: &[i32] = &[
+    5083, // DocumentsKeepNewFileNameSettingsUpdated
+    5098, // RoomExternalLinkRenamed
+    5101, // DocumentsDisplayFileExtensionUpdated
+    5102, // RoomColorChanged
+    5103, // RoomCoverChanged
+    5104, // RoomIndexingChanged
+    5105, // RoomDenyDownloadChanged
+    7001, // RoomInviteLinkUsed
+    7002, // UserCreatedAndAddedToRoom
+    7003, // GuestCreatedAndAddedToRoom
+    7004, // ContactSalesMailSent
+];
+
+/// Whether the audit API leaves rows of `code` out (see [`UNMAPPED_AUDIT_ACTIONS`]).
+fn is_unmapped(code: i32) -> bool {
+    UNMAPPED_AUDIT_ACTIONS.contains(&code)
+}
 
 /// First id handed out in `login_events` (the real table is global, so ids are large).
 const LOGIN_FIRST_ID: i64 = 48_101;
@@ -128,27 +182,60 @@ impl SimZone {
     /// zone followed by `+hh:mm`/`-hh:mm`, or `Z` when the offset is zero.
     pub fn format(&self, at: OffsetDateTime) -> String {
         let offset = self.offset_at(at);
-        let local = at.checked_to_offset(offset).unwrap_or(at);
-        let mut out = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}",
-            local.year(),
-            u8::from(local.month()),
-            local.day(),
-            local.hour(),
-            local.minute(),
-            local.second(),
-            local.nanosecond() / 100
-        );
-        let secs = local.offset().whole_seconds();
-        if secs == 0 {
-            out.push('Z');
-        } else {
-            let sign = if secs < 0 { '-' } else { '+' };
-            let minutes = secs.unsigned_abs() / 60;
-            let _ = write!(out, "{sign}{:02}:{:02}", minutes / 60, minutes % 60);
-        }
-        out
+        render_wall(at.checked_to_offset(offset).unwrap_or(at), offset)
     }
+
+    /// Renders `at` as DocSpace v3.7.2 really does (§14.2): the instant becomes portal wall time,
+    /// and a wall time that is *ambiguous* (inside the hour repeated after a DST fall-back) is
+    /// read back as standard time. So the first pass of that hour comes out one hour late: in
+    /// Europe/Berlin, `2025-10-26T00:30:00Z` (02:30 CEST) renders as
+    /// `2025-10-26T02:30:00.0000000+01:00`, the instant 01:30Z. Every other instant renders as
+    /// [`SimZone::format`] does.
+    pub fn format_with_fall_back_bug(&self, at: OffsetDateTime) -> String {
+        let offset = self.offset_at(at);
+        let wall = at.checked_to_offset(offset).unwrap_or(at);
+        render_wall(wall, self.ambiguous_standard_offset(at).unwrap_or(offset))
+    }
+
+    /// The standard offset when `at` falls in the first pass of a repeated wall-clock hour
+    /// (daylight time, one hour before the fall-back), else `None`.
+    fn ambiguous_standard_offset(&self, at: OffsetDateTime) -> Option<UtcOffset> {
+        match *self {
+            SimZone::Utc | SimZone::Fixed { .. } => None,
+            SimZone::EuropeBerlin => {
+                let utc = at.checked_to_offset(UtcOffset::UTC).unwrap_or(at);
+                let back = eu_dst_switch(utc.year(), Month::October)?;
+                let first_pass = utc >= back.checked_sub(time::Duration::HOUR)? && utc < back;
+                first_pass
+                    .then(|| UtcOffset::from_hms(1, 0, 0).ok())
+                    .flatten()
+            }
+        }
+    }
+}
+
+/// `ApiDateTime.ToRoundTripString`: the wall-clock fields of `local` followed by `offset`
+/// (`Z` when zero). The two differ only when the server pairs a wall time with the wrong offset.
+fn render_wall(local: OffsetDateTime, offset: UtcOffset) -> String {
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}",
+        local.year(),
+        u8::from(local.month()),
+        local.day(),
+        local.hour(),
+        local.minute(),
+        local.second(),
+        local.nanosecond() / 100
+    );
+    let secs = offset.whole_seconds();
+    if secs == 0 {
+        out.push('Z');
+    } else {
+        let sign = if secs < 0 { '-' } else { '+' };
+        let minutes = secs.unsigned_abs() / 60;
+        let _ = write!(out, "{sign}{:02}:{:02}", minutes / 60, minutes % 60);
+    }
+    out
 }
 
 /// 01:00 UTC on the last Sunday of `month` (March or October) of `year`: the EU DST switch.
@@ -170,11 +257,23 @@ pub enum SimMode {
     /// The key's owner is not an admin: audit endpoints answer 403 "Access denied".
     Forbidden,
     /// The plan lacks the audit feature (cloud): audit endpoints answer 402 "Your pricing plan does
-    /// not support this option".
+    /// not support this option" (`BillingException` of the audit permission checks). The quota,
+    /// which makes no such check, still answers.
     PaymentRequired,
     /// The silent fallback: filter endpoints ignore every parameter and return the latest 20
-    /// events (newest first) with shortened action text.
+    /// events (newest first) with shortened action text. The quota is the free "startup" plan:
+    /// `audit: false`, no `audit` in `features`.
     NoAuditPlan,
+    /// The Login History section is hidden by the server's configuration
+    /// (`SetupInfo.IsVisibleSettings("LoginHistory")` is false) while the plan has audit: the
+    /// quota says `audit: true`, and the filter endpoints still fall back exactly like
+    /// [`SimMode::NoAuditPlan`] (§14.1).
+    HiddenLoginHistory,
+    /// The portal is not paid (`PaymentFilter`): after authentication, every API route answers a
+    /// bare 402 with an empty body and no envelope, before model binding, unless the request
+    /// carries `Payment-Info: false`. The quota (`[AllowNotPayment]`) and `GET /authentication`
+    /// still answer.
+    Unpaid,
 }
 
 /// A one-shot fault applied to the next filter requests (login/filter or events/filter), in order.
@@ -421,6 +520,8 @@ impl std::fmt::Debug for SimServer {
 struct Row {
     id: i64,
     ev: SimEvent,
+    /// The `ip` column is NULL (the login conversion cannot render the row, §14.4).
+    null_ip: bool,
 }
 
 #[derive(Debug)]
@@ -433,6 +534,9 @@ struct Table {
     order: Vec<u32>,
     /// Whether `order` describes every row.
     ordered: bool,
+    /// Rows whose action is in [`UNMAPPED_AUDIT_ACTIONS`] (audit only): while there are none, a
+    /// date range of `order` is exactly what the API can return.
+    unmapped: usize,
 }
 
 impl Table {
@@ -442,7 +546,12 @@ impl Table {
             next_id,
             order: Vec::new(),
             ordered: true,
+            unmapped: 0,
         }
+    }
+
+    fn row(&self, index: u32) -> &Row {
+        &self.rows[index as usize]
     }
 
     /// Whether row `a` comes before row `b` in `date DESC, id DESC` order.
@@ -457,6 +566,9 @@ impl Table {
                 .order
                 .partition_point(|&i| Table::before(&self.rows[i as usize], &row));
             self.order.insert(at, index);
+        }
+        if row.ev.stream == SimStream::Audit && is_unmapped(row.ev.action_id) {
+            self.unmapped += 1;
         }
         self.rows.push(row);
     }
@@ -498,8 +610,14 @@ struct Burst {
 #[derive(Debug)]
 struct Inner {
     cfg: SimConfig,
-    local_offset: UtcOffset,
+    /// The server process zone for zone-less `from`/`to` (the pre-3.7.1 reading); `None` answers
+    /// them with 400 like v3.7.1+.
+    local_offset: Option<UtcOffset>,
     mode: SimMode,
+    /// Render dates like v3.7.2 around a DST fall-back (§14.2).
+    fall_back_bug: bool,
+    /// Order rows of the same second at random in every answer (§14.3).
+    random_ties: bool,
     login: Table,
     audit: Table,
     faults: VecDeque<(SimFault, u32)>,
@@ -524,7 +642,11 @@ impl Inner {
         }
     }
 
-    fn insert(&mut self, mut ev: SimEvent) -> i64 {
+    fn insert(&mut self, ev: SimEvent) -> i64 {
+        self.insert_row(ev, false)
+    }
+
+    fn insert_row(&mut self, mut ev: SimEvent, null_ip: bool) -> i64 {
         ev.date = normalize_date(ev.date);
         // Other tenants write to the same global table: per-tenant ids have gaps.
         let gap = if self.rng.u8(..) < 20 {
@@ -539,7 +661,7 @@ impl Inner {
         table.next_id += gap;
         let id = table.next_id;
         table.next_id += 1;
-        table.push(Row { id, ev });
+        table.push(Row { id, ev, null_ip });
         id
     }
 
@@ -582,6 +704,7 @@ impl Inner {
     }
 
     /// Rows of `stream` ordered `date DESC, id DESC`, as indices into its `rows`.
+    #[cfg(test)]
     fn sorted(&mut self, stream: SimStream) -> &Table {
         let table = match stream {
             SimStream::Login => &mut self.login,
@@ -647,12 +770,12 @@ impl Simulator {
     /// A portal with empty tables, in [`SimMode::Normal`].
     pub fn new(cfg: SimConfig) -> Self {
         let rng = fastrand::Rng::with_seed(cfg.seed);
-        let local_offset = UtcOffset::from_whole_seconds(DEFAULT_SERVER_LOCAL_OFFSET_MINUTES * 60)
-            .unwrap_or(UtcOffset::UTC);
         let inner = Inner {
             cfg,
-            local_offset,
+            local_offset: None,
             mode: SimMode::Normal,
+            fall_back_bug: false,
+            random_ties: false,
             login: Table::new(LOGIN_FIRST_ID),
             audit: Table::new(AUDIT_FIRST_ID),
             latency: Duration::ZERO,
@@ -757,15 +880,48 @@ impl Simulator {
         self.lock().mode = mode;
     }
 
-    /// Sets the "server process local zone" (minutes east of UTC) used to read `from`/`to`
-    /// values that carry no zone. Defaults to UTC+03:00 so that forgetting `Z` is visible.
+    /// Switches to the pre-3.7.1 reading of `from`/`to` values that carry no zone: they are read
+    /// in this "server process local zone" (minutes east of UTC, e.g.
+    /// [`DEFAULT_SERVER_LOCAL_OFFSET_MINUTES`]) instead of being answered with 400, the default
+    /// (v3.7.1+). An out-of-range offset changes nothing.
     pub fn set_server_local_offset(&self, minutes: i32) {
         if let Some(off) = minutes
             .checked_mul(60)
             .and_then(|s| UtcOffset::from_whole_seconds(s).ok())
         {
-            self.lock().local_offset = off;
+            self.lock().local_offset = Some(off);
         }
+    }
+
+    /// Turns the v3.7.2 DST fall-back bug on or off (default off; §14.2): when on, a row stored
+    /// in the first pass of the repeated hour is rendered with the standard offset, one hour
+    /// later than it happened (see [`SimZone::format_with_fall_back_bug`]), while `from`/`to`
+    /// still filter on the true stored instant, so a row can come back in a window that its
+    /// rendered date lies outside. Only zones with DST ([`SimZone::EuropeBerlin`]) are affected.
+    pub fn set_fall_back_bug(&self, on: bool) {
+        self.lock().fall_back_bug = on;
+    }
+
+    /// Turns the random order of ties on or off (default off: `date DESC, id DESC`; §14.3).
+    /// When on, every answer orders the rows of each second in a fresh random permutation (from
+    /// the seeded generator) and cuts its Skip/Take page from that order, like MySQL with
+    /// `ORDER BY date` only: paging by offset across a second with more rows than a page can
+    /// skip one row and repeat another.
+    pub fn set_random_tie_order(&self, on: bool) {
+        self.lock().random_ties = on;
+    }
+
+    /// Inserts a login row (a `LoginSuccessViaOAuth`, 1028, by Alice Johnson) whose `ip` is NULL
+    /// and returns its id (§14.4). The login conversion (`EventTypeConverter`) cannot render it:
+    /// every answer of a login route whose rows (after paging and filtering) include it is a 500
+    /// `System.NullReferenceException` envelope; answers without it are normal.
+    pub fn insert_null_ip_login(&self, date: OffsetDateTime) -> i64 {
+        let mut ev = SimEvent::login(date, 1028);
+        ev.ip = String::new();
+        ev.country = String::new();
+        ev.city = String::new();
+        ev.page = format!("{PORTAL}/api/2.0/authentication");
+        self.lock().insert_row(ev, true)
     }
 
     /// Queue `fault` for the next `times` filter requests.
@@ -900,6 +1056,7 @@ enum Route {
     LoginLast,
     EventsLast,
     Lifetime,
+    Quota,
     Authentication,
 }
 
@@ -912,6 +1069,7 @@ impl Route {
             "/api/2.0/security/audit/login/last" => Route::LoginLast,
             "/api/2.0/security/audit/events/last" => Route::EventsLast,
             "/api/2.0/security/audit/settings/lifetime" => Route::Lifetime,
+            "/api/2.0/portal/quota" => Route::Quota,
             "/api/2.0/authentication" => Route::Authentication,
             _ => return None,
         })
@@ -921,12 +1079,26 @@ impl Route {
         match self {
             Route::LoginFilter | Route::LoginLast => Some(SimStream::Login),
             Route::EventsFilter | Route::EventsLast => Some(SimStream::Audit),
-            Route::Lifetime | Route::Authentication => None,
+            Route::Lifetime | Route::Quota | Route::Authentication => None,
         }
     }
 
     fn is_filter(self) -> bool {
         matches!(self, Route::LoginFilter | Route::EventsFilter)
+    }
+
+    /// Whether `PaymentFilter` lets the route through on an unpaid portal (`[AllowNotPayment]`).
+    fn allow_not_payment(self) -> bool {
+        matches!(self, Route::Quota | Route::Authentication)
+    }
+
+    /// Controller named in error stacks.
+    fn controller(self) -> &'static str {
+        match self {
+            Route::Quota => "PortalController",
+            Route::Authentication => "AuthenticationController",
+            _ => "SecurityController",
+        }
     }
 
     /// Controller method named in error stacks.
@@ -937,8 +1109,29 @@ impl Route {
             Route::LoginLast => "GetLastLoginEvents()",
             Route::EventsLast => "GetLastAuditEvents()",
             Route::Lifetime => "GetAuditSettings()",
+            Route::Quota => "GetPortalQuota()",
             Route::Authentication => "GetIsAuthentificated()",
         }
+    }
+}
+
+/// What the HTTP front end passes on to [`Simulator::dispatch`].
+struct Incoming<'a> {
+    path: &'a str,
+    method: &'a Method,
+    query: &'a str,
+    auth: Option<&'a [u8]>,
+    href: &'a str,
+    /// Whether `PaymentFilter` checks this request: the `Payment-Info` header is absent, empty
+    /// or `true` (`bool.TryParse`); `false` or any other value skips the check.
+    payment_checked: bool,
+}
+
+fn payment_checked(header: Option<&HeaderValue>) -> bool {
+    match header.map(|v| v.to_str().map(str::trim)) {
+        None | Some(Ok("")) => true,
+        Some(Ok(v)) => v.eq_ignore_ascii_case("true"),
+        Some(Err(_)) => false,
     }
 }
 
@@ -978,8 +1171,15 @@ async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
             )
         }
         None => {
-            sim.dispatch(&path, &parts.method, &query, auth.as_deref(), &href)
-                .await
+            let incoming = Incoming {
+                path: &path,
+                method: &parts.method,
+                query: &query,
+                auth: auth.as_deref(),
+                href: &href,
+                payment_checked: payment_checked(parts.headers.get("payment-info")),
+            };
+            sim.dispatch(&incoming).await
         }
     };
     sim.record(SimRequest {
@@ -992,24 +1192,18 @@ async fn handle(State(sim): State<Simulator>, req: Request) -> Response {
 }
 
 impl Simulator {
-    async fn dispatch(
-        &self,
-        path: &str,
-        method: &Method,
-        query: &str,
-        auth: Option<&[u8]>,
-        href: &str,
-    ) -> (bool, Response) {
+    async fn dispatch(&self, req: &Incoming<'_>) -> (bool, Response) {
+        let href = req.href;
         let (key_ok, mode) = {
             let g = self.lock();
             let expected = format!("Bearer {}", g.cfg.api_key);
-            (auth == Some(expected.as_bytes()), g.mode)
+            (req.auth == Some(expected.as_bytes()), g.mode)
         };
         let authorized = key_ok && mode != SimMode::Unauthorized;
-        let Some(route) = Route::parse(path) else {
+        let Some(route) = Route::parse(req.path) else {
             return (authorized, empty_response(StatusCode::NOT_FOUND));
         };
-        if method != Method::GET {
+        if req.method != Method::GET {
             let mut resp = empty_response(StatusCode::METHOD_NOT_ALLOWED);
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET"));
@@ -1051,12 +1245,16 @@ impl Simulator {
         if !authorized {
             return (false, empty_response(StatusCode::UNAUTHORIZED));
         }
+        // `PaymentFilter` is a resource filter: after authorization, before model binding.
+        if mode == SimMode::Unpaid && req.payment_checked && !route.allow_not_payment() {
+            return (true, empty_response(StatusCode::PAYMENT_REQUIRED));
+        }
 
         // Model binding and validation run before the action body (and its permission checks).
         let params = match route {
             Route::LoginFilter | Route::EventsFilter => {
                 let local = self.lock().local_offset;
-                match FilterParams::parse(query, route == Route::EventsFilter, local) {
+                match FilterParams::parse(req.query, route == Route::EventsFilter, local) {
                     Ok(p) => Some(p),
                     Err(errors) => return (true, self.validation_response(errors, href)),
                 }
@@ -1066,8 +1264,11 @@ impl Simulator {
 
         match mode {
             SimMode::Forbidden => return (true, access_denied(route)),
-            SimMode::PaymentRequired => return (true, payment_required(route)),
-            SimMode::Normal | SimMode::NoAuditPlan | SimMode::Unauthorized => {}
+            // `DemandBaseAuditPermission`, which the quota does not call.
+            SimMode::PaymentRequired if route != Route::Quota => {
+                return (true, payment_required(route));
+            }
+            _ => {}
         }
 
         let response = match (route, route.stream()) {
@@ -1079,97 +1280,80 @@ impl Simulator {
                 };
                 self.envelope_response(StatusCode::OK, &body, 1, href)
             }
+            (Route::Quota, _) => {
+                let quota = Quota::of_plan(mode != SimMode::NoAuditPlan);
+                self.envelope_response(StatusCode::OK, &quota, 1, href)
+            }
             (_, Some(stream)) => {
-                let filter = if mode == SimMode::NoAuditPlan {
-                    None
-                } else {
-                    params.as_ref()
-                };
-                match self.events_body(stream, filter, href) {
-                    Ok(body) if truncate => json_response(StatusCode::OK, truncate_body(body)),
-                    Ok(body) => json_response(StatusCode::OK, body),
-                    Err(_) => server_error(StatusCode::INTERNAL_SERVER_ERROR, route),
-                }
+                // `!quota.Audit || !IsVisibleSettings("LoginHistory")`: the `*/last` answer.
+                let fallback = matches!(mode, SimMode::NoAuditPlan | SimMode::HiddenLoginHistory);
+                let filter = if fallback { None } else { params.as_ref() };
+                self.events_response(route, stream, filter, href, truncate)
             }
             (_, None) => empty_response(StatusCode::NOT_FOUND),
         };
         (true, response)
     }
 
-    /// Serialized success envelope of the events of `stream`; `filter = None` means the
-    /// "latest 20, shortened text" behaviour of `*/last` and of the no-audit-plan fallback.
-    fn events_body(
+    /// The answer with the events of `stream`; `filter = None` means the "latest 20, shortened
+    /// text" behaviour of `*/last` and of the no-audit fallback. A page holding a row the server
+    /// cannot convert is a 500.
+    fn events_response(
         &self,
+        route: Route,
         stream: SimStream,
         filter: Option<&FilterParams>,
         href: &str,
-    ) -> Result<String, serde_json::Error> {
+        truncate: bool,
+    ) -> Response {
         let mut g = self.lock();
-        let zone = g.cfg.zone;
-        let table = g.sorted(stream);
-        let order = &table.order;
-        let row = |i: &u32| &table.rows[*i as usize];
-        let (rows, limited): (Vec<&Row>, bool) = match filter {
-            None => (order.iter().take(LAST_COUNT).map(row).collect(), true),
-            Some(p) => {
-                let skip = p.start_index;
-                let rows = match stream {
-                    // Window first, then filters: short or empty pages while older matches exist.
-                    SimStream::Login => order
-                        .iter()
-                        .skip(skip)
-                        .take(p.count)
-                        .map(row)
-                        .filter(|r| p.matches(&r.ev))
-                        .collect(),
-                    // Filters first: normal paging. Rows within [from, to] are contiguous in
-                    // date order, so the range is found by binary search; when only the dates
-                    // filter, `startIndex` indexes it directly.
-                    SimStream::Audit => {
-                        let lo =
-                            p.to.map_or(0, |to| order.partition_point(|i| row(i).ev.date > to));
-                        let hi = p.from.map_or(order.len(), |from| {
-                            order.partition_point(|i| row(i).ev.date >= from)
-                        });
-                        let range = &order[lo..hi.max(lo)];
-                        if p.dates_only() {
-                            range
-                                .iter()
-                                .skip(skip)
-                                .take(p.count)
-                                .map(row)
-                                .filter(|r| p.matches(&r.ev))
-                                .collect()
-                        } else {
-                            range
-                                .iter()
-                                .map(row)
-                                .filter(|r| p.matches(&r.ev))
-                                .skip(skip)
-                                .take(p.count)
-                                .collect()
-                        }
-                    }
-                };
-                (rows, false)
-            }
+        let Inner {
+            login,
+            audit,
+            rng,
+            random_ties,
+            cfg,
+            fall_back_bug,
+            ..
+        } = &mut *g;
+        let table = match stream {
+            SimStream::Login => login,
+            SimStream::Audit => audit,
         };
+        table.ensure_ordered();
+        let table = &*table;
+        let ties = if *random_ties { Some(rng) } else { None };
+        let picked = select_rows(table, stream, filter, ties);
+        let rows: Vec<&Row> = picked.iter().map(|&i| table.row(i)).collect();
+        if let Some(frames) = unconvertible(stream, &rows) {
+            return null_reference(frames, route);
+        }
+        let dates = DateStyle {
+            zone: cfg.zone,
+            fall_back_bug: *fall_back_bug,
+        };
+        let limited = filter.is_none();
         let count = rows.len();
-        match stream {
+        let body = match stream {
             SimStream::Login => {
                 let items: Vec<LoginItem<'_>> = rows
                     .iter()
-                    .map(|r| LoginItem::new(r, zone, limited))
+                    .map(|r| LoginItem::new(r, dates, limited))
                     .collect();
                 envelope_json(&items, count, href, 0, 200)
             }
             SimStream::Audit => {
                 let items: Vec<AuditItem<'_>> = rows
                     .iter()
-                    .map(|r| AuditItem::new(r, zone, limited))
+                    .map(|r| AuditItem::new(r, dates, limited))
                     .collect();
                 envelope_json(&items, count, href, 0, 200)
             }
+        };
+        match body {
+            Ok(body) if truncate => json_response(StatusCode::OK, truncate_body(body)),
+            Ok(body) => json_response(StatusCode::OK, body),
+            Err(_) => server_error(StatusCode::INTERNAL_SERVER_ERROR, route),
         }
     }
 
@@ -1201,6 +1385,138 @@ impl Simulator {
         match envelope_json(&problem, 1, href, 1, 400) {
             Ok(body) => json_response(StatusCode::BAD_REQUEST, body),
             Err(_) => empty_response(StatusCode::BAD_REQUEST),
+        }
+    }
+}
+
+// ---- row selection ---------------------------------------------------------------------------
+
+/// The rows (indices into `table.rows`) an answer holds, in answer order. `filter = None` is
+/// the latest 20; `ties` shuffles the rows of each second the page touches (§14.3).
+fn select_rows(
+    table: &Table,
+    stream: SimStream,
+    filter: Option<&FilterParams>,
+    ties: Option<&mut fastrand::Rng>,
+) -> Vec<u32> {
+    let date = |i: u32| table.row(i).ev.date;
+    let order = table.order.as_slice();
+    let (skip, count) = filter.map_or((0, LAST_COUNT), |p| (p.start_index, p.count));
+    if stream == SimStream::Login {
+        // Window first, then filters: short or empty pages while older matches exist.
+        let mut rows = page(order, skip, count, date, ties);
+        if let Some(p) = filter {
+            rows.retain(|&i| p.matches(&table.row(i).ev));
+        }
+        return rows;
+    }
+    // Audit: filters first, then Skip/Take (normal paging). Rows within [from, to] are
+    // contiguous in date order, so the range is found by binary search; when nothing but the
+    // dates can reject a row, `startIndex` indexes the range directly.
+    let range = filter.map_or(order, |p| date_range(table, p));
+    if table.unmapped == 0 && filter.is_none_or(FilterParams::dates_only) {
+        return page(range, skip, count, date, ties);
+    }
+    // Without `action`, only codes known to the action mappers (`AuditEventsRepository`).
+    let by_action = filter.is_some_and(|p| p.action.is_some());
+    let visible = |i: &u32| {
+        let ev = &table.row(*i).ev;
+        filter.is_none_or(|p| p.matches(ev)) && (by_action || !is_unmapped(ev.action_id))
+    };
+    let end = skip.saturating_add(count);
+    let head = prefix(range.iter().copied().filter(visible), end, date);
+    page(&head, skip, count, date, ties)
+}
+
+/// The rows of `table.order` dated within `[p.from, p.to]`.
+fn date_range<'a>(table: &'a Table, p: &FilterParams) -> &'a [u32] {
+    let order = table.order.as_slice();
+    let lo = p.to.map_or(0, |to| {
+        order.partition_point(|&i| table.row(i).ev.date > to)
+    });
+    let hi = p.from.map_or(order.len(), |from| {
+        order.partition_point(|&i| table.row(i).ev.date >= from)
+    });
+    &order[lo..hi.max(lo)]
+}
+
+/// The first `n` of `rows` (in date order) plus the rest of the second the last of them falls
+/// in, so that a page ending there can be shuffled with its whole second.
+fn prefix(
+    rows: impl Iterator<Item = u32>,
+    n: usize,
+    date: impl Fn(u32) -> OffsetDateTime,
+) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    for i in rows {
+        if out.len() >= n && out.last().is_none_or(|&last| date(last) != date(i)) {
+            break;
+        }
+        out.push(i);
+    }
+    out
+}
+
+/// `seq[skip..skip + count]`, clamped. With `ties`, the seconds the page touches are each put
+/// in a fresh random order first and the page is cut from that order, as MySQL does with
+/// `ORDER BY date` only. Seconds the page does not touch cannot reach it, so only the touched
+/// ones are shuffled (groups of equal dates are contiguous in `seq`).
+fn page(
+    seq: &[u32],
+    skip: usize,
+    count: usize,
+    date: impl Fn(u32) -> OffsetDateTime,
+    ties: Option<&mut fastrand::Rng>,
+) -> Vec<u32> {
+    let start = skip.min(seq.len());
+    let end = skip.saturating_add(count).min(seq.len());
+    let Some(rng) = ties.filter(|_| start < end) else {
+        return seq[start..end].to_vec();
+    };
+    let (first, last) = (date(seq[start]), date(seq[end - 1]));
+    let lo = seq[..start]
+        .iter()
+        .rposition(|&i| date(i) != first)
+        .map_or(0, |p| p + 1);
+    let hi = seq[end..]
+        .iter()
+        .position(|&i| date(i) != last)
+        .map_or(seq.len(), |p| end + p);
+    let mut touched = seq[lo..hi].to_vec();
+    for second in touched.chunk_by_mut(|&a, &b| date(a) == date(b)) {
+        rng.shuffle(second);
+    }
+    touched.drain(..start - lo);
+    touched.truncate(end - start);
+    touched
+}
+
+/// Stack frames of the `NullReferenceException` the server hits converting `rows`, if any:
+/// a login row with a NULL ip (`EventTypeConverter` splits it unchecked), or an audit row
+/// whose action no mapper knows (`AuditEventDto` reads the missing mapping).
+fn unconvertible(stream: SimStream, rows: &[&Row]) -> Option<&'static str> {
+    match stream {
+        SimStream::Login => rows.iter().any(|r| r.null_ip).then_some(NULL_IP_FRAMES),
+        SimStream::Audit => rows
+            .iter()
+            .any(|r| is_unmapped(r.ev.action_id))
+            .then_some(UNMAPPED_ACTION_FRAMES),
+    }
+}
+
+/// How `date` values are rendered: the portal zone, with or without the v3.7.2 fall-back bug.
+#[derive(Debug, Clone, Copy)]
+struct DateStyle {
+    zone: SimZone,
+    fall_back_bug: bool,
+}
+
+impl DateStyle {
+    fn render(self, at: OffsetDateTime) -> String {
+        if self.fall_back_bug {
+            self.zone.format_with_fall_back_bug(at)
+        } else {
+            self.zone.format(at)
         }
     }
 }
@@ -1262,11 +1578,11 @@ struct LoginItem<'a> {
 }
 
 impl<'a> LoginItem<'a> {
-    fn new(row: &'a Row, zone: SimZone, limited: bool) -> Self {
+    fn new(row: &'a Row, dates: DateStyle, limited: bool) -> Self {
         let ev = &row.ev;
         LoginItem {
             id: row.id,
-            date: zone.format(ev.date),
+            date: dates.render(ev.date),
             user: &ev.user,
             user_id: &ev.user_id,
             login: ev.login.as_deref(),
@@ -1311,11 +1627,11 @@ struct AuditItem<'a> {
 }
 
 impl<'a> AuditItem<'a> {
-    fn new(row: &'a Row, zone: SimZone, limited: bool) -> Self {
+    fn new(row: &'a Row, dates: DateStyle, limited: bool) -> Self {
         let ev = &row.ev;
         AuditItem {
             id: row.id,
-            date: zone.format(ev.date),
+            date: dates.render(ev.date),
             user: &ev.user,
             user_id: &ev.user_id,
             action: if limited {
@@ -1357,6 +1673,143 @@ struct Lifetime {
     login_history_life_time: u32,
     audit_trail_life_time: u32,
     last_modified: &'static str,
+}
+
+/// `TenantQuota` as `GET portal/quota` writes it (`common/ASC.Core.Common/Tenants/TenantQuota.cs`):
+/// public properties in declaration order, camelCase, null members (`priceCurrencySymbol`,
+/// `priceISOCurrencySymbol`, `serviceName`, `serviceGroup`, and `productId`/`dueDate` when unset)
+/// omitted. The flags and sizes are read out of `features`, as the server's properties do.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Quota {
+    tenant_id: i32,
+    name: &'static str,
+    price: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product_id: Option<&'static str>,
+    visible: bool,
+    wallet: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_date: Option<String>,
+    features: &'static str,
+    max_file_size: i64,
+    max_total_size: i64,
+    count_user: i32,
+    count_room_admin: i32,
+    users_in_room: i32,
+    count_room: i32,
+    non_profit: bool,
+    trial: bool,
+    free: bool,
+    update: bool,
+    audit: bool,
+    docs_edition: bool,
+    ldap: bool,
+    sso: bool,
+    statistic: bool,
+    branding: bool,
+    customization: bool,
+    lifetime: bool,
+    automation_api: bool,
+    custom: bool,
+    restore: bool,
+    oauth: bool,
+    content_search: bool,
+    third_party: bool,
+    year: bool,
+    count_free_backup: i32,
+    backup: bool,
+    #[serde(rename = "countAIAgent")]
+    count_ai_agent: i32,
+    ai_tools: bool,
+}
+
+/// The paid "admin" plan (`DbQuota.cs`, id -9) bought for 5 room admins, as the tariff sum
+/// leaves it (`TenantQuota` `*` moves the multiplied `manager` and `total_size` to the end).
+const ADMIN_PLAN_FEATURES: &str = "audit,ldap,sso,customization,thirdparty,restore,oauth,contentsearch,file_size:1024,statistic,free_backup:2:fixed,automationapi,manager:5,total_size:1342177280000";
+/// The free "startup" plan (`DbQuota.cs`, id -3): no `audit`.
+const STARTUP_PLAN_FEATURES: &str =
+    "free,oauth,total_size:2147483648,manager:3,room:12,automationapi";
+
+impl Quota {
+    /// The tenant quota of a paid portal (`audit`) or of the free plan without audit.
+    fn of_plan(audit: bool) -> Quota {
+        let features = if audit {
+            ADMIN_PLAN_FEATURES
+        } else {
+            STARTUP_PLAN_FEATURES
+        };
+        let has = |name: &str| features.split(',').any(|f| f == name);
+        let value = |name: &str| {
+            features
+                .split(',')
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.split(':').next()?.parse::<i64>().ok())
+        };
+        let count = |name: &str| {
+            value(name)
+                .and_then(|v| i32::try_from(v).ok())
+                .unwrap_or(i32::MAX)
+        };
+        // `ByteConverter.GetInBytes`: small values are megabytes.
+        let size =
+            |name: &str| value(name).map_or(i64::MAX, |v| if v < 1 << 20 { v << 20 } else { v });
+        let due_date = if audit {
+            // A monthly tariff: paid up to a month ahead (a plain UTC `DateTime`).
+            let due = OffsetDateTime::now_utc()
+                .date()
+                .saturating_add(time::Duration::days(30));
+            Some(format!(
+                "{:04}-{:02}-{:02}T00:00:00",
+                due.year(),
+                u8::from(due.month()),
+                due.day()
+            ))
+        } else {
+            Some("9999-12-31T23:59:59.9999999".to_owned())
+        };
+        Quota {
+            tenant_id: if audit { -9 } else { -3 },
+            name: if audit { "admin" } else { "startup" },
+            price: if audit { 100 } else { 0 },
+            product_id: audit.then_some("1006"),
+            visible: audit,
+            wallet: false,
+            due_date,
+            features,
+            max_file_size: size("file_size"),
+            max_total_size: size("total_size"),
+            count_user: count("users"),
+            count_room_admin: count("manager"),
+            users_in_room: count("usersInRoom"),
+            count_room: count("room"),
+            non_profit: has("non-profit"),
+            trial: has("trial"),
+            free: has("free"),
+            update: has("update"),
+            audit: has("audit"),
+            docs_edition: has("docs"),
+            ldap: has("ldap"),
+            sso: has("sso"),
+            statistic: has("statistic"),
+            branding: has("branding"),
+            customization: has("customization"),
+            lifetime: has("lifetime"),
+            automation_api: has("automationapi"),
+            custom: has("custom"),
+            restore: has("restore"),
+            oauth: has("oauth"),
+            content_search: has("contentsearch"),
+            third_party: has("thirdparty"),
+            year: has("year"),
+            count_free_backup: value("free_backup")
+                .and_then(|v| i32::try_from(v).ok())
+                .unwrap_or(0),
+            backup: has("backup"),
+            count_ai_agent: count("aiagent"),
+            ai_tools: has("aitools"),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -1494,7 +1947,8 @@ fn error_response(
 
 fn access_denied(route: Route) -> Response {
     let stack = format!(
-        "   at ASC.Core.Security.Authorizing.PermissionResolver.DemandAsync(ISubject subject, IAction action)\n   at ASC.Web.Api.Controllers.SecurityController.{}",
+        "   at ASC.Core.Security.Authorizing.PermissionResolver.DemandAsync(ISubject subject, IAction action)\n   at ASC.Web.Api.Controllers.{}.{}",
+        route.controller(),
         route.method_name()
     );
     error_response(
@@ -1520,19 +1974,34 @@ fn payment_required(route: Route) -> Response {
     )
 }
 
+/// The innermost frames of an injected 500.
+const LOGIN_REPOSITORY_FRAMES: &str = "   at ASC.AuditTrail.Repositories.LoginEventsRepository.GetByFilterAsync(Guid userId, MessageAction action, Nullable`1 fromDate, Nullable`1 to, Int32 startIndex, Int32 limit)";
+
+/// The innermost frames of the 500 of a login row with a NULL ip (§14.4).
+const NULL_IP_FRAMES: &str = "   at ASC.AuditTrail.Models.Mappings.EventTypeConverter.Convert(LoginEventQuery source, LoginEvent dest, Boolean limitedActionText)\n   at ASC.AuditTrail.Repositories.LoginEventsRepository.GetByFilterAsync(Nullable`1 login, Nullable`1 action, Nullable`1 fromDate, Nullable`1 to, Int32 startIndex, Int32 limit, Boolean limitedActionText)";
+
+/// The innermost frames of the 500 of an audit row whose action no mapper knows (§14.5).
+const UNMAPPED_ACTION_FRAMES: &str = "   at ASC.Web.Api.ApiModel.ResponseDto.AuditEventDto..ctor(AuditEvent auditEvent, AuditActionMapper auditActionMapper, ApiDateTimeHelper apiDateTimeHelper)";
+
+/// A 500 `System.NullReferenceException` envelope, its stack `frames` then the action of `route`.
+fn null_reference(frames: &str, route: Route) -> Response {
+    let stack = format!(
+        "{frames}\n   at ASC.Web.Api.Controllers.{}.{}",
+        route.controller(),
+        route.method_name()
+    );
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Object reference not set to an instance of an object.",
+        Some("System.NullReferenceException"),
+        Some(&stack),
+        -2_147_467_261,
+    )
+}
+
 fn server_error(status: StatusCode, route: Route) -> Response {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
-        let stack = format!(
-            "   at ASC.AuditTrail.Repositories.LoginEventsRepository.GetByFilterAsync(Guid userId, MessageAction action, Nullable`1 fromDate, Nullable`1 to, Int32 startIndex, Int32 limit)\n   at ASC.Web.Api.Controllers.SecurityController.{}",
-            route.method_name()
-        );
-        error_response(
-            status,
-            "Object reference not set to an instance of an object.",
-            Some("System.NullReferenceException"),
-            Some(&stack),
-            -2_147_467_261,
-        )
+        null_reference(LOGIN_REPOSITORY_FRAMES, route)
     } else {
         // CustomHttpException-style: no stack, type and stack written as null.
         error_response(
@@ -1602,7 +2071,7 @@ impl FilterParams {
     fn parse(
         query: &str,
         audit: bool,
-        local: UtcOffset,
+        local: Option<UtcOffset>,
     ) -> Result<FilterParams, BTreeMap<String, Vec<String>>> {
         let pairs = parse_query(query);
         let get = |name: &str| {
@@ -1643,8 +2112,15 @@ impl FilterParams {
         }
         for (key, slot) in [("from", &mut p.from), ("to", &mut p.to)] {
             if let Some(v) = get(key).filter(|v| !v.is_empty()) {
-                match parse_api_date(v, local) {
-                    Some(d) => *slot = Some(d),
+                match parse_api_date(v) {
+                    Some((d, Some(zone))) => *slot = Some(d.assume_offset(zone)),
+                    Some((d, None)) => match local {
+                        Some(zone) => *slot = Some(d.assume_offset(zone)),
+                        // v3.7.1+: the converter's null `TenantManager` throws a
+                        // NullReferenceException, which the binder reports without a message
+                        // (ASP.NET Core's default text) [inferred].
+                        None => err(key, "The input was not valid.".to_owned()),
+                    },
                     None => err(key, format!("The value '{v}' is not valid.")),
                 }
             }
@@ -1871,9 +2347,9 @@ fn digits(b: &[u8]) -> Option<u32> {
 }
 
 /// `ApiDateTime` parsing. Accepted: `yyyy-MM-dd`, `yyyy-MM-ddTHH:mm:ss` (or `HH-mm-ss`) with an
-/// optional `.fff` or `.fffffff`, then an optional `Z` or `±hh:mm`. A value without a zone is read
-/// in the server's local zone `local`.
-fn parse_api_date(s: &str, local: UtcOffset) -> Option<OffsetDateTime> {
+/// optional `.fff` or `.fffffff`, then an optional `Z` or `±hh:mm`. Returns the clock time and its
+/// zone, `None` for a value without one (the caller decides what that means).
+fn parse_api_date(s: &str) -> Option<(PrimitiveDateTime, Option<UtcOffset>)> {
     let b = s.as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -1883,7 +2359,7 @@ fn parse_api_date(s: &str, local: UtcOffset) -> Option<OffsetDateTime> {
     let day = u8::try_from(digits(&b[8..10])?).ok()?;
     let date = Date::from_calendar_date(year, month, day).ok()?;
     if b.len() == 10 {
-        return Some(PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_offset(local));
+        return Some((PrimitiveDateTime::new(date, Time::MIDNIGHT), None));
     }
     if b.len() < 19 || b[10] != b'T' {
         return None;
@@ -1910,7 +2386,7 @@ fn parse_api_date(s: &str, local: UtcOffset) -> Option<OffsetDateTime> {
     let dt = PrimitiveDateTime::new(date, time);
     let rest = &b[i..];
     let offset = match rest {
-        [] => local,
+        [] => return Some((dt, None)),
         [b'Z'] => UtcOffset::UTC,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
             let hh = i8::try_from(digits(&[*h1, *h2])?).ok()?;
@@ -1923,7 +2399,7 @@ fn parse_api_date(s: &str, local: UtcOffset) -> Option<OffsetDateTime> {
         }
         _ => return None,
     };
-    Some(dt.assume_offset(offset))
+    Some((dt, Some(offset)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2817,10 +3293,23 @@ mod tests {
 
     /// A raw HTTP/1.1 GET: the target is sent byte for byte (no client-side escaping).
     async fn get_raw(addr: SocketAddr, target: &str, auth: Option<&str>) -> Resp {
+        get_raw_with(addr, target, auth, &[]).await
+    }
+
+    /// [`get_raw`] with more request headers.
+    async fn get_raw_with(
+        addr: SocketAddr,
+        target: &str,
+        auth: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         if let Some(a) = auth {
             req.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        for (name, value) in extra {
+            req.push_str(&format!("{name}: {value}\r\n"));
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).await.expect("write");
@@ -3198,8 +3687,6 @@ mod tests {
             "2025-01-01T00:00:00.0000000Z",
             "2025-01-01T01:00:00%2B01:00",
             "2025-01-01T00:00:00-01:00",
-            "2025-01-01",
-            "2025-01-01T00:00:00",
         ] {
             assert_eq!(status(ok).await.status, 200, "{ok}");
         }
@@ -3215,8 +3702,24 @@ mod tests {
             assert_eq!(r.status, 400, "{bad}");
             assert!(r.json()["response"]["errors"]["from"].is_array(), "{bad}");
         }
-        // A zone-less value is read in the server's local zone (UTC+03:00), not UTC: the row at
-        // 01:00Z is >= "02:00 local" = 23:00Z the day before.
+        // v3.7.1+: a value without a zone is a 400 too.
+        for zoneless in [
+            "2025-01-01",
+            "2025-01-01T00:00:00",
+            "2025-01-01T02:00:00.000",
+        ] {
+            let r = status(zoneless).await;
+            assert_eq!(r.status, 400, "{zoneless}");
+            assert_eq!(
+                r.json()["response"]["errors"]["from"][0],
+                "The input was not valid.",
+                "{zoneless}"
+            );
+        }
+        // Before 3.7.1 it was read in the server's local zone (here UTC+03:00), not UTC: the
+        // row at 01:00Z is >= "02:00 local" = 23:00Z the day before.
+        sim.set_server_local_offset(DEFAULT_SERVER_LOCAL_OFFSET_MINUTES);
+        assert_eq!(status("2025-01-01").await.status, 200);
         assert_eq!(status("2025-01-01T02:00:00").await.items().len(), 1);
         assert_eq!(status("2025-01-01T02:00:00Z").await.items().len(), 0);
         // Inclusive bounds.
@@ -3626,5 +4129,460 @@ mod tests {
         assert_eq!(sim.request_count(), 4);
         sim.set_rate_limit(None);
         assert_eq!(get(srv.addr, LOGIN).await.status, 200);
+    }
+
+    const QUOTA: &str = "/api/2.0/portal/quota";
+
+    async fn serve(sim: &Simulator) -> SimServer {
+        sim.serve("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("serve")
+    }
+
+    fn ids(r: &Resp) -> Vec<i64> {
+        r.items().iter().filter_map(|i| i["id"].as_i64()).collect()
+    }
+
+    #[tokio::test]
+    async fn portal_quota_answers_the_tenant_quota() {
+        let sim = sim(SimZone::Utc);
+        let srv = serve(&sim).await;
+        let r = get(srv.addr, "/API/2.0/Portal/Quota/").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        assert!(
+            r.body.starts_with(
+                "{\"response\":{\"tenantId\":-9,\"name\":\"admin\",\"price\":100,\"productId\":\"1006\",\
+                 \"visible\":true,\"wallet\":false,\"dueDate\":\""
+            ),
+            "{}",
+            r.body
+        );
+        // Members in `TenantQuota.cs` declaration order.
+        let keys = [
+            "\"features\":",
+            "\"maxFileSize\":1073741824,",
+            "\"maxTotalSize\":1342177280000,",
+            "\"countUser\":2147483647,",
+            "\"countRoomAdmin\":5,",
+            "\"audit\":true,",
+            "\"ldap\":true,",
+            "\"sso\":true,",
+            "\"countFreeBackup\":2,",
+            "\"countAIAgent\":2147483647,",
+            "\"aiTools\":false}",
+        ];
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| {
+                r.body
+                    .find(k)
+                    .unwrap_or_else(|| panic!("{k} in {}", r.body))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{}", r.body);
+        let j = r.json();
+        assert_eq!(
+            (j["count"].as_i64(), j["status"].as_i64()),
+            (Some(1), Some(0))
+        );
+        let features = j["response"]["features"].as_str().expect("features");
+        assert!(features.split(',').any(|f| f == "audit"), "{features}");
+        assert!(j["response"].get("priceCurrencySymbol").is_none());
+
+        // Without audit on the plan: the free "startup" plan.
+        sim.set_mode(SimMode::NoAuditPlan);
+        let j = get(srv.addr, QUOTA).await.json();
+        assert_eq!(j["response"]["audit"], false);
+        assert_eq!(j["response"]["name"], "startup");
+        assert!(j["response"].get("productId").is_none());
+        let features = j["response"]["features"].as_str().expect("features");
+        assert!(!features.split(',').any(|f| f == "audit"), "{features}");
+        // The hidden section and the 402 of the audit checks are invisible to the quota.
+        for mode in [SimMode::HiddenLoginHistory, SimMode::PaymentRequired] {
+            sim.set_mode(mode);
+            let r = get(srv.addr, QUOTA).await;
+            assert_eq!(
+                (r.status, r.json()["response"]["audit"].as_bool()),
+                (200, Some(true))
+            );
+        }
+        // Same auth and permission as the audit routes.
+        sim.set_mode(SimMode::Normal);
+        for auth in [None, Some("Bearer sk-wrong")] {
+            let r = get_raw(srv.addr, QUOTA, auth).await;
+            assert_eq!((r.status, r.body.as_str()), (401, ""));
+        }
+        sim.set_mode(SimMode::Forbidden);
+        let r = get(srv.addr, QUOTA).await;
+        assert_eq!(r.status, 403);
+        assert_eq!(r.json()["error"]["message"], "Access denied");
+        assert_eq!(r.json()["statusCode"], 403);
+        let stack = r.json()["error"]["stack"].as_str().unwrap_or("").to_owned();
+        assert!(
+            stack.ends_with("PortalController.GetPortalQuota()"),
+            "{stack}"
+        );
+    }
+
+    #[tokio::test]
+    async fn hidden_login_history_falls_back_while_the_quota_says_audit() {
+        let sim = sim(SimZone::Utc);
+        let from = datetime!(2025-01-01 00:00:00 UTC);
+        sim.generate(SimStream::Login, 60, from, from + time::Duration::days(2));
+        sim.generate(SimStream::Audit, 60, from, from + time::Duration::days(2));
+        sim.set_mode(SimMode::HiddenLoginHistory);
+        let srv = serve(&sim).await;
+        assert_eq!(get(srv.addr, QUOTA).await.json()["response"]["audit"], true);
+        for target in [LOGIN, EVENTS] {
+            let last = get(srv.addr, &target.replace("/filter", "/last")).await;
+            for q in [
+                "count=1",
+                "count=5&startIndex=40",
+                "from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z",
+            ] {
+                let r = get(srv.addr, &format!("{target}?{q}")).await;
+                assert_eq!(r.status, 200, "{target}?{q}");
+                assert_eq!(ids(&r), ids(&last), "{target}?{q}");
+                assert_eq!(r.items().len(), 20, "{target}?{q}");
+            }
+        }
+        // A bad parameter is still a 400: binding runs before the action.
+        assert_eq!(get(srv.addr, &format!("{LOGIN}?count=0")).await.status, 400);
+    }
+
+    #[tokio::test]
+    async fn unpaid_portal_answers_a_bare_402() {
+        let sim = sim(SimZone::Utc);
+        sim.insert(SimEvent::login(datetime!(2025-01-01 00:00:00 UTC), 1029));
+        sim.set_mode(SimMode::Unpaid);
+        let srv = serve(&sim).await;
+        for target in [
+            LOGIN,
+            EVENTS,
+            "/api/2.0/security/audit/login/last",
+            "/api/2.0/security/audit/events/last",
+            "/api/2.0/security/audit/settings/lifetime",
+            // `PaymentFilter` runs before model binding: no 400.
+            "/api/2.0/security/audit/login/filter?count=0",
+        ] {
+            let r = get(srv.addr, target).await;
+            assert_eq!((r.status, r.body.as_str()), (402, ""), "{target}");
+            assert_eq!(r.header("content-type"), None, "{target}");
+        }
+        // Authentication comes first.
+        let r = get_raw(srv.addr, LOGIN, None).await;
+        assert_eq!((r.status, r.body.as_str()), (401, ""));
+        // `[AllowNotPayment]` routes still answer.
+        let r = get(srv.addr, QUOTA).await;
+        assert_eq!(
+            (r.status, r.json()["response"]["audit"].as_bool()),
+            (200, Some(true))
+        );
+        assert!(
+            get(srv.addr, "/api/2.0/authentication")
+                .await
+                .body
+                .starts_with("{\"response\":true,")
+        );
+        // `Payment-Info: false` skips the filter; `true` keeps it.
+        let key = format!("Bearer {KEY}");
+        let r = get_raw_with(srv.addr, LOGIN, Some(&key), &[("Payment-Info", "false")]).await;
+        assert_eq!((r.status, r.items().len()), (200, 1));
+        let r = get_raw_with(srv.addr, LOGIN, Some(&key), &[("Payment-Info", "True")]).await;
+        assert_eq!(r.status, 402);
+    }
+
+    #[test]
+    fn fall_back_bug_renders_the_first_pass_an_hour_late() {
+        let berlin = SimZone::EuropeBerlin;
+        for (at, fixed, buggy) in [
+            (
+                datetime!(2025-10-25 23:59:59 UTC),
+                "2025-10-26T01:59:59.0000000+02:00",
+                "2025-10-26T01:59:59.0000000+02:00",
+            ),
+            (
+                datetime!(2025-10-26 00:00:00 UTC),
+                "2025-10-26T02:00:00.0000000+02:00",
+                "2025-10-26T02:00:00.0000000+01:00",
+            ),
+            (
+                datetime!(2025-10-26 00:30:00 UTC),
+                "2025-10-26T02:30:00.0000000+02:00",
+                "2025-10-26T02:30:00.0000000+01:00",
+            ),
+            (
+                datetime!(2025-10-26 00:59:59 UTC),
+                "2025-10-26T02:59:59.0000000+02:00",
+                "2025-10-26T02:59:59.0000000+01:00",
+            ),
+            // The second pass is standard time anyway.
+            (
+                datetime!(2025-10-26 01:30:00 UTC),
+                "2025-10-26T02:30:00.0000000+01:00",
+                "2025-10-26T02:30:00.0000000+01:00",
+            ),
+            // Spring forward has no ambiguous wall time.
+            (
+                datetime!(2025-03-30 00:30:00 UTC),
+                "2025-03-30T01:30:00.0000000+01:00",
+                "2025-03-30T01:30:00.0000000+01:00",
+            ),
+            (
+                datetime!(2024-10-27 00:15:00 UTC),
+                "2024-10-27T02:15:00.0000000+02:00",
+                "2024-10-27T02:15:00.0000000+01:00",
+            ),
+        ] {
+            assert_eq!(berlin.format(at), fixed, "{at}");
+            assert_eq!(berlin.format_with_fall_back_bug(at), buggy, "{at}");
+        }
+        let utc = datetime!(2025-10-26 00:30:00 UTC);
+        assert_eq!(
+            SimZone::Utc.format_with_fall_back_bug(utc),
+            SimZone::Utc.format(utc)
+        );
+    }
+
+    #[tokio::test]
+    async fn fall_back_bug_returns_a_row_dated_after_the_window() {
+        let sim = sim(SimZone::EuropeBerlin);
+        let first_pass = sim.insert(SimEvent::login(datetime!(2025-10-26 00:30:00 UTC), 1029));
+        let second_pass = sim.insert(SimEvent::login(datetime!(2025-10-26 01:30:00 UTC), 1029));
+        sim.insert(SimEvent::audit(datetime!(2025-10-26 00:45:00 UTC), 5011));
+        let srv = serve(&sim).await;
+        let window = "from=2025-10-26T00:00:00Z&to=2025-10-26T00:59:59Z";
+        // Off by default: the true offset.
+        let r = get(srv.addr, &format!("{LOGIN}?{window}")).await;
+        assert_eq!(r.items()[0]["date"], "2025-10-26T02:30:00.0000000+02:00");
+
+        sim.set_fall_back_bug(true);
+        let r = get(srv.addr, &format!("{LOGIN}?{window}")).await;
+        // The server filters on the stored instant (00:30Z), so the row is in the window ...
+        assert_eq!(ids(&r), vec![first_pass]);
+        let shown = r.items()[0]["date"].as_str().unwrap_or("").to_owned();
+        assert_eq!(shown, "2025-10-26T02:30:00.0000000+01:00");
+        // ... while its rendered date (01:30Z) lies after `to`.
+        let rendered =
+            OffsetDateTime::parse(&shown, &time::format_description::well_known::Rfc3339)
+                .expect("rfc3339");
+        assert!(rendered > datetime!(2025-10-26 00:59:59 UTC), "{rendered}");
+        // Both passes of the hour now show the same date; the audit stream is affected alike.
+        let r = get(srv.addr, LOGIN).await;
+        assert_eq!(ids(&r), vec![second_pass, first_pass]);
+        assert_eq!(r.items()[0]["date"], r.items()[1]["date"]);
+        let r = get(srv.addr, &format!("{EVENTS}?{window}")).await;
+        assert_eq!(r.items()[0]["date"], "2025-10-26T02:45:00.0000000+01:00");
+        sim.set_fall_back_bug(false);
+        let r = get(srv.addr, &format!("{EVENTS}?{window}")).await;
+        assert_eq!(r.items()[0]["date"], "2025-10-26T02:45:00.0000000+02:00");
+    }
+
+    #[tokio::test]
+    async fn random_tie_order_reshuffles_every_answer() {
+        let sim = sim(SimZone::Utc);
+        let busy = datetime!(2025-05-05 10:00:00 UTC);
+        let newer = sim.insert(SimEvent::login(busy + time::Duration::SECOND, 1029));
+        let mut tied: Vec<i64> = (0..150)
+            .map(|_| sim.insert(SimEvent::login(busy, 1013)))
+            .collect();
+        let older = sim.insert(SimEvent::login(busy - time::Duration::SECOND, 1029));
+        for _ in 0..150 {
+            sim.insert(SimEvent::audit(busy, 5011));
+        }
+        let srv = serve(&sim).await;
+        let page1 = format!("{LOGIN}?count=100");
+        let page2 = format!("{LOGIN}?count=100&startIndex=100");
+        // Off by default: `date DESC, id DESC`, stable.
+        let a = ids(&get(srv.addr, &page1).await);
+        assert_eq!(a, ids(&get(srv.addr, &page1).await));
+        tied.reverse();
+        assert_eq!(a[0], newer);
+        assert_eq!(a[1..], tied[..99]);
+
+        sim.set_random_tie_order(true);
+        let mut differ = 0;
+        let mut lost = 0;
+        for _ in 0..5 {
+            let (x, y) = (
+                ids(&get(srv.addr, &page1).await),
+                ids(&get(srv.addr, &page1).await),
+            );
+            assert_eq!((x.len(), x[0]), (100, newer));
+            differ += usize::from(x != y);
+            // A walk of the busy second by offset: page two is cut from another order.
+            let z = ids(&get(srv.addr, &page2).await);
+            assert_eq!((z.len(), z[z.len() - 1]), (52, older));
+            let mut seen: Vec<i64> = x.iter().chain(&z).copied().collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert!(seen.len() <= 152);
+            lost += 152 - seen.len();
+        }
+        assert!(differ >= 4, "{differ}");
+        assert!(lost > 0, "offset paging across the second lost no row");
+        // Filtered pages, the audit stream and `*/last` too.
+        let q = format!("{EVENTS}?from=2025-05-05T10:00:00Z&to=2025-05-05T10:00:00Z&count=20");
+        assert_ne!(ids(&get(srv.addr, &q).await), ids(&get(srv.addr, &q).await));
+        let last = "/api/2.0/security/audit/login/last";
+        let (x, y) = (
+            ids(&get(srv.addr, last).await),
+            ids(&get(srv.addr, last).await),
+        );
+        assert_eq!((x.len(), x[0]), (20, newer));
+        assert_ne!(x, y);
+    }
+
+    #[test]
+    fn page_shuffles_only_the_seconds_it_touches() {
+        let t = datetime!(2025-01-01 00:00:00 UTC);
+        // Seconds: 3 rows at t+2, 4 rows at t+1, 3 rows at t (date desc).
+        let dates: Vec<OffsetDateTime> = [2, 2, 2, 1, 1, 1, 1, 0, 0, 0]
+            .iter()
+            .map(|s| t + time::Duration::seconds(*s))
+            .collect();
+        let seq: Vec<u32> = (0..10).collect();
+        let date = |i: u32| dates[i as usize];
+        let mut rng = fastrand::Rng::with_seed(1);
+        assert_eq!(page(&seq, 4, 2, date, None), vec![4, 5]);
+        // The last row of the oldest second: any of that second's three rows.
+        let p = page(&seq, 9, 5, date, Some(&mut rng));
+        assert!(p.len() == 1 && (7..10).contains(&p[0]), "{p:?}");
+        assert!(page(&seq, 10, 5, date, Some(&mut rng)).is_empty());
+        for _ in 0..50 {
+            let p = page(&seq, 4, 2, date, Some(&mut rng));
+            assert_eq!(p.len(), 2);
+            assert!(p.iter().all(|i| (3..7).contains(i)), "{p:?}");
+            let p = page(&seq, 2, 6, date, Some(&mut rng));
+            assert!(
+                p.iter().all(|i| (0..10).contains(i)) && p.len() == 6,
+                "{p:?}"
+            );
+            assert!(p[1..5].iter().all(|i| (3..7).contains(i)), "{p:?}");
+        }
+        assert_eq!(
+            prefix(seq.iter().copied(), 4, date),
+            vec![0, 1, 2, 3, 4, 5, 6]
+        );
+        assert_eq!(prefix(seq.iter().copied(), 0, date), Vec::<u32>::new());
+    }
+
+    #[tokio::test]
+    async fn null_ip_login_poisons_only_the_answers_that_hold_it() {
+        let sim = sim(SimZone::Utc);
+        let base = datetime!(2025-06-01 12:00:00 UTC);
+        for i in (0..30).rev() {
+            sim.insert(SimEvent::login(base - time::Duration::minutes(i), 1029));
+        }
+        // Newer than the 12th row: position 11 of the log.
+        let bad = sim.insert_null_ip_login(base - time::Duration::seconds(630));
+        sim.insert(SimEvent::audit(base, 5011));
+        let srv = serve(&sim).await;
+        let poisoned = |r: &Resp| {
+            let j = r.json();
+            r.status == 500
+                && j["status"] == 1
+                && j["statusCode"] == 500
+                && j["error"]["message"] == "Object reference not set to an instance of an object."
+                && j["error"]["type"] == "System.NullReferenceException"
+                && j["error"]["stack"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("EventTypeConverter.Convert"))
+        };
+        for q in [
+            "",
+            "?count=100",
+            "?count=12",
+            "?count=1&startIndex=11",
+            "?action=1028",
+        ] {
+            let r = get(srv.addr, &format!("{LOGIN}{q}")).await;
+            assert!(poisoned(&r), "{q}: {} {}", r.status, r.body);
+        }
+        assert!(poisoned(
+            &get(srv.addr, "/api/2.0/security/audit/login/last").await
+        ));
+        // Around it: a smaller page, the next pages, a window that filters it out.
+        for (q, n) in [
+            ("?count=11", 11),
+            ("?count=10&startIndex=12", 10),
+            ("?count=100&startIndex=12", 19),
+            ("?from=2025-06-01T11:50:00Z", 11),
+            ("?to=2025-06-01T11:49:00Z", 19),
+            ("?count=100&action=1029", 30),
+        ] {
+            let r = get(srv.addr, &format!("{LOGIN}{q}")).await;
+            assert_eq!((r.status, r.items().len()), (200, n), "{q}: {}", r.body);
+            assert!(!ids(&r).contains(&bad), "{q}");
+        }
+        // The audit conversion has a null check; and the fallback holds the row too.
+        assert_eq!(get(srv.addr, EVENTS).await.status, 200);
+        sim.set_mode(SimMode::NoAuditPlan);
+        assert!(poisoned(&get(srv.addr, &format!("{LOGIN}?count=1")).await));
+    }
+
+    #[tokio::test]
+    async fn unmapped_audit_actions_are_left_out_and_fail_when_asked_for() {
+        assert_eq!(UNMAPPED_AUDIT_ACTIONS.len(), 11);
+        for code in UNMAPPED_AUDIT_ACTIONS {
+            assert!(message_action_defined(i64::from(*code)), "{code}");
+            assert!(audit_map(*code).is_none(), "{code}");
+        }
+        let sim = sim(SimZone::Utc);
+        let t = datetime!(2025-04-01 08:00:00 UTC);
+        let at = |m: i64| t + time::Duration::minutes(m);
+        let mut visible = Vec::new();
+        for (m, code) in [
+            (0, 5011),
+            (1, 7001),
+            (2, 6035),
+            (3, 5102),
+            (4, 7002),
+            (5, 5000),
+        ] {
+            let id = sim.insert(SimEvent::audit(at(m), code));
+            if !is_unmapped(code) {
+                visible.push(id);
+            }
+        }
+        visible.reverse();
+        let srv = serve(&sim).await;
+        let r = get(srv.addr, EVENTS).await;
+        assert_eq!(ids(&r), visible);
+        let r = get(srv.addr, "/api/2.0/security/audit/events/last").await;
+        assert_eq!(ids(&r), visible);
+        // Paging counts only what the API can return.
+        let r = get(srv.addr, &format!("{EVENTS}?count=1&startIndex=1")).await;
+        assert_eq!(ids(&r), visible[1..2]);
+        let r = get(
+            srv.addr,
+            &format!("{EVENTS}?from=2025-04-01T08:00:00Z&to=2025-04-01T08:04:00Z&count=2"),
+        )
+        .await;
+        assert_eq!(ids(&r), visible[1..3]);
+        // Asking for one of them: the DTO dereferences the missing mapping.
+        for q in [
+            "action=7001",
+            "action=RoomColorChanged",
+            "action=7002&count=1",
+        ] {
+            let r = get(srv.addr, &format!("{EVENTS}?{q}")).await;
+            assert_eq!(r.status, 500, "{q}");
+            let j = r.json();
+            assert_eq!(j["error"]["type"], "System.NullReferenceException", "{q}");
+            let stack = j["error"]["stack"].as_str().unwrap_or("");
+            assert!(stack.contains("AuditEventDto..ctor"), "{q}: {stack}");
+        }
+        // An answer without such a row is fine.
+        for q in ["action=7001&to=2025-04-01T08:00:30Z", "action=7003"] {
+            let r = get(srv.addr, &format!("{EVENTS}?{q}")).await;
+            assert_eq!((r.status, r.items().len()), (200, 0), "{q}");
+        }
+        let r = get(srv.addr, &format!("{EVENTS}?action=6035")).await;
+        assert_eq!((r.status, r.items().len()), (200, 1));
     }
 }
