@@ -5,9 +5,14 @@
 //! - A cursor file is written atomically: a fresh temp file in the same directory, `write_all`,
 //!   `fsync(file)`, `rename`, `fsync(dir)`. A crash leaves the old or the new cursor, never a
 //!   torn one; a failed write leaves the old file and is reported (never retried on the same fd).
-//! - A cursor that does not parse, has another version, names another portal/stream or lies in
-//!   the future is never silently replaced: it is moved aside to `*.corrupt-<unix time>` and the
-//!   caller gets [`CursorError::Corrupt`] naming both paths and what to do.
+//! - A cursor that does not parse, has another version or names another portal/stream is never
+//!   silently replaced: [`StateDir::load`] (the agent's start) moves it aside to
+//!   `*.corrupt-<unix time>` and the caller gets [`CursorError::Corrupt`] naming both paths and
+//!   what to do. A watermark ahead of the clock is not corrupt (the clock was set back, or the
+//!   state came from another machine): it loads, and the poller waits for the clock.
+//! - [`read_only`] (for `cursor show`) changes nothing: no lock, no directory or file created,
+//!   no rename, no chmod; a corrupt cursor is reported ([`CursorError::Damaged`]) and left where
+//!   it is.
 //! - The watermark only ever holds times of events every sink acknowledged (the pipeline's job).
 
 use std::fs::{self, File, OpenOptions};
@@ -40,7 +45,7 @@ pub enum CursorError {
         "another docspace-siem already uses state directory {0} (lock held on its `lock` file); stop it or give this one its own state_dir"
     )]
     Locked(PathBuf),
-    /// The cursor file is damaged and was set aside.
+    /// The cursor file is damaged and was set aside (by the agent's start).
     #[error(
         "cursor {path} is corrupt ({reason}); it was moved to {moved_to}. Nothing was sent. To resume, restore a good copy to {path}, or remove it to start again from the portal's start_from"
     )]
@@ -49,6 +54,16 @@ pub enum CursorError {
         path: PathBuf,
         /// Where it went.
         moved_to: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The cursor file is damaged; a read-only look left it where it is.
+    #[error(
+        "cursor {path} is corrupt ({reason}); `run` will move it aside and stop with exit 78. To resume, restore a good copy to {path}, or remove it to start again from the portal's start_from"
+    )]
+    Damaged {
+        /// The cursor file.
+        path: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
@@ -148,9 +163,7 @@ impl StateDir {
 
     /// Path of a cursor file.
     pub fn cursor_path(&self, portal: &str, stream: Stream) -> PathBuf {
-        self.root
-            .join("cursors")
-            .join(format!("{portal}.{}.json", stream.as_str()))
+        cursor_path(&self.root, portal, stream)
     }
 
     /// Loads a cursor; `Ok(None)` on the first run.
@@ -216,6 +229,28 @@ impl StateDir {
     }
 }
 
+/// Path of the cursor file of a portal/stream under the state directory `root`.
+pub fn cursor_path(root: &Path, portal: &str, stream: Stream) -> PathBuf {
+    root.join("cursors")
+        .join(format!("{portal}.{}.json", stream.as_str()))
+}
+
+/// Reads a cursor without the lock and without changing anything on disk (`cursor show`):
+/// `Ok(None)` when there is none (or no state directory yet); a corrupt file is
+/// [`CursorError::Damaged`] and stays where it is. Safe beside a running agent, whose saves
+/// replace the file atomically.
+pub fn read_only(root: &Path, portal: &str, stream: Stream) -> Result<Option<Cursor>, CursorError> {
+    let path = cursor_path(root, portal, stream);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    decode(&bytes, portal, stream)
+        .map(Some)
+        .map_err(|reason| CursorError::Damaged { path, reason })
+}
+
 /// Crash-test hook (debug builds only): when `$DOCSPACE_SIEM_FAILPOINT` names this point, the
 /// process aborts right here, as a power cut or `kill -9` would stop it. Release builds compile
 /// it away.
@@ -241,10 +276,8 @@ fn decode(bytes: &[u8], portal: &str, stream: Stream) -> Result<Cursor, String> 
             d.portal, d.stream
         ));
     }
-    let watermark = parse_date(&d.watermark)?;
-    if watermark > OffsetDateTime::now_utc() + time::Duration::days(1) {
-        return Err(format!("watermark {} lies in the future", d.watermark));
-    }
+    // Ahead of the clock is not corrupt: the poller waits for the clock (see the module doc).
+    let watermark = parse_date(&d.watermark).map_err(|e| format!("watermark: {e}"))?;
     Ok(Cursor {
         watermark,
         seen: d.seen,
@@ -285,18 +318,23 @@ mod tests {
 
     #[test]
     fn corrupt_cursors_are_set_aside_not_replaced() {
-        let cases: [&[u8]; 5] = [
+        let cases: [&[u8]; 6] = [
             b"",
             &[0u8; 4096],
             b"{\"version\":1,\"portal\":\"main\"",
             b"{\"version\":999,\"portal\":\"main\",\"stream\":\"login\",\"watermark\":\"2025-01-01T00:00:00Z\",\"seen\":[],\"updated_at\":\"x\"}",
-            b"{\"version\":1,\"portal\":\"main\",\"stream\":\"login\",\"watermark\":\"2999-01-01T00:00:00Z\",\"seen\":[],\"updated_at\":\"x\"}",
+            b"{\"version\":1,\"portal\":\"other\",\"stream\":\"login\",\"watermark\":\"2025-01-01T00:00:00Z\",\"seen\":[],\"updated_at\":\"x\"}",
+            b"{\"version\":1,\"portal\":\"main\",\"stream\":\"login\",\"watermark\":\"9999-12-31T23:59:59-01:00\",\"seen\":[],\"updated_at\":\"x\"}",
         ];
         for bytes in cases {
             let dir = tempfile::tempdir().expect("tmp");
             let st = StateDir::open(dir.path()).expect("open");
             let path = st.cursor_path("main", Stream::Login);
             fs::write(&path, bytes).expect("write");
+            // A read-only look reports it and leaves it where it is.
+            let err = read_only(dir.path(), "main", Stream::Login).unwrap_err();
+            assert!(matches!(err, CursorError::Damaged { .. }), "{err}");
+            assert_eq!(fs::read(&path).expect("still there"), bytes);
             let err = st.load("main", Stream::Login).unwrap_err();
             let CursorError::Corrupt { moved_to, .. } = &err else {
                 panic!("expected Corrupt, got {err}");
@@ -305,5 +343,29 @@ mod tests {
             assert_eq!(fs::read(moved_to).expect("kept"), bytes);
             assert!(err.to_string().contains("Nothing was sent"));
         }
+    }
+
+    /// See: issue 15. A watermark ahead of the clock is not corrupt: it loads (the poller
+    /// waits for the clock), and a read-only look at a missing state directory creates nothing.
+    #[test]
+    fn a_cursor_ahead_of_the_clock_loads_and_read_only_creates_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let st = StateDir::open(dir.path()).expect("open");
+        let ahead = Cursor::at(datetime!(2999-01-01 00:00 UTC));
+        st.save("main", Stream::Login, &ahead).expect("save");
+        assert_eq!(
+            st.load("main", Stream::Login).expect("load"),
+            Some(ahead.clone())
+        );
+        assert_eq!(
+            read_only(dir.path(), "main", Stream::Login).expect("read"),
+            Some(ahead)
+        );
+        let missing = dir.path().join("never");
+        assert_eq!(
+            read_only(&missing, "main", Stream::Login).expect("read"),
+            None
+        );
+        assert!(!missing.exists());
     }
 }

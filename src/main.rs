@@ -1,7 +1,9 @@
 //! The `docspace-siem` binary: command line, logging, signals and exit codes (SPEC.md).
 //!
-//! Exit codes: 0 clean stop / success; 1 other fatal error or failed check; 65 (`EX_DATAERR`)
-//! input `encode` cannot read; 78 (`EX_CONFIG`) bad configuration or corrupt state.
+//! Exit codes: 0 clean stop / success; 1 other fatal error (a pipeline task that died among
+//! them), failed check, or a cursor command while the agent runs; 65 (`EX_DATAERR`) input
+//! `encode` cannot read, or a `cursor set --to` that is unreadable or in the future; 78
+//! (`EX_CONFIG`) bad configuration or corrupt state.
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;
@@ -68,7 +70,7 @@ enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
-    /// Show or change the saved cursors (with the agent stopped: the state lock is taken).
+    /// Show the saved cursors (read only), or change them (with the agent stopped: the state lock is taken).
     Cursor {
         #[command(subcommand)]
         action: CursorAction,
@@ -121,7 +123,7 @@ enum CursorAction {
     /// Print every portal/stream cursor: watermark, lag and file.
     Show,
     /// Move a cursor to an instant (RFC 3339) or a duration ago ("2d"); events after it are
-    /// (re-)sent at the next start.
+    /// (re-)sent at the next start. An instant in the future is refused (exit 65).
     Set {
         /// Portal table name.
         #[arg(long)]
@@ -277,23 +279,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cursor show|set|reset`.
+/// `cursor show|set|reset`. `show` only reads (no lock, nothing created, renamed or chmod'ed,
+/// so it also works beside a running agent); `set` and `reset` take the state lock.
 fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
-    use docspace_siem::cursor::{Cursor, StateDir};
+    use docspace_siem::cursor::{self, Cursor, CursorError, StateDir};
     use docspace_siem::event::format_utc_seconds;
-    let state = match StateDir::open(&cfg.state_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("docspace-siem cursor: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let streams = |s: Option<StreamArg>| match s {
         Some(StreamArg::Login) => vec![Stream::Login],
         Some(StreamArg::Audit) => vec![Stream::Audit],
         None => Stream::ALL.to_vec(),
     };
-    let known = |portal: &str| cfg.portals.iter().any(|p| p.name == portal);
+    let known = |portal: &str| {
+        let found = cfg.portals.iter().any(|p| p.name == portal);
+        if !found {
+            eprintln!("docspace-siem cursor: no portal named {portal:?} in the config");
+        }
+        found
+    };
+    let open = || {
+        StateDir::open(&cfg.state_dir).map_err(|e| {
+            eprintln!("docspace-siem cursor: {e}");
+            ExitCode::FAILURE
+        })
+    };
     let now = time::OffsetDateTime::now_utc();
     match action {
         CursorAction::Show => {
@@ -301,20 +309,36 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
                 "{:<16} {:<6} {:<22} {:>12} {:>6}  file",
                 "portal", "stream", "watermark", "lag", "seen"
             );
+            let mut corrupt = false;
             for p in &cfg.portals {
                 for &stream in &p.streams {
-                    let path = state.cursor_path(&p.name, stream);
-                    match state.load(&p.name, stream) {
+                    let path = cursor::cursor_path(&cfg.state_dir, &p.name, stream);
+                    match cursor::read_only(&cfg.state_dir, &p.name, stream) {
                         Ok(Some(c)) => {
-                            let lag = (now - c.watermark).whole_seconds().max(0) as u64;
+                            let behind = (now - c.watermark).whole_seconds();
+                            let lag = humantime::format_duration(Duration::from_secs(
+                                behind.unsigned_abs(),
+                            ))
+                            .to_string();
+                            // A watermark ahead of the clock is not corrupt: `run` waits.
+                            let lag = if behind < 0 {
+                                format!("ahead {lag}")
+                            } else {
+                                lag
+                            };
                             println!(
-                                "{:<16} {:<6} {:<22} {:>12} {:>6}  {}",
+                                "{:<16} {:<6} {:<22} {:>12} {:>6}  {}{}",
                                 p.name,
                                 stream,
                                 format_utc_seconds(c.watermark),
-                                humantime::format_duration(Duration::from_secs(lag)).to_string(),
+                                lag,
                                 c.seen.len(),
-                                path.display()
+                                path.display(),
+                                if behind < 0 {
+                                    " (ahead of the clock: run waits until the clock passes it)"
+                                } else {
+                                    ""
+                                }
                             );
                         }
                         Ok(None) => println!(
@@ -326,31 +350,72 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
                             "-",
                             path.display()
                         ),
+                        Err(e @ CursorError::Damaged { .. }) => {
+                            println!(
+                                "{:<16} {:<6} {:<22} {:>12} {:>6}  {} (corrupt)",
+                                p.name,
+                                stream,
+                                "?",
+                                "?",
+                                "?",
+                                path.display()
+                            );
+                            eprintln!("docspace-siem cursor: {e}");
+                            corrupt = true;
+                        }
                         Err(e) => {
                             eprintln!("docspace-siem cursor: {e}");
-                            return ExitCode::from(EX_CONFIG);
+                            return ExitCode::FAILURE;
                         }
                     }
                 }
             }
-            ExitCode::SUCCESS
+            if corrupt {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         CursorAction::Set { portal, stream, to } => {
             if !known(&portal) {
-                eprintln!("docspace-siem cursor: no portal named {portal:?} in the config");
                 return ExitCode::from(EX_CONFIG);
             }
+            // Checked before the state directory is touched: a refused --to changes nothing.
             let at = match docspace_siem::event::parse_date(&to) {
                 Ok(t) => t,
-                Err(_) => match humantime::parse_duration(&to) {
-                    Ok(d) => now - d,
+                Err(date_problem) => match humantime::parse_duration(to.trim()) {
+                    Ok(d) => match time::Duration::try_from(d)
+                        .ok()
+                        .and_then(|d| now.checked_sub(d))
+                        .filter(|t| t.year() >= 0)
+                    {
+                        Some(t) => t,
+                        None => {
+                            eprintln!(
+                                "docspace-siem cursor: --to {to:?} reaches back before the year 0"
+                            );
+                            return ExitCode::from(EX_DATAERR);
+                        }
+                    },
                     Err(_) => {
                         eprintln!(
-                            "docspace-siem cursor: --to {to:?} is neither an RFC 3339 instant nor a duration such as \"2d\""
+                            "docspace-siem cursor: --to {to:?} is neither an RFC 3339 instant nor a duration such as \"2d\" ({date_problem})"
                         );
                         return ExitCode::from(EX_DATAERR);
                     }
                 },
+            };
+            if at > now {
+                eprintln!(
+                    "docspace-siem cursor: --to {} lies in the future (now is {}): nothing would be read until then, and events of the time between would never be sent; give an instant in the past or a duration ago such as \"2d\". Nothing was changed",
+                    format_utc_seconds(at),
+                    format_utc_seconds(now)
+                );
+                return ExitCode::from(EX_DATAERR);
+            }
+            let state = match open() {
+                Ok(s) => s,
+                Err(code) => return code,
             };
             for s in streams(stream) {
                 if let Err(e) = state.save(&portal, s, &Cursor::at(at)) {
@@ -363,9 +428,12 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
         }
         CursorAction::Reset { portal, stream } => {
             if !known(&portal) {
-                eprintln!("docspace-siem cursor: no portal named {portal:?} in the config");
                 return ExitCode::from(EX_CONFIG);
             }
+            let state = match open() {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
             for s in streams(stream) {
                 let path = state.cursor_path(&portal, s);
                 match std::fs::remove_file(&path) {

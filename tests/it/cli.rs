@@ -195,3 +195,176 @@ fn hostile_login_names_round_trip_through_real_cef_parsers() {
     validate_ecs(&out);
     let _ = shared();
 }
+
+/// See: issue 15. A DocSpace date at the edge of the calendar made `encode` exit 101 (a panic
+/// converting it to UTC); now it is bad input (65) naming the line and the problem, and the
+/// edges inside the calendar encode in every format.
+#[test]
+fn encode_names_a_date_outside_the_calendar_with_65_never_a_panic() {
+    for date in [
+        "9999-12-31T23:59:59.0000000-01:00",
+        "0000-01-01T00:00:00.0000000+14:00",
+    ] {
+        let row = format!("{{\"id\":1,\"date\":\"{date}\",\"actionId\":1000}}\n");
+        for format in ["ecs", "cef", "leef", "json"] {
+            let (code, _, err) = run_cli(&["encode", "--format", format], Some(row.as_bytes()));
+            assert_eq!(code, 65, "{date} {format}: {err}");
+            assert!(
+                err.contains("event #1")
+                    && err.contains("`date`")
+                    && err.contains("outside the years 0000-9999"),
+                "{date} {format}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    let edges = "{\"id\":1,\"date\":\"9999-12-31T23:59:59.9999999Z\",\"actionId\":1000}\n\
+                 {\"id\":2,\"date\":\"0000-01-01T00:00:00.0000000-14:00\",\"actionId\":1000}\n";
+    for format in ["ecs", "cef", "leef", "json"] {
+        let (code, out, err) = run_cli(&["encode", "--format", format], Some(edges.as_bytes()));
+        assert_eq!(code, 0, "{format}: {err}");
+        assert_eq!(out.lines().count(), 2, "{format}: {out}");
+    }
+}
+
+/// A config whose portal points nowhere (only the cursor commands and `validate` use it).
+fn cursor_config(w: &Workdir) -> std::path::PathBuf {
+    w.config(
+        "state_dir = \"{state}\"\n[portals.main]\nurl = \"http://127.0.0.1:9\"\napi_key = \"sk-x\"\nstreams = [\"login\"]\n[sinks.c]\ntype = \"stdout\"\n",
+    )
+}
+
+/// Files under `dir` (recursively) with their bytes and mode: what a read-only command must
+/// leave exactly as it was.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = Vec::new();
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return out;
+    };
+    out.push((dir.to_path_buf(), meta.permissions().mode(), Vec::new()));
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            out.extend(snapshot(&p));
+        } else {
+            let mode = std::fs::metadata(&p).expect("meta").permissions().mode();
+            out.push((p.clone(), mode, std::fs::read(&p).expect("read")));
+        }
+    }
+    out
+}
+
+/// See: issue 15. `cursor set --to` an instant in the future exited 0, and the next start
+/// called that cursor corrupt. It is refused with 65, saying why, and changes nothing; a
+/// duration too long for the calendar is refused too (it panicked).
+#[test]
+fn cursor_set_to_the_future_is_refused_with_65_and_changes_nothing() {
+    let w = Workdir::new();
+    let cfg = cursor_config(&w);
+    let cfg = cfg.to_str().expect("utf8");
+    // On a fresh state directory: not even the directory is created.
+    let (code, _, err) = run_cli(
+        &[
+            "cursor",
+            "set",
+            "--portal",
+            "main",
+            "--to",
+            "2999-01-01T00:00:00Z",
+            "--config",
+            cfg,
+        ],
+        None,
+    );
+    assert_eq!(code, 65, "{err}");
+    assert!(
+        err.contains("lies in the future") && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert!(!w.state().exists(), "the state directory was created");
+    // Over an existing cursor: the file stays byte for byte.
+    let (code, out, err) = run_cli(
+        &[
+            "cursor", "set", "--portal", "main", "--to", "2d", "--config", cfg,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let path = w.state().join("cursors/main.login.json");
+    let before = snapshot(&w.state());
+    for to in ["2999-01-01T00:00:00Z", "-1h", "100000y", "soon"] {
+        let to_arg = format!("--to={to}");
+        let (code, _, err) = run_cli(
+            &[
+                "cursor", "set", "--portal", "main", &to_arg, "--config", cfg,
+            ],
+            None,
+        );
+        assert_eq!(code, 65, "{to}: {err}");
+        assert!(!err.contains("panicked"), "{to}: {err}");
+        assert_eq!(snapshot(&w.state()), before, "{to}: the state changed");
+    }
+    assert!(path.is_file());
+    // A minute ago is fine.
+    let (code, _, err) = run_cli(
+        &[
+            "cursor", "set", "--portal", "main", "--to", "1m", "--config", cfg,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+/// See: issue 15. `cursor show` (read only) renamed a corrupt cursor to `.corrupt-…`. It
+/// reports it (exit 78) and leaves it where it is; `validate` and `check` change nothing
+/// either: no file or directory created, nothing renamed, no mode changed (a damaged alert
+/// state of a chat sink included).
+#[test]
+fn read_only_commands_leave_a_corrupt_cursor_and_all_state_as_it_was() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let w = Workdir::new();
+    let cfg = w.config(
+        "state_dir = \"{state}\"\n[portals.main]\nurl = \"http://127.0.0.1:9\"\napi_key = \"sk-x\"\nstreams = [\"login\"]\n[sinks.chat]\ntype = \"slack\"\nurl = \"http://127.0.0.1:9/hook\"\nrules = [\"new_country\"]\n",
+    );
+    let cfg = cfg.to_str().expect("utf8");
+    // First on a state directory that does not exist yet: none is created.
+    for args in [
+        &["cursor", "show", "--config", cfg][..],
+        &["validate", "--config", cfg][..],
+        &["check", "--config", cfg][..],
+    ] {
+        let (code, out, err) = run_cli(args, None);
+        assert!(code == 0 || code == 1, "{args:?}: {code} {out}{err}");
+        assert!(!w.state().exists(), "{args:?} created the state directory");
+    }
+    std::fs::create_dir_all(w.state().join("cursors")).expect("mkdir");
+    std::fs::create_dir_all(w.state().join("alerts/chat")).expect("mkdir");
+    std::fs::set_permissions(w.state(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let cursor = w.state().join("cursors/main.login.json");
+    std::fs::write(&cursor, b"{\"version\":1,\"portal\":\"main\"").expect("write");
+    std::fs::write(w.state().join("alerts/chat/seen.json"), b"{not json").expect("write");
+    let before = snapshot(&w.state());
+    let (code, out, err) = run_cli(&["cursor", "show", "--config", cfg], None);
+    assert_eq!(code, 78, "{out}{err}");
+    assert!(out.contains("(corrupt)"), "{out}");
+    assert!(
+        err.contains("is corrupt") && err.contains(&cursor.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&w.state()),
+        before,
+        "cursor show changed the state"
+    );
+    let (code, _, err) = run_cli(&["validate", "--config", cfg], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(snapshot(&w.state()), before, "validate changed the state");
+    let (code, _, _) = run_cli(&["check", "--config", cfg], None);
+    assert_eq!(code, 1, "nothing listens on port 9");
+    assert_eq!(snapshot(&w.state()), before, "check changed the state");
+}

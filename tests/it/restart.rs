@@ -264,3 +264,87 @@ async fn sighup_reloads_the_config_and_credentials_without_losing_events() {
         "the key leaked"
     );
 }
+
+/// See: issue 15. A cursor ahead of the clock (the clock was set back, or the state came from
+/// another machine) was called corrupt by `run` and even by `cursor show`, and renamed, so the
+/// next start re-sent everything from `start_from`. It is shown, kept, and `run` waits for the
+/// clock with one warning naming the cursor's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_ahead_of_the_clock_is_shown_kept_and_waited_for() {
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        10,
+        now - time::Duration::hours(1),
+        now - time::Duration::minutes(5),
+    );
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.c]\ntype = \"stdout\"\n",
+        Workdir::portal_toml(
+            "main",
+            &server.url,
+            "streams = [\"login\"]\nstart_from = \"1d\""
+        )
+    ));
+    let ahead = now + time::Duration::hours(1);
+    let shown = docspace_siem::event::format_utc_seconds(ahead);
+    std::fs::create_dir_all(w.state().join("cursors")).expect("mkdir");
+    let cursor = w.state().join("cursors/main.login.json");
+    std::fs::write(
+        &cursor,
+        format!(
+            "{{\"version\":1,\"portal\":\"main\",\"stream\":\"login\",\"watermark\":\"{}\",\"seen\":[],\"updated_at\":\"{}\"}}",
+            docspace_siem::event::format_utc_millis(ahead),
+            docspace_siem::event::format_utc_millis(now)
+        ),
+    )
+    .expect("write");
+
+    let (code, out, err) = crate::support::run_cli(
+        &["cursor", "show", "--config", cfg.to_str().expect("utf8")],
+        None,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&shown) && out.contains("ahead"), "{out}");
+
+    let mut a = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(20), "the warning", || {
+        a.stderr_text()
+            .contains("the cursor lies ahead of the clock")
+    })
+    .await;
+    // Polls come every second: nothing is read before the cursor's time.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    a.signal("TERM");
+    assert_eq!(
+        a.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        a.stderr_text()
+    );
+    let err = a.stderr_text();
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("the cursor lies ahead of the clock"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains(&shown), "{}", warnings[0]);
+    assert!(
+        a.stdout_lines().is_empty(),
+        "events before the cursor were sent"
+    );
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cursor).expect("the cursor is kept")).expect("json");
+    assert_eq!(
+        kept["watermark"].as_str(),
+        Some(docspace_siem::event::format_utc_millis(ahead).as_str())
+    );
+    let aside = std::fs::read_dir(w.state().join("cursors"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
+        .count();
+    assert_eq!(aside, 0, "the cursor was set aside");
+}
