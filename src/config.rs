@@ -180,10 +180,15 @@ pub enum StartFrom {
 }
 
 impl StartFrom {
-    /// The instant, relative to `now`.
+    /// The instant, relative to `now`. Total: a duration reaching back before 1970 (such as
+    /// `"100000y"`, which panicked the start) starts at 1970-01-01, older than any DocSpace row.
     pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
         match self {
-            StartFrom::Ago(d) => now - d,
+            StartFrom::Ago(d) => time::Duration::try_from(d)
+                .ok()
+                .and_then(|d| now.checked_sub(d))
+                .filter(|t| *t >= OffsetDateTime::UNIX_EPOCH)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             StartFrom::At(t) => t,
         }
     }
@@ -1975,6 +1980,22 @@ fn sink(
 mod tests {
     use super::*;
     use std::io::Write as _;
+
+    /// See: issue 15. `start_from = "100000y"` panicked the start (`now - d` overflowed).
+    #[test]
+    fn start_from_far_back_starts_at_1970_without_a_panic() {
+        let now = OffsetDateTime::now_utc();
+        let year = Duration::from_secs(31_557_600);
+        for d in [year * 100_000, Duration::MAX, year * 60] {
+            assert_eq!(
+                StartFrom::Ago(d).resolve(now),
+                OffsetDateTime::UNIX_EPOCH,
+                "{d:?}"
+            );
+        }
+        let day = Duration::from_secs(86_400);
+        assert_eq!(StartFrom::Ago(day).resolve(now), now - day);
+    }
 
     fn write(dir: &Path, body: &str) -> PathBuf {
         let p = dir.join("c.toml");
