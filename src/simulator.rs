@@ -151,6 +151,14 @@ pub enum SimZone {
     /// Europe/Berlin: CET +01:00, CEST +02:00 from the last Sunday of March 01:00 UTC to the last
     /// Sunday of October 01:00 UTC.
     EuropeBerlin,
+    /// A zone that falls back from `minutes + 60` to `minutes` east of UTC at the UTC instant
+    /// `at` (and never springs forward), so that a test can put the repeated hour around "now".
+    FallBackAt {
+        /// The instant of the fall-back (whole seconds).
+        at: OffsetDateTime,
+        /// The standard offset after it, in minutes east of UTC.
+        minutes: i32,
+    },
 }
 
 impl SimZone {
@@ -174,6 +182,12 @@ impl SimZone {
                 };
                 let hours = if summer { 2 } else { 1 };
                 UtcOffset::from_hms(hours, 0, 0).unwrap_or(UtcOffset::UTC)
+            }
+            SimZone::FallBackAt { at: back, minutes } => {
+                let m = if at < back { minutes + 60 } else { minutes };
+                m.checked_mul(60)
+                    .and_then(|s| UtcOffset::from_whole_seconds(s).ok())
+                    .unwrap_or(UtcOffset::UTC)
             }
         }
     }
@@ -208,6 +222,12 @@ impl SimZone {
                 let first_pass = utc >= back.checked_sub(time::Duration::HOUR)? && utc < back;
                 first_pass
                     .then(|| UtcOffset::from_hms(1, 0, 0).ok())
+                    .flatten()
+            }
+            SimZone::FallBackAt { at: back, minutes } => {
+                let first_pass = at >= back.checked_sub(time::Duration::HOUR)? && at < back;
+                first_pass
+                    .then(|| UtcOffset::from_whole_seconds(minutes.checked_mul(60)?).ok())
                     .flatten()
             }
         }

@@ -46,8 +46,8 @@ mod narrow;
 mod plan;
 mod ties;
 pub use dates::FALL_BACK;
-pub use narrow::Unreadable;
 use narrow::Part;
+pub use narrow::Unreadable;
 pub use plan::Quota;
 
 /// Rows per request: the API's maximum.
@@ -377,6 +377,8 @@ pub struct Client {
     max_body: u64,
     /// Where the portal's zone changed its UTC offset (login; shared by clones).
     zones: Arc<std::sync::Mutex<dates::ZoneChanges>>,
+    /// The last plan probe found the fallback (shared by clones).
+    plan_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -407,6 +409,7 @@ impl Client {
             latency_us: Arc::default(),
             max_body: 64 << 20,
             zones: Arc::default(),
+            plan_lost: Arc::default(),
         }
     }
 
@@ -874,7 +877,9 @@ impl Client {
                 Some(p) => match slice.ids.iter().position(|id| *id == Some(p.id)) {
                     Some(i) => {
                         let others = (0..slice.len())
-                            .filter(|&j| slice.dates[j] == Some(p.date) && slice.ids[j] != Some(p.id))
+                            .filter(|&j| {
+                                slice.dates[j] == Some(p.date) && slice.ids[j] != Some(p.id)
+                            })
                             .count();
                         if p.tied >= 2 || others > 0 {
                             walk.ties.push((p.date, p.tied_at));
@@ -1045,15 +1050,22 @@ impl Client {
             skip,
             ..Walk::default()
         };
+        if self.plan_lost.load(Ordering::Relaxed) {
+            // Gone at the last look: while it stays gone, one request per retry.
+            walk.w.requests += 1;
+            self.probe_plan(stream).await?;
+        }
         self.walk(stream, from, to, limit, &mut walk).await?;
         if stream == Stream::Login && !walk.w.too_many {
             let near = {
                 let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
                 // Pages come newest first: the oldest and the newest row tell a change.
                 let ends = [walk.w.events.last(), walk.w.events.first()];
-                zones.note(ends.into_iter().flatten().filter_map(|e| {
-                    dates::offset_secs(e.date_text()).map(|o| (o, e.time))
-                }));
+                zones.note(
+                    ends.into_iter()
+                        .flatten()
+                        .filter_map(|e| dates::offset_secs(e.date_text()).map(|o| (o, e.time))),
+                );
                 zones.near(from, to)
             };
             if near {

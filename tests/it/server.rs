@@ -60,7 +60,10 @@ async fn read_in_windows(
         mark = to;
     }
     // Figures for RELIABILITY.md (`--nocapture`).
-    eprintln!("{stream}: windows of {span}: {} rows, {requests} requests", got.len());
+    eprintln!(
+        "{stream}: windows of {span}: {} rows, {requests} requests",
+        got.len()
+    );
     got
 }
 
@@ -72,21 +75,42 @@ async fn read_in_windows(
 async fn the_fallback_is_told_apart_on_a_busy_portal_and_its_cause_named() {
     let (sim, server) = portal(SimZone::Utc).await;
     let now = OffsetDateTime::now_utc();
-    sim.generate(SimStream::Login, 561, now - Duration::hours(3), now - Duration::minutes(2));
-    sim.generate(SimStream::Audit, 300, now - Duration::hours(3), now - Duration::minutes(2));
+    sim.generate(
+        SimStream::Login,
+        561,
+        now - Duration::hours(3),
+        now - Duration::minutes(2),
+    );
+    sim.generate(
+        SimStream::Audit,
+        300,
+        now - Duration::hours(3),
+        now - Duration::minutes(2),
+    );
     let c = client(&server.url);
     for (mode, words) in [
         (SimMode::NoAuditPlan, "audit: false"),
-        (SimMode::HiddenLoginHistory, "hidden by the DocSpace server's configuration"),
+        (
+            SimMode::HiddenLoginHistory,
+            "hidden by the DocSpace server's configuration",
+        ),
     ] {
         sim.set_mode(mode);
         for stream in [Stream::Login, Stream::Audit] {
             // A live window: every fallback row lies inside it.
             let e = c
-                .window(stream, now - Duration::minutes(30), now - Duration::minutes(1), 10_000)
+                .window(
+                    stream,
+                    now - Duration::minutes(30),
+                    now - Duration::minutes(1),
+                    10_000,
+                )
                 .await
                 .expect_err("the fallback is never a window");
-            assert!(matches!(e, SourceError::NoAuditPlan(_)), "{mode:?} {stream}: {e}");
+            assert!(
+                matches!(e, SourceError::NoAuditPlan(_)),
+                "{mode:?} {stream}: {e}"
+            );
             assert!(e.to_string().contains(words), "{mode:?} {stream}: {e}");
         }
     }
@@ -108,7 +132,10 @@ async fn the_fallback_is_told_apart_on_a_busy_portal_and_its_cause_named() {
         .window(Stream::Login, now - Duration::hours(4), now, 10_000)
         .await
         .expect("the real endpoint");
-    assert_eq!(set(w.events.iter().map(|e| e.id)), set(sim.ids(SimStream::Login)));
+    assert_eq!(
+        set(w.events.iter().map(|e| e.id)),
+        set(sim.ids(SimStream::Login))
+    );
 }
 
 fn watermark(w: &Workdir) -> Option<String> {
@@ -125,7 +152,12 @@ fn watermark(w: &Workdir) -> Option<String> {
 async fn a_plan_lost_and_found_again_loses_nothing() {
     let (sim, server) = portal(SimZone::Utc).await;
     let now = OffsetDateTime::now_utc();
-    sim.generate(SimStream::Login, 561, now - Duration::minutes(170), now - Duration::minutes(2));
+    sim.generate(
+        SimStream::Login,
+        561,
+        now - Duration::minutes(170),
+        now - Duration::minutes(2),
+    );
     sim.set_mode(SimMode::NoAuditPlan);
     let hook = HttpCollector::start().await;
     let port = crate::support::free_port();
@@ -145,19 +177,34 @@ async fn a_plan_lost_and_found_again_loses_nothing() {
         .expect("health");
     assert_eq!(health.status().as_u16(), 503);
     tokio::time::sleep(StdDuration::from_secs(3)).await;
-    assert!(hook.events().is_empty(), "fallback rows were taken for data");
+    assert!(
+        hook.events().is_empty(),
+        "fallback rows were taken for data"
+    );
     assert_eq!(watermark(&w), None, "the cursor did not move");
 
     sim.set_mode(SimMode::Normal);
-    eventually(StdDuration::from_secs(60), "all 561 rows", || hook.events().len() >= 561).await;
+    eventually(StdDuration::from_secs(60), "all 561 rows", || {
+        hook.events().len() >= 561
+    })
+    .await;
     assert_eq!(set(ids_of(&hook.events())), set(sim.ids(SimStream::Login)));
 
     // Lost again while running, with rows written meanwhile.
-    eventually(StdDuration::from_secs(30), "a saved cursor", || watermark(&w).is_some()).await;
-    sim.set_mode(SimMode::HiddenLoginHistory);
-    eventually(StdDuration::from_secs(30), "the hidden section named", || {
-        agent.stderr_text().contains("hidden by the DocSpace server")
+    eventually(StdDuration::from_secs(30), "a saved cursor", || {
+        watermark(&w).is_some()
     })
+    .await;
+    sim.set_mode(SimMode::HiddenLoginHistory);
+    eventually(
+        StdDuration::from_secs(30),
+        "the hidden section named",
+        || {
+            agent
+                .stderr_text()
+                .contains("hidden by the DocSpace server")
+        },
+    )
     .await;
     let held = watermark(&w);
     let t = OffsetDateTime::now_utc();
@@ -165,7 +212,11 @@ async fn a_plan_lost_and_found_again_loses_nothing() {
         sim.insert(SimEvent::login(t - Duration::seconds(i), 1010));
     }
     tokio::time::sleep(StdDuration::from_secs(5)).await;
-    assert_eq!(watermark(&w), held, "the cursor moved while the plan was gone");
+    assert_eq!(
+        watermark(&w),
+        held,
+        "the cursor moved while the plan was gone"
+    );
     assert_eq!(hook.events().len(), 561, "fallback rows were sent");
     let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await
@@ -173,11 +224,18 @@ async fn a_plan_lost_and_found_again_loses_nothing() {
     assert_eq!(health.status().as_u16(), 503);
 
     sim.set_mode(SimMode::Normal);
-    eventually(StdDuration::from_secs(60), "all 591 rows", || hook.events().len() >= 591).await;
+    eventually(StdDuration::from_secs(60), "all 591 rows", || {
+        hook.events().len() >= 591
+    })
+    .await;
     agent.signal("TERM");
     assert_eq!(agent.wait(StdDuration::from_secs(20)), Some(0));
     let got = ids_of(&hook.events());
-    assert_eq!(set(got.iter().copied()), set(sim.ids(SimStream::Login)), "lost 0");
+    assert_eq!(
+        set(got.iter().copied()),
+        set(sim.ids(SimStream::Login)),
+        "lost 0"
+    );
     assert_eq!(got.len(), 591, "no duplicates");
 }
 
@@ -195,10 +253,23 @@ async fn the_fall_back_hour_is_read_whole_in_windows_of_any_size() {
     sim.generate(SimStream::Login, 1500, start, end);
     sim.generate(SimStream::Audit, 1500, start, end);
     // The newest rows of both logs lie a day later, so every window is historical.
-    sim.generate(SimStream::Login, 200, end + Duration::days(1), end + Duration::days(1) + Duration::hours(1));
-    sim.generate(SimStream::Audit, 200, end + Duration::days(1), end + Duration::days(1) + Duration::hours(1));
+    sim.generate(
+        SimStream::Login,
+        200,
+        end + Duration::days(1),
+        end + Duration::days(1) + Duration::hours(1),
+    );
+    sim.generate(
+        SimStream::Audit,
+        200,
+        end + Duration::days(1),
+        end + Duration::days(1) + Duration::hours(1),
+    );
     let c = client(&server.url);
-    for (stream, table) in [(Stream::Login, SimStream::Login), (Stream::Audit, SimStream::Audit)] {
+    for (stream, table) in [
+        (Stream::Login, SimStream::Login),
+        (Stream::Audit, SimStream::Audit),
+    ] {
         let want = set(sim.ids(table).into_iter().take(1500));
         for minutes in [7, 20, 45, 90] {
             let got = read_in_windows(
@@ -211,9 +282,88 @@ async fn the_fall_back_hour_is_read_whole_in_windows_of_any_size() {
             )
             .await;
             let missing: Vec<_> = want.difference(&got).collect();
-            assert!(missing.is_empty(), "{stream}, windows of {minutes} min: {} lost: {missing:?}", missing.len());
+            assert!(
+                missing.is_empty(),
+                "{stream}, windows of {minutes} min: {} lost: {missing:?}",
+                missing.len()
+            );
         }
     }
+}
+
+/// Live, on a portal whose zone falls back 15 s into the test: the rows of the hour before are
+/// dated an hour late (many in the future), those after are not. 400 rows of history and 330
+/// live ones across the fall-back all arrive, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_through_a_fall_back_every_row_arrives() {
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
+    let zone = SimZone::FallBackAt {
+        at: now + Duration::seconds(15),
+        minutes: 60,
+    };
+    let (sim, server) = portal(zone).await;
+    sim.set_fall_back_bug(true);
+    sim.generate(
+        SimStream::Login,
+        400,
+        now - Duration::hours(2),
+        now - Duration::seconds(2),
+    );
+    sim.generate(
+        SimStream::Audit,
+        400,
+        now - Duration::hours(2),
+        now - Duration::seconds(2),
+    );
+    let hook = HttpCollector::start().await;
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
+        Workdir::portal_toml("main", &server.url, "start_from = \"3h\""),
+        hook.url
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    // 330 rows live, 11 a second for 30 s, across the fall-back.
+    for i in 0..330 {
+        let t = OffsetDateTime::now_utc();
+        if i % 2 == 0 {
+            sim.insert(SimEvent::login(t, 1010));
+        } else {
+            sim.insert(SimEvent::audit(t, 5011));
+        }
+        tokio::time::sleep(StdDuration::from_millis(90)).await;
+    }
+    let total = 800 + 330;
+    eventually(StdDuration::from_secs(60), "every row", || {
+        hook.events().len() >= total
+    })
+    .await;
+    tokio::time::sleep(StdDuration::from_secs(3)).await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(StdDuration::from_secs(20)), Some(0));
+    let got = ids_of(&hook.events());
+    let mut want: BTreeSet<(String, i64)> = BTreeSet::new();
+    for (stream, table) in [("login", SimStream::Login), ("audit", SimStream::Audit)] {
+        want.extend(sim.ids(table).into_iter().map(|id| (stream.to_owned(), id)));
+    }
+    let got_keys: BTreeSet<(String, i64)> = hook
+        .events()
+        .iter()
+        .map(|e| {
+            (
+                e["stream"].as_str().unwrap_or("").to_owned(),
+                e["id"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let missing: Vec<_> = want.difference(&got_keys).collect();
+    assert!(missing.is_empty(), "{} lost: {missing:?}", missing.len());
+    eprintln!(
+        "fall-back live: {} rows expected, {} received",
+        want.len(),
+        got.len()
+    );
+    assert_eq!(got.len(), want.len(), "no duplicates");
 }
 
 // ---- §14.3: ties -----------------------------------------------------------------------------
@@ -240,7 +390,10 @@ async fn every_row_of_a_second_arrives_whatever_the_order_of_ties() {
         }
     }
     let c = client(&server.url);
-    for (stream, table) in [(Stream::Login, SimStream::Login), (Stream::Audit, SimStream::Audit)] {
+    for (stream, table) in [
+        (Stream::Login, SimStream::Login),
+        (Stream::Audit, SimStream::Audit),
+    ] {
         let want = set(sim.ids(table));
         for minutes in [13, 120] {
             let got = read_in_windows(
@@ -253,7 +406,11 @@ async fn every_row_of_a_second_arrives_whatever_the_order_of_ties() {
             )
             .await;
             let missing: Vec<_> = want.difference(&got).collect();
-            assert!(missing.is_empty(), "{stream}, windows of {minutes} min: {} lost", missing.len());
+            assert!(
+                missing.is_empty(),
+                "{stream}, windows of {minutes} min: {} lost",
+                missing.len()
+            );
         }
     }
 }
@@ -267,15 +424,34 @@ async fn every_row_of_a_second_arrives_whatever_the_order_of_ties() {
 async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
     let (sim, server) = portal(SimZone::Utc).await;
     let now = OffsetDateTime::now_utc();
-    sim.generate(SimStream::Login, 1100, now - Duration::hours(5), now - Duration::hours(3));
+    sim.generate(
+        SimStream::Login,
+        1100,
+        now - Duration::hours(5),
+        now - Duration::hours(3),
+    );
     let bad = sim.insert_null_ip_login(now - Duration::hours(3) + Duration::seconds(30));
-    sim.generate(SimStream::Login, 1049, now - Duration::hours(3) + Duration::minutes(1), now - Duration::minutes(2));
+    sim.generate(
+        SimStream::Login,
+        1049,
+        now - Duration::hours(3) + Duration::minutes(1),
+        now - Duration::minutes(2),
+    );
     let c = client(&server.url);
     let w = c
-        .window(Stream::Login, now - Duration::hours(6), now - Duration::minutes(1), 100_000)
+        .window(
+            Stream::Login,
+            now - Duration::hours(6),
+            now - Duration::minutes(1),
+            100_000,
+        )
         .await
         .expect("read around the row");
-    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().filter(|id| *id != bad).collect();
+    let want: BTreeSet<i64> = sim
+        .ids(SimStream::Login)
+        .into_iter()
+        .filter(|id| *id != bad)
+        .collect();
     assert_eq!(set(w.events.iter().map(|e| e.id)), want, "every other row");
     assert_eq!(w.unreadable.len(), 1, "{:?}", w.unreadable);
 
@@ -288,9 +464,11 @@ async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
         hook.url
     ));
     let mut agent = Agent::start(&cfg, wd.path(), "a");
-    eventually(StdDuration::from_secs(90), "the 2,149 readable rows", || {
-        hook.events().len() >= 2149
-    })
+    eventually(
+        StdDuration::from_secs(90),
+        "the 2,149 readable rows",
+        || hook.events().len() >= 2149,
+    )
     .await;
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
@@ -304,7 +482,10 @@ async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
     );
     // Live rows after it still arrive.
     sim.insert(SimEvent::login(OffsetDateTime::now_utc(), 1010));
-    eventually(StdDuration::from_secs(30), "a live row", || hook.events().len() >= 2150).await;
+    eventually(StdDuration::from_secs(30), "a live row", || {
+        hook.events().len() >= 2150
+    })
+    .await;
     agent.signal("TERM");
     assert_eq!(agent.wait(StdDuration::from_secs(20)), Some(0));
     let log = agent.stderr_text();
@@ -314,8 +495,15 @@ async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
     );
     let got = ids_of(&hook.events());
     let mut want = want;
-    want.extend(sim.ids(SimStream::Login).into_iter().filter(|id| *id != bad));
-    assert_eq!(set(got.iter().copied()), want, "lost 0 but the unreadable row");
+    want.extend(
+        sim.ids(SimStream::Login)
+            .into_iter()
+            .filter(|id| *id != bad),
+    );
+    assert_eq!(
+        set(got.iter().copied()),
+        want,
+        "lost 0 but the unreadable row"
+    );
     assert!(!got.contains(&bad));
 }
-

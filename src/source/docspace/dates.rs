@@ -101,7 +101,9 @@ impl Client {
         else {
             return Ok(());
         };
-        let (slices, at) = self.locate_login(top, 0, None, &mut walk.w.requests).await?;
+        let (slices, at) = self
+            .locate_login(top, 0, None, &mut walk.w.requests)
+            .await?;
         let first = slices.first().map_or(0, |s| s.offset + at);
         let (slices, at) = self
             .locate_login(bottom, first, None, &mut walk.w.requests)
@@ -224,7 +226,10 @@ mod tests {
     #[test]
     fn offsets_are_read_from_the_end_of_the_date() {
         assert_eq!(offset_secs("2025-10-26T02:30:00.0000000+01:00"), Some(3600));
-        assert_eq!(offset_secs("2025-10-26T02:30:00.0000000-03:30"), Some(-12600));
+        assert_eq!(
+            offset_secs("2025-10-26T02:30:00.0000000-03:30"),
+            Some(-12600)
+        );
         assert_eq!(offset_secs("2025-10-26T02:30:00.0000000Z"), Some(0));
         assert_eq!(offset_secs("2025-10-26T02:30:00"), None);
         assert_eq!(offset_secs(""), None);

@@ -97,6 +97,9 @@ impl Client {
             if self.probe_plan(stream).await.is_err() {
                 return Err(first);
             }
+            if count >= PAGE_SIZE {
+                warn!(portal = %self.portal.name, stream = %stream, start_index = offset, "{first}; the portal answers other requests, so the page is read in parts (a row the server cannot convert fails every answer that holds it)");
+            }
             if count <= 1 {
                 for _ in 1..ROW_TRIES {
                     match self.get_body(stream, &q).await {
@@ -110,7 +113,10 @@ impl Client {
             }
             let half = count / 2;
             let mut parts = self.read(stream, bounds, offset, half).await?;
-            parts.extend(self.read(stream, bounds, offset + half, count - half).await?);
+            parts.extend(
+                self.read(stream, bounds, offset + half, count - half)
+                    .await?,
+            );
             Ok(parts)
         })
     }

@@ -15,6 +15,8 @@
 //! The window walker sends the probe after the window's last read and before any of its rows
 //! is used: one request per window, and a window read while the plan was gone is never used.
 
+use std::sync::atomic::Ordering;
+
 use serde_json::Value;
 
 use super::{Client, SourceError, rows};
@@ -45,6 +47,7 @@ impl Client {
         ];
         let body = self.get_body(stream, &q).await?;
         let n = rows(&body)?.len();
+        self.plan_lost.store(n > 0, Ordering::Relaxed);
         if n == 0 {
             return Ok(());
         }

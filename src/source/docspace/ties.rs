@@ -105,7 +105,11 @@ impl Client {
                 // or lies below it, step down when it lies above it.
                 let head = slice.dates.iter().flatten().next().copied();
                 let step = match (lead, head) {
-                    (Some(0), _) | (None, Some(_)) if offset > 0 && head.is_some_and(|d| d <= second) => -1,
+                    (Some(0), _) | (None, Some(_))
+                        if offset > 0 && head.is_some_and(|d| d <= second) =>
+                    {
+                        -1
+                    }
                     (None, Some(d)) if d > second && n == PAGE_SIZE => 1,
                     (Some(i), _) => {
                         first = Some(offset + i);
@@ -157,8 +161,7 @@ impl Client {
                     Some(ev) => page.events.push(ev),
                     None => {
                         let row = slice.row(i);
-                        match Event::from_row_text(self.portal.clone(), Some(Stream::Login), row)
-                        {
+                        match Event::from_row_text(self.portal.clone(), Some(Stream::Login), row) {
                             Ok(mut ev) => {
                                 ev.time = second;
                                 page.events.push(ev);
