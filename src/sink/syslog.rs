@@ -490,7 +490,7 @@ fn describe_tls(e: &std::io::Error, server_name: &str) -> String {
             }
             CertificateError::Revoked => "the receiver's certificate is revoked".to_owned(),
             other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
-                "the receiver presents a CA certificate as its own; give it a server certificate signed by that CA".to_owned()
+                "the receiver presents a CA certificate as its own that tls.ca_file does not hold; put that very certificate (a self-signed one) in tls.ca_file, or give the receiver a server certificate signed by the CA in it".to_owned()
             }
             other => format!("invalid receiver certificate: {other:?}"),
         },

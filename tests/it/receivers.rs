@@ -770,3 +770,129 @@ fn validate_rejects_an_app_name_over_48_characters_and_a_hostname_with_a_space()
         "both problems reported:\n{err}"
     );
 }
+
+/// See: issue 17. The rsyslog receiver as its README sets it up makes its certificate by the
+/// usual recipe (`openssl req -x509 …`: self-signed, `CA:TRUE`) and tells clients to trust that
+/// file. Given it as `tls.ca_file`, the agent refused the receiver ("presents a CA certificate
+/// as its own") and delivered nothing, where rsyslog, syslog-ng and OpenSSL clients connect.
+/// Now every event arrives, by the address's IP and by `server_name`; a name the certificate
+/// does not hold is still refused, named, and delivers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receivers_self_signed_certificate_given_as_ca_file_is_trusted_for_its_names_only() {
+    let rs = Rsyslog::start_self_signed();
+    let cert = rs.self_signed_cert();
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("CA:TRUE") && text.contains("Issuer: CN = localhost"),
+        "the receiver script no longer makes a self-signed CA:TRUE certificate:\n{text}"
+    );
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        60,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    insert_hostile(&sim, now - time::Duration::hours(2));
+    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    let addr = format!("127.0.0.1:{}", rs.tls);
+    let tls_sink = |name: &str, app: &str, server_name: &str| {
+        syslog_sink(
+            name,
+            &addr,
+            app,
+            &format!(
+                "protocol = \"tls\"\ntls = {{ ca_file = \"{}\"{server_name} }}\n",
+                cert.display()
+            ),
+        )
+    };
+    let config = |sinks: &str| {
+        format!(
+            "state_dir = \"{{state}}\"\nshutdown_timeout = \"2s\"\n{}\n{sinks}",
+            Workdir::portal_toml(
+                "main",
+                &server.url,
+                "streams = [\"login\"]\nstart_from = \"1d\""
+            )
+        )
+    };
+
+    // The address's IP (SAN IP:127.0.0.1) and server_name = "localhost" (SAN DNS:localhost).
+    let w = Workdir::new();
+    let cfg = w.config(&config(&format!(
+        "{}{}",
+        tls_sink("by_ip", "ds-by-ip", ""),
+        tls_sink("by_name", "ds-by-name", ", server_name = \"localhost\"")
+    )));
+    let mut agent = Agent::start(&cfg, w.path(), "trusted");
+    let arrived = wait_for(Duration::from_secs(30), || {
+        rs.messages().len() >= 2 * want.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    agent.signal("TERM");
+    let code = agent.wait(Duration::from_secs(20));
+    let stderr = agent.stderr_text();
+    assert!(
+        arrived,
+        "rsyslog got {} of {} messages\nagent stderr:\n{stderr}",
+        rs.messages().len(),
+        2 * want.len()
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut seen: BTreeMap<String, BTreeMap<i64, usize>> = BTreeMap::new();
+    for m in rs.messages() {
+        assert_eq!(m["input"], "imtcp", "{m}");
+        let id: i64 = m["rfc5424-sd"]["docspace@32473"]["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no SD id in {m}"));
+        *seen
+            .entry(m["app_name"].as_str().unwrap_or("").to_owned())
+            .or_default()
+            .entry(id)
+            .or_insert(0) += 1;
+    }
+    for app in ["ds-by-ip", "ds-by-name"] {
+        let ids = seen.get(app).cloned().unwrap_or_default();
+        let once: BTreeSet<i64> = ids.keys().copied().collect();
+        assert_eq!(once, want, "{app}: every event");
+        assert!(ids.values().all(|c| *c == 1), "{app}: each once: {ids:?}");
+    }
+
+    // A name the certificate does not hold: refused and named; nothing more arrives.
+    let before = rs.messages().len();
+    let w = Workdir::new();
+    let cfg = w.config(&config(&tls_sink(
+        "wrong",
+        "ds-wrong",
+        ", server_name = \"siem.example.com\"",
+    )));
+    let mut agent = Agent::start(&cfg, w.path(), "wrong-name");
+    let named = wait_for(Duration::from_secs(15), || {
+        agent
+            .stderr_text()
+            .contains("not valid for \\\"siem.example.com\\\"")
+            || agent
+                .stderr_text()
+                .contains("not valid for \"siem.example.com\"")
+    })
+    .await;
+    agent.signal("TERM");
+    let code = agent.wait(Duration::from_secs(20));
+    let stderr = agent.stderr_text();
+    assert!(named, "no error naming the server name:\n{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        rs.messages().len(),
+        before,
+        "a receiver whose certificate does not hold the name got events"
+    );
+}

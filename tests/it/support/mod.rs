@@ -540,6 +540,8 @@ pub struct Rsyslog {
     pub tcp: u16,
     pub tls: u16,
     pid: i32,
+    /// Whether it runs with the certificate its script makes (see [`Rsyslog::start_self_signed`]).
+    self_signed: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -555,14 +557,38 @@ impl Rsyslog {
         let dir = tempfile::tempdir().expect("tempdir");
         let (udp, tcp, tls) = (free_port(), free_port(), free_port());
         make_pki(&dir.path().join("pki"));
-        let pid = Self::launch(dir.path(), udp, tcp, tls);
+        let pid = Self::launch(dir.path(), udp, tcp, tls, false);
         Rsyslog {
             dir,
             udp,
             tcp,
             tls,
             pid,
+            self_signed: false,
         }
+    }
+
+    /// The receiver exactly as its README sets it up: TLS with the certificate its script makes
+    /// by the usual recipe (`openssl req -x509 … -subj /CN=localhost -addext
+    /// subjectAltName=DNS:localhost,IP:127.0.0.1`: self-signed, `CA:TRUE`), which clients are
+    /// told to trust as their CA ([`Rsyslog::self_signed_cert`]).
+    pub fn start_self_signed() -> Rsyslog {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (udp, tcp, tls) = (free_port(), free_port(), free_port());
+        let pid = Self::launch(dir.path(), udp, tcp, tls, true);
+        Rsyslog {
+            dir,
+            udp,
+            tcp,
+            tls,
+            pid,
+            self_signed: true,
+        }
+    }
+
+    /// The certificate the receiver presents when started by [`Rsyslog::start_self_signed`].
+    pub fn self_signed_cert(&self) -> PathBuf {
+        self.dir.path().join("tls/cert.pem")
     }
 
     /// Stops the receiver (SIGTERM) and waits until it is gone.
@@ -580,14 +606,25 @@ impl Rsyslog {
 
     /// Starts it again on the same ports and output file.
     pub fn restart(&mut self) {
-        self.pid = Self::launch(self.dir.path(), self.udp, self.tcp, self.tls);
+        self.pid = Self::launch(
+            self.dir.path(),
+            self.udp,
+            self.tcp,
+            self.tls,
+            self.self_signed,
+        );
     }
 
-    fn launch(dir: &Path, udp: u16, tcp: u16, tls: u16) -> i32 {
+    fn launch(dir: &Path, udp: u16, tcp: u16, tls: u16, self_signed: bool) -> i32 {
         let pki = dir.join("pki");
-        let out = Command::new("bash")
-            .env("RECEIVER_CERT", pki.join("server.pem"))
-            .env("RECEIVER_KEY", pki.join("server.key"))
+        let mut cmd = Command::new("bash");
+        if self_signed {
+            cmd.env_remove("RECEIVER_CERT").env_remove("RECEIVER_KEY");
+        } else {
+            cmd.env("RECEIVER_CERT", pki.join("server.pem"))
+                .env("RECEIVER_KEY", pki.join("server.key"));
+        }
+        let out = cmd
             .arg(shared().join("receivers/rsyslog-receiver.sh"))
             .arg(dir)
             .args([udp.to_string(), tcp.to_string(), tls.to_string()])
@@ -625,7 +662,8 @@ impl Drop for Rsyslog {
 }
 
 /// A private CA and a server certificate it signed (CN/SAN localhost and 127.0.0.1), as a
-/// real deployment has: rustls rightly refuses a self-signed CA certificate used as a server's.
+/// deployment with its own CA has. (A receiver's self-signed certificate given as `ca_file` is
+/// trusted too: see [`Rsyslog::start_self_signed`].)
 pub fn make_pki(dir: &Path) {
     std::fs::create_dir_all(dir).expect("mkdir pki");
     std::fs::write(
