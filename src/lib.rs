@@ -33,7 +33,8 @@ pub mod notify;
 pub mod pipeline;
 pub mod retry;
 pub mod scan;
-pub mod simulator;
+#[cfg(feature = "simulator")]
+pub use docspace_sim as simulator;
 pub mod sink;
 pub mod source;
 pub mod syslog;

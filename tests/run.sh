@@ -37,4 +37,4 @@ if [ -n "${SYSLOG_NG_ROOT:-}" ] || ! command -v syslog-ng >/dev/null 2>&1; then
     $SUDO bash ../shared/receivers/install-syslog-ng-local.sh "$SYSLOG_NG_ROOT"
   fi
 fi
-cargo test --all-targets
+cargo test --workspace --all-targets

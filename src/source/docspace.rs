@@ -187,6 +187,7 @@ pub struct Page {
 }
 
 /// A row of a page as read: decoded, undecodable (its text), or not returned at all.
+#[allow(clippy::large_enum_variant)] // nearly every row is an `Event`: boxing would cost an allocation each
 enum Got<'a> {
     Event(Event),
     Bad(EventError, &'a str),
@@ -494,7 +495,7 @@ impl Client {
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
+                .and_then(crate::retry::retry_after_header_secs);
             return Err(SourceError::RateLimited { retry_after });
         }
         let body = self.read_body(resp).await?;
@@ -559,7 +560,7 @@ impl Client {
     }
 
     /// One page of a window, decoded; read around rows the server cannot return
-    /// ([`narrow`]); more rows than asked for is the no-audit-plan fallback.
+    /// (`narrow.rs`); more rows than asked for is the no-audit-plan fallback.
     pub async fn page(
         &self,
         stream: Stream,
