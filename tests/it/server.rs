@@ -507,3 +507,42 @@ async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
     );
     assert!(!got.contains(&bad));
 }
+
+// ---- §14.5: audit actions the API never returns ----------------------------------------------
+
+/// Rows of the 11 audit actions that the server writes but its action mappers do not know are
+/// left out of every `events/filter` answer: the agent cannot forward them (README says so), and
+/// they must not disturb the reading of the rows around them.
+#[tokio::test]
+async fn audit_actions_the_api_never_returns_leave_the_rest_whole() {
+    use docspace_siem::simulator::UNMAPPED_AUDIT_ACTIONS;
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
+    sim.generate(
+        SimStream::Audit,
+        600,
+        now - Duration::hours(2),
+        now - Duration::minutes(2),
+    );
+    let mut hidden = BTreeSet::new();
+    for (i, code) in UNMAPPED_AUDIT_ACTIONS.iter().cycle().take(150).enumerate() {
+        let at = now - Duration::hours(2) + Duration::seconds(40 * i as i64);
+        hidden.insert(sim.insert(SimEvent::audit(at, *code)));
+    }
+    let c = client(&server.url);
+    let got = read_in_windows(
+        &c,
+        Stream::Audit,
+        now - Duration::hours(2) - Duration::minutes(1),
+        now - Duration::minutes(1),
+        Duration::minutes(10),
+        Duration::minutes(2),
+    )
+    .await;
+    let want: BTreeSet<i64> = sim
+        .ids(SimStream::Audit)
+        .into_iter()
+        .filter(|id| !hidden.contains(id))
+        .collect();
+    assert_eq!(got, want, "every row the API returns, none it hides");
+}
