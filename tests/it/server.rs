@@ -415,6 +415,57 @@ async fn every_row_of_a_second_arrives_whatever_the_order_of_ties() {
     }
 }
 
+/// The same through the agent: a catch-up and then live bursts, every answer in a new order
+/// of ties; every row arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_through_the_agent_lose_nothing() {
+    let (sim, server) = portal(SimZone::Utc).await;
+    sim.set_random_tie_order(true);
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
+    sim.generate(
+        SimStream::Login,
+        500,
+        now - Duration::hours(1),
+        now - Duration::minutes(3),
+    );
+    for (ago, n) in [(50, 180), (20, 120)] {
+        for _ in 0..n {
+            sim.insert(SimEvent::login(now - Duration::minutes(ago), 1010));
+        }
+    }
+    let hook = HttpCollector::start().await;
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
+        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"2h\"\ncatchup_window = \"7m\""),
+        hook.url
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(StdDuration::from_secs(60), "the catch-up", || {
+        hook.events().len() >= 800
+    })
+    .await;
+    // Live: a burst of 230 rows in one second.
+    let t = OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
+    for _ in 0..230 {
+        sim.insert(SimEvent::login(t, 1013));
+    }
+    eventually(StdDuration::from_secs(30), "the live burst", || {
+        hook.events().len() >= 1030
+    })
+    .await;
+    tokio::time::sleep(StdDuration::from_secs(2)).await;
+    agent.signal("TERM");
+    assert_eq!(agent.wait(StdDuration::from_secs(20)), Some(0));
+    let got = ids_of(&hook.events());
+    assert_eq!(
+        set(got.iter().copied()),
+        set(sim.ids(SimStream::Login)),
+        "lost 0"
+    );
+    assert_eq!(got.len(), 1030, "no duplicates");
+}
+
 // ---- §14.4: a row the server cannot convert --------------------------------------------------
 
 /// One login row with a NULL ip in the middle of 2,150: every answer holding it is a 500. The
