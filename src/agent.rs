@@ -151,7 +151,7 @@ pub async fn run(
         if p.tls.insecure_skip_verify {
             warn!(portal = %p.name, "tls.insecure_skip_verify = true: the portal's certificate is NOT checked");
         }
-        let http = crate::tls::http_client(&p.tls, p.timeout)
+        let http = crate::http::client(&p.tls, p.timeout, &p.url)
             .map_err(|e| AgentError::Setup(format!("portals.{}: {e}", p.name)))?;
         let info = Arc::new(PortalInfo::new(&p.name, p.url.as_str()));
         let limiter = Arc::new(crate::source::docspace::RateLimiter::new(
@@ -197,7 +197,14 @@ pub async fn run(
     drop(senders);
     let registry = Arc::new(registry);
     if let Some(api) = &cfg.api {
-        match crate::api::bind(api.address, registry.clone(), cancel.clone()).await {
+        match crate::api::bind(
+            api.address,
+            registry.clone(),
+            api.token.clone(),
+            cancel.clone(),
+        )
+        .await
+        {
             Ok((addr, serve)) => {
                 info!(address = %addr, "serving /health and /metrics");
                 tasks.spawn("the /health and /metrics listener".to_owned(), serve);
@@ -339,11 +346,14 @@ pub async fn check(cfg: &Config) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
     for p in &cfg.portals {
         let name = format!("portal {}", p.name);
-        let res = match crate::tls::http_client(&p.tls, p.timeout.min(Duration::from_secs(30))) {
+        let res = match crate::http::client(&p.tls, p.timeout.min(Duration::from_secs(30)), &p.url)
+        {
             Err(e) => Err(e.to_string()),
             Ok(http) => {
                 let info = Arc::new(PortalInfo::new(&p.name, p.url.as_str()));
-                let client = Client::new(http, p.url.clone(), p.api_key.clone(), info);
+                // The same cap on answers as `run` (max_response_mib).
+                let client = Client::new(http, p.url.clone(), p.api_key.clone(), info)
+                    .with_max_response(p.max_response_mib);
                 client
                     .check()
                     .await
@@ -366,5 +376,15 @@ pub async fn check(cfg: &Config) -> Vec<(String, Result<String, String>)> {
         };
         out.push((name, res));
     }
-    out
+    // Every line is printed: scrub it of every configured secret once more, whatever a
+    // remote answer put into it.
+    out.into_iter()
+        .map(|(name, res)| {
+            let res = match res {
+                Ok(d) => Ok(crate::http::scrub(&d)),
+                Err(e) => Err(crate::http::scrub(&e)),
+            };
+            (name, res)
+        })
+        .collect()
 }

@@ -1,46 +1,254 @@
 //! The `[api]` listener: `GET /health` (200 when every portal and sink is healthy, 503 with the
 //! reasons otherwise, and 503 for good once a task of the agent has died) and `GET /metrics` (Prometheus text format).
 //!
-//! Invariant: read-only, loopback by default, and never shows a secret (only table names,
-//! counters and error messages, which are secret-free by construction).
+//! Invariants:
+//! - Read-only, loopback by default (a warning at start when bound beyond it), and never shows
+//!   a secret: only table names, counters and error messages, which are scrubbed of every
+//!   configured secret once more on the way out.
+//! - With `[api] token_file`, both endpoints answer only a request carrying
+//!   `Authorization: Bearer <token>` (401 otherwise).
+//! - Nobody who can connect can starve it or the agent: at most [`MAX_CONNECTIONS`]
+//!   connections are held (a new one evicts the one idle longest, so a client that sends its
+//!   request is always served), a connection must send its request headers within
+//!   [`HEADER_TIMEOUT`] and is closed after [`IDLE_TIMEOUT`] without a byte. So idle
+//!   connections cannot use up the process's file descriptors (cursor saves need them).
 
 use std::fmt::Write as _;
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value, json};
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tracing::warn;
 
 use crate::pipeline::Registry;
 
+/// Most connections the listener holds at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A new connection must send (the start of) its request within this.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that sends nothing for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the handlers share.
+struct ApiState {
+    registry: Arc<Registry>,
+    /// `[api] token_file`: the bearer token both endpoints require.
+    token: Option<SecretString>,
+}
+
 /// Binds, and returns the address and the task that serves until `cancel` (the agent spawns
-/// and watches it; it ends, closing the listener, once `cancel` fires).
+/// and watches it; it ends, closing the listener, once `cancel` fires). `token` (from
+/// `[api] token_file`) makes both endpoints require `Authorization: Bearer <token>`.
 pub async fn bind(
     addr: SocketAddr,
     registry: Arc<Registry>,
+    token: Option<SecretString>,
     cancel: CancellationToken,
 ) -> std::io::Result<(
     SocketAddr,
     impl std::future::Future<Output = ()> + Send + 'static,
 )> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        if token.is_some() {
+            warn!(address = %local, "[api] listens beyond this machine; /health and /metrics require the bearer token of api.token_file");
+        } else {
+            warn!(address = %local, "[api] listens beyond this machine without a token: anyone who can reach it reads /health and /metrics; set api.token_file, or bind to 127.0.0.1");
+        }
+    }
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(registry);
+        .with_state(Arc::new(ApiState { registry, token }));
+    let listener = Capped {
+        tcp: listener,
+        slots: Vec::new(),
+        epoch: Instant::now(),
+    };
     let serve = async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { cancel.cancelled().await })
             .await;
     };
     Ok((local, serve))
+}
+
+/// One held connection: when it last sent a byte, and how to close it from the listener.
+#[derive(Debug)]
+struct Slot {
+    /// Milliseconds since the listener's epoch.
+    last: AtomicU64,
+    evict: CancellationToken,
+}
+
+/// The TCP listener with a cap on held connections (see the module doc).
+struct Capped {
+    tcp: TcpListener,
+    /// Connections handed out; an entry whose connection is gone has no other owner.
+    slots: Vec<Arc<Slot>>,
+    epoch: Instant,
+}
+
+impl axum::serve::Listener for Capped {
+    type Io = Guarded;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Guarded, SocketAddr) {
+        loop {
+            match self.tcp.accept().await {
+                Ok((tcp, addr)) => {
+                    self.slots
+                        .retain(|s| Arc::strong_count(s) > 1 && !s.evict.is_cancelled());
+                    if self.slots.len() >= MAX_CONNECTIONS
+                        && let Some(i) = (0..self.slots.len())
+                            .min_by_key(|&i| self.slots[i].last.load(Ordering::Relaxed))
+                    {
+                        self.slots.swap_remove(i).evict.cancel();
+                    }
+                    let slot = Arc::new(Slot {
+                        last: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+                        evict: CancellationToken::new(),
+                    });
+                    self.slots.push(slot.clone());
+                    return (Guarded::new(tcp, slot, self.epoch), addr);
+                }
+                // EMFILE, ENFILE, ECONNABORTED…: the connection is lost, the listener is not.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A connection that fails its reads and writes once its deadline passes (headers at first,
+/// idle afterwards) or the listener evicts it; hyper then drops it, closing the socket.
+struct Guarded {
+    tcp: TcpStream,
+    slot: Arc<Slot>,
+    evicted: Pin<Box<WaitForCancellationFutureOwned>>,
+    deadline: Pin<Box<Sleep>>,
+    epoch: Instant,
+}
+
+impl Guarded {
+    fn new(tcp: TcpStream, slot: Arc<Slot>, epoch: Instant) -> Guarded {
+        Guarded {
+            tcp,
+            evicted: Box::pin(slot.evict.clone().cancelled_owned()),
+            slot,
+            deadline: Box::pin(tokio::time::sleep(HEADER_TIMEOUT)),
+            epoch,
+        }
+    }
+
+    /// An error once the connection must go.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Option<std::io::Error> {
+        if self.evicted.as_mut().poll(cx).is_ready() {
+            return Some(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "evicted: too many connections",
+            ));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Some(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "idle connection",
+            ));
+        }
+        None
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.expired(cx) {
+            return Poll::Ready(Err(e));
+        }
+        let before = buf.filled().len();
+        let me = &mut *self;
+        let res = Pin::new(&mut me.tcp).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            me.slot
+                .last
+                .store(me.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            me.deadline.as_mut().reset(Instant::now() + IDLE_TIMEOUT);
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(e) = self.expired(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// Whether the request carries the configured bearer token (or none is configured). The
+/// comparison takes the same time whatever bytes differ.
+fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .as_bytes();
+    let want = token.expose_secret().as_bytes();
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required (api.token_file)\n",
+    )
+        .into_response()
 }
 
 /// Seconds from a unix-seconds watermark to now (0 when unknown).
@@ -56,7 +264,7 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
     let mut ok = true;
     let mut portals: Map<String, Value> = Map::new();
     for ((portal, stream), s) in &reg.streams {
-        let err = s.error();
+        let err = s.error().map(|e| crate::http::scrub(&e));
         ok &= err.is_none();
         let entry = portals
             .entry(portal.clone())
@@ -80,7 +288,7 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
     ok &= dead.is_empty();
     let mut sinks: Map<String, Value> = Map::new();
     for (name, s) in &reg.sinks {
-        let err = s.error();
+        let err = s.error().map(|e| crate::http::scrub(&e));
         ok &= err.is_none();
         sinks.insert(
             name.clone(),
@@ -104,14 +312,17 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
     (ok, doc)
 }
 
-async fn health(State(reg): State<Arc<Registry>>) -> impl IntoResponse {
-    let (ok, doc) = health_doc(&reg);
+async fn health(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let (ok, doc) = health_doc(&state.registry);
     let code = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, axum::Json(doc))
+    (code, axum::Json(doc)).into_response()
 }
 
 /// Escapes a Prometheus label value.
@@ -245,14 +456,18 @@ pub fn metrics_text(reg: &Registry) -> String {
     out
 }
 
-async fn metrics(State(reg): State<Arc<Registry>>) -> impl IntoResponse {
+async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics_text(&reg),
+        metrics_text(&state.registry),
     )
+        .into_response()
 }
 
 #[cfg(test)]

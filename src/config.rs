@@ -138,6 +138,9 @@ pub struct Config {
     pub log: LogConfig,
     /// Worker threads of the async runtime: 1 runs every task on the main thread.
     pub threads: usize,
+    /// Problems that do not stop the agent (a secret file readable by others): `validate`
+    /// prints them, `run` logs them.
+    pub warnings: Vec<ConfigProblem>,
 }
 
 /// Log line format.
@@ -168,6 +171,8 @@ pub struct ApiConfig {
     pub address: std::net::SocketAddr,
     /// Whether the address was configured (a bind failure is then fatal, not a warning).
     pub explicit: bool,
+    /// `token_file`: the bearer token `/health` and `/metrics` then require.
+    pub token: Option<SecretString>,
 }
 
 /// Where a portal's first run starts.
@@ -205,6 +210,9 @@ pub struct HttpTls {
     pub key_file: Option<PathBuf>,
     /// Turns certificate checks off (logs a warning at start).
     pub insecure_skip_verify: bool,
+    /// How the client reaches its target: the `proxy` key of the portal or sink table, kept
+    /// here with the rest of the client's connection settings ([`crate::http::client`]).
+    pub proxy: crate::http::Proxy,
 }
 
 /// One `[portals.NAME]`.
@@ -458,6 +466,7 @@ struct RawLog {
 struct RawApi {
     address: Option<String>,
     enabled: Option<bool>,
+    token_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -480,6 +489,7 @@ struct RawPortal {
     concurrency: Option<u64>,
     max_requests_per_second: Option<f64>,
     tls: Option<RawHttpTls>,
+    proxy: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -540,6 +550,8 @@ struct RawSink {
     // chat sinks
     rules: Option<Value>,
     rate: Option<Value>,
+    // every HTTP sink
+    proxy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -572,7 +584,7 @@ const SYSLOG_KEYS: &[&str] = &[
     "tls",
 ];
 const WEBHOOK_KEYS: &[&str] = &[
-    "url", "url_file", "headers", "batch", "timeout", "tls", "rules", "gzip",
+    "url", "url_file", "headers", "batch", "timeout", "tls", "rules", "gzip", "proxy",
 ];
 const SPLUNK_KEYS: &[&str] = &[
     "endpoint",
@@ -587,6 +599,7 @@ const SPLUNK_KEYS: &[&str] = &[
     "batch",
     "timeout",
     "tls",
+    "proxy",
 ];
 const ELASTIC_KEYS: &[&str] = &[
     "endpoint",
@@ -601,8 +614,11 @@ const ELASTIC_KEYS: &[&str] = &[
     "batch",
     "timeout",
     "tls",
+    "proxy",
 ];
-const CHAT_KEYS: &[&str] = &["url", "url_file", "rules", "rate", "timeout", "tls"];
+const CHAT_KEYS: &[&str] = &[
+    "url", "url_file", "rules", "rate", "timeout", "tls", "proxy",
+];
 /// Every sink type, for error messages.
 const SINK_TYPES: &str = "stdout, syslog, webhook, splunk_hec, elasticsearch, slack, teams, mattermost, discord or google_chat";
 
@@ -672,21 +688,270 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
     let root: Value = match figment.extract::<Value>() {
         Ok(v) => v,
         Err(errors) => {
+            // Secrets the environment holds, so that no message can quote them.
+            for (k, v) in &env {
+                let last = k
+                    .rsplit("__")
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                if is_secret_key(&last)
+                    || k.contains("__HEADERS__")
+                    || (k.contains("SINKS__") && last == "url")
+                {
+                    crate::http::remember_secret(v);
+                }
+            }
             let problems = errors
                 .into_iter()
                 .map(|e| {
-                    let key = e.path.join(".");
-                    let mut msg = e.kind.to_string();
-                    if let Some(md) = &e.metadata {
-                        msg = format!("{msg} (in {})", md.name);
-                    }
-                    ConfigProblem::new(key, msg)
+                    let (key, msg) = figment_problem(&e, &sources.file);
+                    let msg = match &e.metadata {
+                        Some(md) => format!("{msg} (in {})", md.name),
+                        None => msg,
+                    };
+                    ConfigProblem::new(key, crate::http::scrub(&msg))
                 })
                 .collect();
             return Err(ConfigErrors(problems));
         }
     };
-    validate(root, sources)
+    remember_secrets(false, &root);
+    WARNINGS.with(|w| w.borrow_mut().clear());
+    let result = validate(root, sources);
+    let warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    result
+        .map(|mut cfg| {
+            cfg.warnings = warnings;
+            cfg
+        })
+        .map_err(|ConfigErrors(problems)| {
+            // Every message once more through the scrubber: whatever a check quoted, no secret
+            // value of the configuration leaves in an error.
+            ConfigErrors(
+                problems
+                    .into_iter()
+                    .map(|p| ConfigProblem::new(p.key, crate::http::scrub(&p.problem)))
+                    .collect(),
+            )
+        })
+}
+
+thread_local! {
+    /// Warnings of the validation under way on this thread (the checks that find them run deep
+    /// inside it); [`load`] moves them into [`Config::warnings`].
+    static WARNINGS: std::cell::RefCell<Vec<ConfigProblem>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Checks who may read and write a file that holds a secret (a key, token, password or
+/// client key): writable by every user is an error (anyone could swap the credential); readable
+/// by every user, or by a group the agent does not run as, is a warning (the secret is shared
+/// with those users). `root:docspace-siem 0640` read by the service is fine.
+fn check_secret_mode(errs: &mut Vec<ConfigProblem>, key: &str, path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(md) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = md.mode() & 0o777;
+        let shown = path.display();
+        if mode & 0o002 != 0 {
+            errs.push(ConfigProblem::new(
+                key,
+                format!("{shown} is writable by every user (mode {mode:04o}): anyone could replace the secret; chmod o-w it, and make it 0600 or 0640"),
+            ));
+        } else if mode & 0o004 != 0 {
+            WARNINGS.with(|w| {
+                w.borrow_mut().push(ConfigProblem::new(
+                    key,
+                    format!("{shown} is readable by every user (mode {mode:04o}); chmod 0600 (or 0640 with the service's group)"),
+                ))
+            });
+        } else if mode & 0o040 != 0
+            && crate::cursor::effective_ids().is_none_or(|(_, gid)| gid != md.gid())
+        {
+            WARNINGS.with(|w| {
+                w.borrow_mut().push(ConfigProblem::new(
+                    key,
+                    format!("{shown} is readable by its group (gid {}, mode {mode:04o}), which the agent does not run as; chmod g-r, or give it the service's group", md.gid()),
+                ))
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (errs, key, path);
+}
+
+/// Keys whose values are secrets wherever they appear (`url` only in sinks: a portal's URL
+/// is not one).
+fn is_secret_key(key: &str) -> bool {
+    matches!(
+        key,
+        "api_key" | "token" | "password" | "client_secret" | "headers" | "proxy"
+    )
+}
+
+/// Remembers every secret value of the merged tree for [`crate::http::scrub`]: values of
+/// secret keys whatever their type (a wrong-type value is still a secret), each header value,
+/// and the parts of secret URLs (user info, query values, long path segments: webhook tokens).
+fn remember_secrets(in_sinks: bool, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                if is_secret_key(k) || (in_sinks && k == "url") {
+                    remember_all(child);
+                } else {
+                    remember_secrets(in_sinks || k == "sinks", child);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| remember_secrets(in_sinks, c)),
+        _ => {}
+    }
+}
+
+fn remember_all(v: &Value) {
+    match v {
+        Value::String(s) => {
+            crate::http::remember_secret(s);
+            if let Ok(u) = Url::parse(s.trim()) {
+                if let Some(p) = u.password() {
+                    crate::http::remember_secret(p);
+                }
+                crate::http::remember_secret(u.username());
+                for (_, value) in u.query_pairs() {
+                    if value.len() >= 8 {
+                        crate::http::remember_secret(&value);
+                    }
+                }
+                for seg in u.path_segments().into_iter().flatten() {
+                    if seg.len() >= 16 {
+                        crate::http::remember_secret(seg);
+                    }
+                }
+            }
+        }
+        Value::Object(m) => m.values().for_each(remember_all),
+        Value::Array(a) => a.iter().for_each(remember_all),
+        other => crate::http::remember_secret(&other.to_string()),
+    }
+}
+
+/// A figment error as `(key, problem)` without any value from the configuration: a TOML
+/// syntax error names the key of the line and the line and column, never the line's text (it
+/// may be `token = "…` unterminated); other errors name only the kind of value found.
+fn figment_problem(e: &figment::Error, file: &Path) -> (String, String) {
+    use figment::error::Kind;
+    let key = e.path.join(".");
+    let problem = match &e.kind {
+        Kind::Message(m) => return toml_problem(m, file).unwrap_or((key, "cannot be read".into())),
+        Kind::InvalidType(actual, expected) => {
+            format!(
+                "invalid type: found {}, expected {expected}",
+                kind_of(actual)
+            )
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!(
+                "invalid value: found {}, expected {expected}",
+                kind_of(actual)
+            )
+        }
+        Kind::UnknownVariant(_, expected) => {
+            format!("unknown variant, expected one of {}", expected.join(", "))
+        }
+        other => other.to_string(),
+    };
+    (key, problem)
+}
+
+/// The kind of a value, without the value.
+fn kind_of(a: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match a {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a number",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        _ => "another kind of value",
+    }
+}
+
+/// A TOML parse error (`TOML parse error at line L, column C`, the quoted source line, then
+/// the problem) as `(key, "TOML syntax error at line L, column C: problem")`, the key read from
+/// the text before `=` on that line and the table header above it.
+fn toml_problem(message: &str, file: &Path) -> Option<(String, String)> {
+    let mut lines = message.lines();
+    let first = lines.next()?;
+    let at = first.find("line ")?;
+    let pos = first[at..].trim();
+    let mut nums = pos
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|n| n.parse::<usize>().ok());
+    let (line, column) = (nums.next()?, nums.next().unwrap_or(0));
+    // The snippet lines are `  |`, `3 | token = "…`, `  |     ^`: drop every one of them.
+    let problem: Vec<&str> = lines
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with('|')
+                || t.split_once('|')
+                    .is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit())))
+        })
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let problem = if problem.is_empty() {
+        "invalid TOML".to_owned()
+    } else {
+        problem.join("; ")
+    };
+    let key = std::fs::read_to_string(file)
+        .ok()
+        .map(|text| toml_key_at(&text, line))
+        .unwrap_or_default();
+    Some((
+        key,
+        format!("TOML syntax error at line {line}, column {column}: {problem}"),
+    ))
+}
+
+/// The dotted key a TOML line sets (`[table]` above it, then the bare key before `=`), or ""
+/// when that is not plain: no part of a value is ever returned.
+fn toml_key_at(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(this) = lines.get(line.saturating_sub(1)) else {
+        return String::new();
+    };
+    let bare = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let Some((k, _)) = this.split_once('=') else {
+        return String::new();
+    };
+    let k = k.trim();
+    if !bare(k) {
+        return String::new();
+    }
+    let table = lines[..line.saturating_sub(1)]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim())
+        .filter(|t| bare(t))
+        .unwrap_or_default();
+    if table.is_empty() {
+        k.to_owned()
+    } else {
+        format!("{table}.{k}")
+    }
 }
 
 /// Validates an already-merged config tree (also used by tests).
@@ -755,8 +1020,15 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
         Ok(a) => {
             let explicit = a.address.is_some();
             let addr = a.address.unwrap_or_else(|| "127.0.0.1:9898".to_owned());
+            let token = a.token_file.as_deref().and_then(|f| {
+                read_secret_file(&mut errs, "api.token_file", &credential_path(f, sources))
+            });
             match addr.parse() {
-                Ok(address) => Some(ApiConfig { address, explicit }),
+                Ok(address) => Some(ApiConfig {
+                    address,
+                    explicit,
+                    token,
+                }),
                 Err(_) => {
                     errs.push(ConfigProblem::new(
                         "api.address",
@@ -881,6 +1153,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             api,
             log,
             threads: threads as usize,
+            warnings: Vec::new(),
         })
     } else {
         Err(ConfigErrors(errs))
@@ -890,7 +1163,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
 /// A problem from serde for the table at `key`: `unknown field `x`` and `invalid type` name the
 /// field, so the problem is filed under `key.x` (and so names the right env var).
 fn serde_problem(key: &str, e: &serde_json::Error) -> ConfigProblem {
-    let msg = e.to_string();
+    let msg = without_values(&e.to_string());
     if let Some(rest) = msg.strip_prefix("unknown field `")
         && let Some((field, _)) = rest.split_once('`')
     {
@@ -902,6 +1175,37 @@ fn serde_problem(key: &str, e: &serde_json::Error) -> ConfigProblem {
         return ConfigProblem::new(full, format!("unknown key ({msg})"));
     }
     ConfigProblem::new(key, msg)
+}
+
+/// A serde message without the value it quotes: `invalid type: string "Authorization: Bearer
+/// …", expected a map` becomes `invalid type: a string, expected a map` (the value may be a
+/// secret put under the wrong key or in the wrong shape); unknown variants lose their name.
+fn without_values(msg: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "?"));
+            let kind = [
+                ("string", "a string"),
+                ("integer", "an integer"),
+                ("floating point", "a number"),
+                ("boolean", "a boolean"),
+                ("char", "a string"),
+                ("map", "a table"),
+                ("sequence", "a list"),
+                ("null", "nothing"),
+            ]
+            .iter()
+            .find(|(w, _)| found.starts_with(w))
+            .map_or("another kind of value", |(_, k)| k);
+            return format!("{prefix}{kind}, expected {expected}");
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `")
+        && let Some((_, expected)) = rest.split_once("`, ")
+    {
+        return format!("unknown variant, {expected}");
+    }
+    msg.to_owned()
 }
 
 /// `batch.max_events` and `batch.timeout`.
@@ -1021,7 +1325,9 @@ fn is_loopback_host(url: &Url) -> bool {
 
 /// Checks an http(s) URL: https, or http on loopback only; no credentials in it for portals.
 fn check_url(errs: &mut Vec<ConfigProblem>, key: &str, s: &str, secret: bool) -> Option<Url> {
-    let shown = if secret {
+    // A URL with user info (or what may be some: an `@` in a URL that does not parse) is shown
+    // only as scheme and host, whatever key it came from.
+    let shown = if secret || s.contains('@') {
         redact_url(s)
     } else {
         format!("{s:?}")
@@ -1057,6 +1363,22 @@ fn check_url(errs: &mut Vec<ConfigProblem>, key: &str, s: &str, secret: bool) ->
     }
 }
 
+/// Refuses a URL with `user:password@` (it would be printed and logged wherever the URL is),
+/// naming the key and where the credential belongs instead.
+fn no_credentials(errs: &mut Vec<ConfigProblem>, key: &str, u: Url, instead: &str) -> Option<Url> {
+    if u.username().is_empty() && u.password().is_none() {
+        return Some(u);
+    }
+    errs.push(ConfigProblem::new(
+        key,
+        format!(
+            "{} must not hold credentials (user:password@); {instead}",
+            redact_url(u.as_str())
+        ),
+    ));
+    None
+}
+
 /// Resolves a credential path: relative paths live in `$CREDENTIALS_DIRECTORY`.
 fn credential_path(path: &str, sources: &Sources) -> PathBuf {
     let p = Path::new(path);
@@ -1067,9 +1389,11 @@ fn credential_path(path: &str, sources: &Sources) -> PathBuf {
 }
 
 fn read_secret_file(errs: &mut Vec<ConfigProblem>, key: &str, path: &Path) -> Option<SecretString> {
+    check_secret_mode(errs, key, path);
     match std::fs::read_to_string(path) {
         Ok(s) => {
             let trimmed = s.trim();
+            crate::http::remember_secret(trimmed);
             if trimmed.is_empty() {
                 errs.push(ConfigProblem::new(
                     key,
@@ -1101,7 +1425,20 @@ fn check_file(errs: &mut Vec<ConfigProblem>, key: &str, path: &Option<String>) -
     Some(p)
 }
 
-fn http_tls(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawHttpTls>) -> HttpTls {
+fn http_tls(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    raw: Option<RawHttpTls>,
+    proxy: Option<&str>,
+) -> HttpTls {
+    let proxy = match proxy.map(crate::http::Proxy::parse) {
+        None => crate::http::Proxy::None,
+        Some(Ok(p)) => p,
+        Some(Err(problem)) => {
+            errs.push(ConfigProblem::new(format!("{key}.proxy"), problem));
+            crate::http::Proxy::None
+        }
+    };
     let raw = raw.unwrap_or_default();
     if raw.server_name.is_some() {
         errs.push(ConfigProblem::new(
@@ -1118,8 +1455,11 @@ fn http_tls(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawHttpTls>) -
     HttpTls {
         ca_file: check_file(errs, &format!("{key}.tls.ca_file"), &raw.ca_file),
         cert_file: check_file(errs, &format!("{key}.tls.cert_file"), &raw.cert_file),
-        key_file: check_file(errs, &format!("{key}.tls.key_file"), &raw.key_file),
+        key_file: check_file(errs, &format!("{key}.tls.key_file"), &raw.key_file).inspect(|p| {
+            check_secret_mode(errs, &format!("{key}.tls.key_file"), p);
+        }),
         insecure_skip_verify: raw.insecure_skip_verify,
+        proxy,
     }
 }
 
@@ -1154,17 +1494,8 @@ fn portal(
             ));
             None
         }
-        Some(u) => check_url(errs, &format!("{key}.url"), u, false).and_then(|u| {
-            if !u.username().is_empty() || u.password().is_some() {
-                errs.push(ConfigProblem::new(
-                    format!("{key}.url"),
-                    "must not hold credentials; use api_key_file",
-                ));
-                None
-            } else {
-                Some(u)
-            }
-        }),
+        Some(u) => check_url(errs, &format!("{key}.url"), u, false)
+            .and_then(|u| no_credentials(errs, &format!("{key}.url"), u, "use api_key_file")),
     };
     // The file wins over an inline key (SPEC), then systemd credentials named after the portal.
     let api_key = if let Some(f) = rp.api_key_file.as_deref() {
@@ -1364,7 +1695,7 @@ fn portal(
             "must be 0 (no limit) or between 0.01 and 100000",
         ));
     }
-    let tls = http_tls(errs, key, rp.tls);
+    let tls = http_tls(errs, key, rp.tls, rp.proxy.as_deref());
     if errs.len() > before {
         return None;
     }
@@ -1699,7 +2030,8 @@ fn sink(
             let tls = SyslogTls {
                 ca_file: check_file(errs, &format!("{key}.tls.ca_file"), &raw_tls.ca_file),
                 cert_file: check_file(errs, &format!("{key}.tls.cert_file"), &raw_tls.cert_file),
-                key_file: check_file(errs, &format!("{key}.tls.key_file"), &raw_tls.key_file),
+                key_file: check_file(errs, &format!("{key}.tls.key_file"), &raw_tls.key_file)
+                    .inspect(|p| check_secret_mode(errs, &format!("{key}.tls.key_file"), p)),
                 server_name: raw_tls.server_name,
                 insecure_skip_verify: raw_tls.insecure_skip_verify,
             };
@@ -1769,7 +2101,7 @@ fn sink(
                 rs.timeout.as_deref(),
                 Duration::from_secs(30),
             );
-            let tls = http_tls(errs, key, rs.tls);
+            let tls = http_tls(errs, key, rs.tls, rs.proxy.as_deref());
             SinkKind::Webhook(WebhookConfig {
                 url: url.unwrap_or_else(|| SecretString::from(String::new())),
                 headers,
@@ -1788,7 +2120,18 @@ fn sink(
                 ));
             }
             let endpoint = match rs.endpoint.as_deref() {
-                Some(u) => check_url(errs, &format!("{key}.endpoint"), u, false),
+                Some(u) => check_url(errs, &format!("{key}.endpoint"), u, false).and_then(|u| {
+                    no_credentials(
+                        errs,
+                        &format!("{key}.endpoint"),
+                        u,
+                        if kind == "splunk_hec" {
+                            "use token_file"
+                        } else {
+                            "use api_key_file, or username and password_file"
+                        },
+                    )
+                }),
                 None => {
                     errs.push(ConfigProblem::new(
                         format!("{key}.endpoint"),
@@ -1804,7 +2147,7 @@ fn sink(
                 rs.timeout.as_deref(),
                 Duration::from_secs(30),
             );
-            let tls = http_tls(errs, key, rs.tls);
+            let tls = http_tls(errs, key, rs.tls, rs.proxy.as_deref());
             if kind == "splunk_hec" {
                 let token = secret(
                     errs,
@@ -1951,7 +2294,7 @@ fn sink(
                 Duration::from_secs(1),
                 Duration::from_secs(300),
             );
-            let tls = http_tls(errs, key, rs.tls);
+            let tls = http_tls(errs, key, rs.tls, rs.proxy.as_deref());
             SinkKind::Chat(ChatConfig {
                 kind: ChatKind::parse(other)?,
                 url: url.unwrap_or_else(|| SecretString::from(String::new())),
@@ -2159,6 +2502,155 @@ url = "https://x"
         .expect("loopback http ok");
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("sk-abc"), "secret leaked into Debug: {dbg}");
+    }
+
+    /// See: issue 16. A secret in each kind of config error: a wrong-type value, a TOML
+    /// syntax error on the secret's line, credentials in sink endpoint URLs, a wrong-type
+    /// environment value. Each error names the key and the problem, never the value.
+    #[test]
+    fn config_errors_never_quote_a_secret() {
+        let cases: Vec<(String, Vec<(&str, &str)>, &str, &str)> = vec![
+            (
+                format!(
+                    "{GOOD}[sinks.hook]\ntype = \"webhook\"\nurl = \"https://c.example.com/in\"\nheaders = \"Authorization: Bearer HDRSECRET-1111\"\n"
+                ),
+                vec![],
+                "HDRSECRET-1111",
+                "sinks.hook: invalid type: a string, expected a map",
+            ),
+            (
+                format!(
+                    "{GOOD}[sinks.hec]\ntype = \"splunk_hec\"\nendpoint = \"https://splunk.example.com:8088\"\ntoken = \"HECSECRET-2222\n"
+                ),
+                vec![],
+                "HECSECRET-2222",
+                "sinks.hec.token: TOML syntax error at line 14, column",
+            ),
+            (
+                format!(
+                    "{GOOD}[sinks.es]\ntype = \"elasticsearch\"\nendpoint = \"https://elastic:ESPASS-3333@es.example.com:9200\"\n"
+                ),
+                vec![],
+                "ESPASS-3333",
+                "sinks.es.endpoint: https://es.example.com:9200/… must not hold credentials",
+            ),
+            (
+                format!(
+                    "{GOOD}[sinks.hec]\ntype = \"splunk_hec\"\nendpoint = \"http://admin:HECPASS-4444@splunk.example.com:8088\"\ntoken = \"t0k3n-abcd\"\n"
+                ),
+                vec![],
+                "HECPASS-4444",
+                "sinks.hec.endpoint: http://splunk.example.com:8088/… must use https",
+            ),
+            (
+                GOOD.replace(
+                    "https://docspace.example.com",
+                    "http://user:PORTALPASS-5555@docspace.example.com",
+                ),
+                vec![],
+                "PORTALPASS-5555",
+                "portals.main.url: http://docspace.example.com/… must use https",
+            ),
+            (
+                format!(
+                    "{GOOD}[sinks.hook]\ntype = \"webhook\"\nurl = \"https://c.example.com/in\"\n"
+                ),
+                vec![(
+                    "DOCSPACE_SIEM_SINKS__HOOK__HEADERS",
+                    "Bearer ENVSECRET-6666",
+                )],
+                "ENVSECRET-6666",
+                "sinks.hook: invalid type: a string, expected a map",
+            ),
+            (
+                format!("{GOOD}[api]\naddress = 12345\n"),
+                vec![("DOCSPACE_SIEM_PORTALS__MAIN__API_KEY", "sk-ENVKEY-7777")],
+                "12345",
+                "api: invalid type: an integer, expected a string",
+            ),
+        ];
+        for (body, env, secret, expect) in cases {
+            let err = load_str(&body, &env).expect_err("invalid").to_string();
+            assert!(!err.contains(secret), "{secret} leaked:\n{err}");
+            assert!(err.contains(expect), "missing {expect:?} in:\n{err}");
+        }
+        // Structural, not only the scrubber: the serde and TOML rewrites drop the value.
+        assert_eq!(
+            without_values("invalid type: string \"Authorization: x\", expected a map"),
+            "invalid type: a string, expected a map"
+        );
+        let (key, problem) = toml_problem(
+            "TOML parse error at line 2, column 9\n  |\n2 | token = \"abc\n  |         ^\ninvalid basic string\n",
+            Path::new("/nonexistent"),
+        )
+        .expect("parsed");
+        assert_eq!(key, "");
+        assert_eq!(
+            problem,
+            "TOML syntax error at line 2, column 9: invalid basic string"
+        );
+    }
+
+    /// See: issue 16. Secret files readable or writable by others: world-writable is refused,
+    /// readable by every user (or a group the agent does not run as) is a warning.
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_open_to_others_warn_or_fail() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = dir.path().join("main.key");
+        std::fs::write(&key, "sk-from-file-8888").expect("write");
+        let body = GOOD.replace(
+            "api_key = \"sk-abc\"",
+            &format!("api_key_file = {:?}", key.display().to_string()),
+        );
+        for (mode, fails, warns) in [
+            (0o600, false, false),
+            (0o604, false, true),
+            (0o622, true, false),
+        ] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            match load_str(&body, &[]) {
+                Ok(c) => {
+                    assert!(!fails, "{mode:o} accepted");
+                    assert_eq!(!c.warnings.is_empty(), warns, "{mode:o}: {:?}", c.warnings);
+                    if warns {
+                        assert!(
+                            c.warnings[0]
+                                .to_string()
+                                .contains("portals.main.api_key_file")
+                        );
+                    }
+                }
+                Err(e) => {
+                    assert!(fails, "{mode:o} refused: {e}");
+                    assert!(e.to_string().contains("writable by every user"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn proxy_is_none_by_default_and_parsed_per_portal_and_sink() {
+        let c = load_str(GOOD, &[]).expect("valid");
+        assert!(matches!(c.portals[0].tls.proxy, crate::http::Proxy::None));
+        let body = GOOD.replace(
+            "poll_interval = \"1s\"",
+            "poll_interval = \"1s\"\nproxy = \"env\"",
+        );
+        let c = load_str(&body, &[]).expect("valid");
+        assert!(matches!(c.portals[0].tls.proxy, crate::http::Proxy::Env));
+        let body = format!(
+            "{GOOD}[sinks.hook]\ntype = \"webhook\"\nurl = \"https://c.example.com/in\"\nproxy = \"http://proxy.example.com:3128\"\n"
+        );
+        let c = load_str(&body, &[]).expect("valid");
+        let hook = c.sinks.iter().find(|s| s.name == "hook").expect("hook");
+        let SinkKind::Webhook(w) = &hook.kind else {
+            panic!("webhook")
+        };
+        assert!(matches!(w.tls.proxy, crate::http::Proxy::Url(_)));
+        let e = load_str(&body.replace("http://proxy", "ftp://proxy"), &[]).expect_err("bad");
+        assert!(e.to_string().contains("sinks.hook.proxy"), "{e}");
     }
 
     #[test]

@@ -14,9 +14,20 @@
 //!   no rename, no chmod; a corrupt cursor is reported ([`CursorError::Damaged`]) and left where
 //!   it is.
 //! - The watermark only ever holds times of events every sink acknowledged (the pipeline's job).
+//! - Every file operation under `state_dir` is safe whoever runs it ([`PrivateDir`]): the
+//!   configured `state_dir` is trusted as the admin wrote it, but nothing below it is. No
+//!   symbolic link below it is followed (directories are opened `O_NOFOLLOW` and used through
+//!   their descriptor, files opened `O_NOFOLLOW`), temp files are created exclusively (`O_EXCL`,
+//!   0600) under unpredictable names, and only a directory the agent created is given its mode
+//!   (a `state_dir` writable by every user, such as `/tmp`, is refused, never chmod'ed).
+//! - As root, a state directory owned by another user is refused ([`CursorError::Owner`]): a
+//!   root-run `cursor set` would otherwise write where that user points it. The message says
+//!   how to run the command as the owner (`sudo -u docspace-siem …`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +51,21 @@ pub enum CursorError {
         /// Why.
         source: std::io::Error,
     },
+    /// Run as root on a state directory that another user owns.
+    #[error(
+        "state directory {path} belongs to uid {owner}, not to root: a root-run command there could be made to write wherever that user points it. Run it as the owner instead, e.g. `sudo -u docspace-siem docspace-siem cursor …` (the service user)"
+    )]
+    Owner {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+    },
+    /// A state directory every user may write to (such as `/tmp`).
+    #[error(
+        "state directory {0} is writable by every user; give the agent a directory of its own (the default is /var/lib/docspace-siem)"
+    )]
+    Shared(PathBuf),
     /// Another agent holds the lock.
     #[error(
         "another docspace-siem already uses state directory {0} (lock held on its `lock` file); stop it or give this one its own state_dir"
@@ -104,6 +130,8 @@ struct OnDisk {
 #[derive(Debug)]
 pub struct StateDir {
     root: PathBuf,
+    /// `cursors/`, opened without following a link.
+    cursors: PrivateDir,
     // Held for the life of the agent: the OS lock goes with the descriptor.
     _lock: File,
 }
@@ -115,24 +143,63 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CursorError + '_ {
     }
 }
 
+/// The effective user and group ids of this process (`/proc/self/status`; `None` where there
+/// is no procfs).
+pub fn effective_ids() -> Option<(u32, u32)> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("Uid:")?, field("Gid:")?))
+}
+
 impl StateDir {
-    /// Creates (0700) and locks the directory.
+    /// Opens and locks the directory, creating it (0700) when missing. Refuses, as root, a
+    /// directory another user owns, and for anyone a directory every user may write to.
     pub fn open(root: &Path) -> Result<StateDir, CursorError> {
-        for dir in [root.to_path_buf(), root.join("cursors")] {
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
-        }
+        let created = match fs::symlink_metadata(root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut b = fs::DirBuilder::new();
+                b.recursive(true);
+                #[cfg(unix)]
+                b.mode(0o700);
+                b.create(root).map_err(io(root))?;
+                true
+            }
+            _ => false,
+        };
+        let base = PrivateDir::open_trusted(root).map_err(io(root))?;
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
+            let md = base.fd.metadata().map_err(io(root))?;
+            if md.mode() & 0o002 != 0 {
+                return Err(CursorError::Shared(root.to_path_buf()));
+            }
+            if let Some((0, _)) = effective_ids()
+                && md.uid() != 0
+            {
+                return Err(CursorError::Owner {
+                    path: root.to_path_buf(),
+                    owner: md.uid(),
+                });
+            }
+            if created {
+                // Only a directory this process made is given its mode (never /tmp, never
+                // another user's directory).
+                use std::os::unix::fs::PermissionsExt as _;
+                let _ = base.fd.set_permissions(fs::Permissions::from_mode(0o700));
+            }
         }
+        let _ = created;
+        let cursors = base
+            .subdir("cursors", true)
+            .map_err(io(&root.join("cursors")))?;
         let lock_path = root.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
+        let lock = base.open_lock("lock").map_err(io(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -141,17 +208,18 @@ impl StateDir {
             Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
         // Temp files of a save that a crash interrupted: the old cursor is intact beside them.
-        if let Ok(entries) = fs::read_dir(root.join("cursors")) {
+        if let Ok(entries) = fs::read_dir(cursors.at("")) {
             for e in entries.flatten() {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
                 if name.starts_with('.') && name.contains(".json.tmp-") {
-                    let _ = fs::remove_file(e.path());
+                    let _ = cursors.remove(&name);
                 }
             }
         }
         Ok(StateDir {
             root: root.to_path_buf(),
+            cursors,
             _lock: lock,
         })
     }
@@ -169,7 +237,8 @@ impl StateDir {
     /// Loads a cursor; `Ok(None)` on the first run.
     pub fn load(&self, portal: &str, stream: Stream) -> Result<Option<Cursor>, CursorError> {
         let path = self.cursor_path(portal, stream);
-        let bytes = match fs::read(&path) {
+        let name = cursor_name(portal, stream);
+        let bytes = match self.cursors.read(&name) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&path)(e)),
@@ -177,14 +246,14 @@ impl StateDir {
         match decode(&bytes, portal, stream) {
             Ok(c) => Ok(Some(c)),
             Err(reason) => {
-                let moved_to = path.with_extension(format!(
-                    "json.corrupt-{}",
+                let moved = format!(
+                    "{name}.corrupt-{}",
                     OffsetDateTime::now_utc().unix_timestamp()
-                ));
-                fs::rename(&path, &moved_to).map_err(io(&path))?;
+                );
+                self.cursors.rename(&name, &moved).map_err(io(&path))?;
                 Err(CursorError::Corrupt {
+                    moved_to: path.with_file_name(moved),
                     path,
-                    moved_to,
                     reason,
                 })
             }
@@ -194,7 +263,6 @@ impl StateDir {
     /// Saves a cursor atomically (temp file, fsync, rename, fsync of the directory).
     pub fn save(&self, portal: &str, stream: Stream, cursor: &Cursor) -> Result<(), CursorError> {
         let path = self.cursor_path(portal, stream);
-        let dir = self.root.join("cursors");
         let body = OnDisk {
             version: CURSOR_VERSION,
             portal: portal.to_owned(),
@@ -205,28 +273,219 @@ impl StateDir {
         };
         // Serialising plain data cannot fail.
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let tmp = dir.join(format!(
-            ".{portal}.{}.json.tmp-{}",
-            stream.as_str(),
-            std::process::id()
-        ));
+        self.cursors
+            .write_atomic(&cursor_name(portal, stream), &bytes)
+            .map_err(io(&path))
+    }
+
+    /// Deletes a cursor (`cursor reset`): `Ok(false)` when there was none.
+    pub fn remove(&self, portal: &str, stream: Stream) -> Result<bool, CursorError> {
+        match self.cursors.remove(&cursor_name(portal, stream)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(&self.cursor_path(portal, stream))(e)),
+        }
+    }
+}
+
+/// A directory below a trusted one, opened without following symbolic links and used through
+/// its descriptor (`/proc/self/fd/N/name`), so that no link planted in it or swapped for it
+/// by whoever can write there (the service user) redirects a read, a write, a rename or a
+/// delete elsewhere. Files are opened `O_NOFOLLOW`; new ones are created exclusively, 0600.
+#[derive(Debug)]
+pub struct PrivateDir {
+    fd: File,
+    /// The directory as configured, for messages.
+    shown: PathBuf,
+}
+
+#[cfg(unix)]
+const NOFOLLOW: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+#[cfg(not(unix))]
+const NOFOLLOW: i32 = 0;
+
+impl PrivateDir {
+    /// Opens `path` itself as configured (an admin may make it a link), as a directory.
+    fn open_trusted(path: &Path) -> std::io::Result<PrivateDir> {
+        let mut o = OpenOptions::new();
+        o.read(true);
+        #[cfg(unix)]
+        o.custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC);
+        Ok(PrivateDir {
+            fd: o.open(path)?,
+            shown: path.to_path_buf(),
+        })
+    }
+
+    /// Opens `path`, whose last `depth` components lie inside the trusted part (such as
+    /// `state_dir/alerts/NAME` with depth 2): those are created (0700) when `create` and never
+    /// followed when they are links.
+    pub fn open_below(path: &Path, depth: usize, create: bool) -> std::io::Result<PrivateDir> {
+        let parts: Vec<_> = path.components().collect();
+        let split = parts.len().saturating_sub(depth);
+        let base: PathBuf = parts[..split].iter().collect();
+        let mut dir = PrivateDir::open_trusted(&base)?;
+        for part in &parts[split..] {
+            let name = part.as_os_str().to_string_lossy();
+            dir = dir.subdir(&name, create)?;
+        }
+        Ok(dir)
+    }
+
+    /// The directory as configured.
+    pub fn path(&self) -> &Path {
+        &self.shown
+    }
+
+    /// Where `name` inside this very directory is, whatever happened to its path since.
+    fn at(&self, name: &str) -> PathBuf {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd as _;
+            let proc = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+            if proc.is_dir() {
+                return proc.join(name);
+            }
+        }
+        self.shown.join(name)
+    }
+
+    /// The directory `name` inside this one, created 0700 when `create` and missing; a link
+    /// there is refused (`ELOOP`).
+    fn subdir(&self, name: &str, create: bool) -> std::io::Result<PrivateDir> {
+        if create {
+            let mut b = fs::DirBuilder::new();
+            #[cfg(unix)]
+            b.mode(0o700);
+            match b.create(self.at(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut o = OpenOptions::new();
+        o.read(true);
+        #[cfg(unix)]
+        o.custom_flags(libc::O_DIRECTORY | NOFOLLOW);
+        let fd = o.open(self.at(name)).map_err(|e| no_links(e, name))?;
+        Ok(PrivateDir {
+            fd,
+            shown: self.shown.join(name),
+        })
+    }
+
+    /// The lock file: opened or created (0600), never through a link, never truncated, and
+    /// only a regular file (a FIFO planted there cannot block the open: `O_NONBLOCK`).
+    fn open_lock(&self, name: &str) -> std::io::Result<File> {
+        let mut o = OpenOptions::new();
+        o.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        o.mode(0o600).custom_flags(NOFOLLOW | libc::O_NONBLOCK);
+        let f = o.open(self.at(name)).map_err(|e| no_links(e, name))?;
+        regular(f, name)
+    }
+
+    /// Reads `name` whole (never through a link).
+    pub fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        let mut o = OpenOptions::new();
+        o.read(true);
+        #[cfg(unix)]
+        o.custom_flags(NOFOLLOW | libc::O_NONBLOCK);
+        let mut f = regular(o.open(self.at(name)).map_err(|e| no_links(e, name))?, name)?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Replaces `name` atomically: a temp file of an unpredictable name created exclusively
+    /// (0600), written, fsynced, renamed over `name`, then the directory fsynced. A failed
+    /// write leaves the old file and no temp file.
+    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let tmp = format!(
+            ".{name}.tmp-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        );
         let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
+            let mut o = OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            o.mode(0o600).custom_flags(NOFOLLOW);
+            let mut f = o.open(self.at(&tmp))?;
+            f.write_all(bytes)?;
             failpoint("cursor-after-write");
             f.sync_all()?;
             drop(f);
             failpoint("cursor-before-rename");
-            fs::rename(&tmp, &path)?;
+            fs::rename(self.at(&tmp), self.at(name))?;
             failpoint("cursor-after-rename");
-            File::open(&dir)?.sync_all()
+            self.fd.sync_all()
         })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(io(&path)(e));
+        if result.is_err() {
+            let _ = fs::remove_file(self.at(&tmp));
         }
-        Ok(())
+        result
     }
+
+    /// Appends to `name` (created 0600; never through a link, only a regular file).
+    pub fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let mut o = OpenOptions::new();
+        o.create(true).append(true);
+        #[cfg(unix)]
+        o.mode(0o600).custom_flags(NOFOLLOW | libc::O_NONBLOCK);
+        let mut f = regular(o.open(self.at(name)).map_err(|e| no_links(e, name))?, name)?;
+        f.write_all(bytes)?;
+        f.sync_data()
+    }
+
+    /// The size of `name`, if it is a regular file.
+    pub fn len(&self, name: &str) -> Option<u64> {
+        fs::symlink_metadata(self.at(name))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+
+    /// Renames `from` to `to` inside this directory (a link is moved, never followed).
+    pub fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        fs::rename(self.at(from), self.at(to))
+    }
+
+    /// Removes `name` (a link is removed, never followed).
+    pub fn remove(&self, name: &str) -> std::io::Result<()> {
+        fs::remove_file(self.at(name))
+    }
+}
+
+/// `ELOOP` from `O_NOFOLLOW` as what it means.
+fn no_links(e: std::io::Error, name: &str) -> std::io::Error {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{name} is a symbolic link; refusing to follow it (only the agent's own files belong in the state directory)"
+            ),
+        );
+    }
+    let _ = name;
+    e
+}
+
+/// `f` when it is a regular file.
+fn regular(f: File, name: &str) -> std::io::Result<File> {
+    if f.metadata()?.is_file() {
+        Ok(f)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{name} is not a regular file"),
+        ))
+    }
+}
+
+fn cursor_name(portal: &str, stream: Stream) -> String {
+    format!("{portal}.{}.json", stream.as_str())
 }
 
 /// Path of the cursor file of a portal/stream under the state directory `root`.
@@ -241,7 +500,11 @@ pub fn cursor_path(root: &Path, portal: &str, stream: Stream) -> PathBuf {
 /// replace the file atomically.
 pub fn read_only(root: &Path, portal: &str, stream: Stream) -> Result<Option<Cursor>, CursorError> {
     let path = cursor_path(root, portal, stream);
-    let bytes = match fs::read(&path) {
+    let read = || -> std::io::Result<Vec<u8>> {
+        // `cursors` through its descriptor, the file without following a link.
+        PrivateDir::open_below(&root.join("cursors"), 1, false)?.read(&cursor_name(portal, stream))
+    };
+    let bytes = match read() {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&path)(e)),

@@ -21,6 +21,8 @@
 //! - [`scan`]: the strict byte-level JSON scanner the hot path reads pages and rows with; it
 //!   gives up (and serde_json decides) on anything it does not fully understand.
 //! - [`tls`]: rustls client configuration from PEM files.
+//! - [`http`]: what every HTTP client shares: the `proxy` setting, the cap on every answer read,
+//!   and the scrubbing of secrets from quoted remote text.
 
 pub mod actions;
 pub mod agent;
@@ -29,6 +31,7 @@ pub mod api;
 pub mod config;
 pub mod cursor;
 pub mod event;
+pub mod http;
 pub mod notify;
 pub mod pipeline;
 pub mod retry;

@@ -172,6 +172,7 @@ enum StreamArg {
 }
 
 fn main() -> ExitCode {
+    not_dumpable();
     docspace_siem::pipeline::limit_malloc_arenas();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run { .. }) {
@@ -180,6 +181,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { config } => match load(config) {
             Ok(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "config is valid: {} portal(s), {} sink(s), state_dir {}",
                     cfg.portals.len(),
@@ -197,6 +201,9 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_tracing(Some(&cfg.log));
+            for w in &cfg.warnings {
+                warn!("{w}");
+            }
             runtime(Some(cfg.threads), |cancel| {
                 run_until_stopped(path, cfg, cancel)
             })
@@ -435,25 +442,33 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
                 Err(code) => return code,
             };
             for s in streams(stream) {
-                let path = state.cursor_path(&portal, s);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => println!(
+                match state.remove(&portal, s) {
+                    Ok(true) => println!(
                         "{portal} {s}: cursor removed; the next start begins at start_from"
                     ),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        println!("{portal} {s}: no cursor")
-                    }
+                    Ok(false) => println!("{portal} {s}: no cursor"),
                     Err(e) => {
-                        eprintln!(
-                            "docspace-siem cursor: cannot remove {}: {e}",
-                            path.display()
-                        );
+                        eprintln!("docspace-siem cursor: cannot remove: {e}");
                         return ExitCode::FAILURE;
                     }
                 }
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Makes the process non-dumpable: no core file (which would hold the API keys and tokens in
+/// memory), and no `ptrace` or `/proc/PID/mem` reading by other processes of the same user.
+/// The unit adds `LimitCORE=0`; this covers a start by hand too.
+fn not_dumpable() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) with PR_SET_DUMPABLE takes plain integers, reads and writes no memory
+    // of this process and only clears a flag of it; no Rust invariant depends on that flag.
+    // The one unsafe call of main.rs. A failure (a seccomp filter) leaves the process as it
+    // was, which is not worth stopping for.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
 
@@ -749,6 +764,34 @@ fn rows_of(input: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
     Ok(rows)
 }
 
+/// A new directory of an unpredictable name under the temporary directory, created
+/// exclusively with mode 0700 (an existing path, a planted link included, is never reused).
+fn private_temp_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let mut last = None;
+    for _ in 0..16 {
+        let dir =
+            std::env::temp_dir().join(format!("docspace-siem-demo-{:016x}", fastrand::u64(..)));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no name left")))
+}
+
+/// Writes a new file, created exclusively with mode 0600, never through a link.
+fn private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .write_all(bytes)
+}
+
 /// `demo`: a simulated portal with a day of history plus live traffic, through the real
 /// pipeline, into a stdout sink.
 fn demo(format: Format, events: Option<u64>) -> ExitCode {
@@ -779,8 +822,16 @@ fn demo(format: Format, events: Option<u64>) -> ExitCode {
             }
         };
         let live = sim.spawn_live(2.0, cancel.clone());
-        let state_dir =
-            std::env::temp_dir().join(format!("docspace-siem-demo-{}", std::process::id()));
+        // A private directory of an unpredictable name, created exclusively (0700): nobody
+        // else can plant or read the demo's config and state (tempfile's recipe).
+        let private = match private_temp_dir() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("docspace-siem demo: cannot create a private temporary directory: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let state_dir = private.join("state");
         let fmt = match format {
             Format::Ecs => "ecs",
             Format::Cef => "cef",
@@ -798,9 +849,8 @@ fn demo(format: Format, events: Option<u64>) -> ExitCode {
                 ""
             },
         );
-        let cfg_path =
-            std::env::temp_dir().join(format!("docspace-siem-demo-{}.toml", std::process::id()));
-        let cfg = std::fs::write(&cfg_path, toml)
+        let cfg_path = private.join("demo.toml");
+        let cfg = private_file(&cfg_path, toml.as_bytes())
             .map_err(|e| e.to_string())
             .and_then(|()| {
                 config::load(&config::Sources {
@@ -828,7 +878,7 @@ fn demo(format: Format, events: Option<u64>) -> ExitCode {
         .await;
         cancel.cancel();
         let _ = live.await;
-        let _ = std::fs::remove_dir_all(&state_dir);
+        let _ = std::fs::remove_dir_all(&private);
         match res {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {

@@ -21,7 +21,6 @@
 //!   the channels close; committers save what was acknowledged; then the process exits.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -568,24 +567,26 @@ impl DeadLetter {
         if records.is_empty() {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        // `dead-letter/` (created 0700) through its descriptor, the file never through a link
+        // (see cursor::PrivateDir): whoever can write to the state directory cannot point an
+        // append elsewhere.
+        let Some(dir) = self.path.parent() else {
+            return Err(std::io::Error::other(
+                "dead-letter path without a directory",
+            ));
+        };
+        let dir = crate::cursor::PrivateDir::open_below(dir, 1, true)?;
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         // Size cap: past DEAD_LETTER_MAX_BYTES the file becomes `<name>.ndjson.1` (replacing
         // an older one) and a new file starts, so a sink rejecting everything cannot fill the
         // disk; the newest rejects are always kept.
-        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= DEAD_LETTER_MAX_BYTES) {
-            let rotated = self.path.with_extension("ndjson.1");
-            std::fs::rename(&self.path, &rotated)?;
+        if dir.len(&name).is_some_and(|l| l >= DEAD_LETTER_MAX_BYTES) {
+            dir.rename(&name, &format!("{name}.1"))?;
         }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&self.path)?;
         let mut buf = Vec::new();
         for (event, reason) in records {
             let line = json!({
@@ -596,8 +597,7 @@ impl DeadLetter {
             serde_json::to_writer(&mut buf, &line)?;
             buf.push(b'\n');
         }
-        f.write_all(&buf)?;
-        f.sync_data()
+        dir.append(&name, &buf)
     }
 }
 

@@ -95,8 +95,20 @@ pub fn syslog_client_config(tls: &SyslogTls) -> Result<Arc<rustls::ClientConfig>
 }
 
 /// A reqwest client for a portal or an HTTP sink: rustls, TLS ≥ 1.2, no redirects (a redirect
-/// would carry the credential elsewhere), and the given timeout.
+/// would carry the credential elsewhere), the given timeout, and no proxy (the agent's clients
+/// are built by [`crate::http::client`], which applies the `proxy` setting).
 pub fn http_client(tls: &HttpTls, timeout: Duration) -> Result<reqwest::Client, TlsError> {
+    http_client_builder(tls, timeout)?
+        .no_proxy()
+        .build()
+        .map_err(|e| TlsError::Http(e.to_string()))
+}
+
+/// The builder behind [`http_client`], before the proxy is chosen.
+pub fn http_client_builder(
+    tls: &HttpTls,
+    timeout: Duration,
+) -> Result<reqwest::ClientBuilder, TlsError> {
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("docspace-siem/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
@@ -119,7 +131,7 @@ pub fn http_client(tls: &HttpTls, timeout: Duration) -> Result<reqwest::Client, 
     if tls.insecure_skip_verify {
         b = b.tls_danger_accept_invalid_certs(true);
     }
-    b.build().map_err(|e| TlsError::Http(e.to_string()))
+    Ok(b)
 }
 
 /// The verifier of a syslog sink with a `ca_file`: rustls' WebPKI verifier over the file's

@@ -802,7 +802,10 @@ impl std::fmt::Debug for ChatSink {
 impl ChatSink {
     /// Builds the client and loads the rule state (no request, no write).
     pub fn new(name: &str, cfg: ChatConfig) -> Result<ChatSink, String> {
-        let http = crate::tls::http_client(&cfg.tls, cfg.timeout).map_err(|e| e.to_string())?;
+        let target = url::Url::parse(cfg.url.expose_secret())
+            .map_err(|_| format!("url {} is not a valid URL", cfg.redacted_url()))?;
+        let http =
+            crate::http::client(&cfg.tls, cfg.timeout, &target).map_err(|e| e.to_string())?;
         let shown = cfg.redacted_url();
         let dir = cfg.state_dir.join("alerts").join(name);
         Ok(ChatSink {
@@ -895,8 +898,9 @@ impl ChatSink {
             401 | 403 | 404 | 410 => SinkError::operator(format!(
                 "{what}: the service refused the webhook (revoked or wrong URL, deleted or archived channel, disabled flow); check url (alerts wait meanwhile)"
             )),
-            300..=399 => SinkError::fatal(format!(
-                "{what}: redirects are not followed; set url to the webhook's final address"
+            // Not the alert's fault: it waits for the operator (retried, shown in /health).
+            300..=399 => SinkError::operator(format!(
+                "{what}: redirects are not followed; set url to the webhook's final address (alerts wait meanwhile)"
             )),
             _ => SinkError::fatal(format!("{what}: the service rejected the message")),
         })
@@ -976,6 +980,8 @@ fn quote_body(body: &str, url: &str) -> String {
     if line.is_empty() {
         return String::new();
     }
+    // Every configured secret, not only this webhook's: a service may echo anything it got.
+    let line = crate::http::scrub(&line);
     let secret_bits = url
         .split(['/', '?', '&', '=', ':'])
         .filter(|s| s.len() >= 6);

@@ -25,8 +25,7 @@
 pub mod chat;
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, File};
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -2065,7 +2064,13 @@ fn read_state<T: serde::de::DeserializeOwned>(
     path: &Path,
     damaged: &mut Vec<PathBuf>,
 ) -> Option<T> {
-    let bytes = match fs::read(path) {
+    // Never through a link planted in the state directory (see cursor::PrivateDir).
+    let read = || {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        crate::cursor::PrivateDir::open_below(dir, 2, false)?.read(&name)
+    };
+    let bytes = match read() {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
@@ -2091,35 +2096,18 @@ fn read_state<T: serde::de::DeserializeOwned>(
 }
 
 /// Writes `dir/name` atomically: temp file, fsync, rename, fsync of the directory (0600).
+/// `dir` is `state_dir/alerts/<sink>`: both levels are created (0700) and used through their
+/// descriptor, never through a link, and the temp file is created exclusively under an
+/// unpredictable name (see cursor::PrivateDir).
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::cursor::PrivateDir::open_below(dir, 2, true)?.write_atomic(name, bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::PortalInfo;
+    use std::io::Write as _;
     use std::sync::Arc;
     use time::format_description::well_known::Rfc3339;
     use time::macros::{datetime, offset};

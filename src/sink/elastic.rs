@@ -78,7 +78,8 @@ pub struct ElasticSink {
 impl ElasticSink {
     /// Builds the client.
     pub fn new(cfg: ElasticConfig, format: Format) -> Result<ElasticSink, String> {
-        let http = crate::tls::http_client(&cfg.tls, cfg.timeout).map_err(|e| e.to_string())?;
+        let http =
+            crate::http::client(&cfg.tls, cfg.timeout, &cfg.endpoint).map_err(|e| e.to_string())?;
         let shown = crate::config::redact_url(cfg.endpoint.as_str());
         Ok(ElasticSink {
             cfg,
@@ -139,7 +140,7 @@ impl ElasticSink {
             EsAuth::None => req,
             EsAuth::ApiKey(k) => req.header(
                 reqwest::header::AUTHORIZATION,
-                format!("ApiKey {}", k.expose_secret()),
+                crate::http::sensitive(&format!("ApiKey {}", k.expose_secret())),
             ),
             EsAuth::Basic { username, password } => {
                 req.basic_auth(username, Some(password.expose_secret()))
@@ -184,15 +185,23 @@ impl ElasticSink {
                     ..SinkError::retryable(what)
                 });
             }
+            // Not followed (the credentials would go elsewhere), and not the documents' fault:
+            // the batch waits for the operator.
+            300..=399 => {
+                return Err(SinkError::operator(format!(
+                    "{what}: redirects are not followed; set endpoint to the final address (events wait meanwhile)"
+                )));
+            }
             _ => {
-                let text = resp.text().await.unwrap_or_default();
-                let reason: String = text.chars().take(300).collect();
+                let text = crate::http::read_prefix(resp, 4096).await;
+                let reason = crate::http::quote(&text);
                 return Err(SinkError::fatal(format!("{what}: {reason}")));
             }
         }
-        let v: Value = resp
-            .json()
+        let body = crate::http::read_capped(resp, crate::http::BULK_ANSWER)
             .await
+            .map_err(|e| SinkError::retryable(format!("{what} with an unreadable body: {e}")))?;
+        let v: Value = serde_json::from_slice(&body)
             .map_err(|e| SinkError::retryable(format!("{what} with an unreadable body: {e}")))?;
         if v.get("errors").and_then(Value::as_bool) != Some(true) {
             return Ok(Partial::default());
@@ -221,14 +230,20 @@ impl ElasticSink {
                 200..=299 | 409 => {}
                 429 | 500..=599 => partial.retry.push(i),
                 _ => {
-                    let kind = result
-                        .pointer("/error/type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("error");
-                    let reason = result
-                        .pointer("/error/reason")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
+                    let kind = crate::http::quote(
+                        result
+                            .pointer("/error/type")
+                            .and_then(Value::as_str)
+                            .unwrap_or("error")
+                            .as_bytes(),
+                    );
+                    let reason = crate::http::quote(
+                        result
+                            .pointer("/error/reason")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .as_bytes(),
+                    );
                     partial.rejected.push((
                         i,
                         format!("elasticsearch {} rejected the document (status {st}, {kind}): {reason}", self.shown),

@@ -79,7 +79,8 @@ fn guid() -> String {
 impl SplunkSink {
     /// Builds the client.
     pub fn new(cfg: SplunkConfig, format: Format) -> Result<SplunkSink, String> {
-        let http = crate::tls::http_client(&cfg.tls, cfg.timeout).map_err(|e| e.to_string())?;
+        let http =
+            crate::http::client(&cfg.tls, cfg.timeout, &cfg.endpoint).map_err(|e| e.to_string())?;
         let shown = crate::config::redact_url(cfg.endpoint.as_str());
         Ok(SplunkSink {
             cfg,
@@ -154,7 +155,7 @@ impl SplunkSink {
             .post(self.url(path))
             .header(
                 reqwest::header::AUTHORIZATION,
-                format!("Splunk {}", self.cfg.token.expose_secret()),
+                crate::http::sensitive(&format!("Splunk {}", self.cfg.token.expose_secret())),
             )
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if self.cfg.ack {
@@ -174,13 +175,18 @@ impl SplunkSink {
             .map_err(|e| super::transport_error("splunk hec", &self.shown, &e))?;
         let status = resp.status().as_u16();
         let retry_after = super::retry_after_header(&resp);
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let body: Value = crate::http::read_capped(resp, crate::http::SMALL_ANSWER)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
         let code = body.get("code").and_then(Value::as_i64);
-        let text = body
-            .get("text")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let text = crate::http::quote(
+            body.get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .as_bytes(),
+        );
         let what = format!(
             "splunk hec {} answered HTTP {status} code {} ({text})",
             self.shown,
@@ -229,6 +235,10 @@ impl SplunkSink {
             (401 | 403 | 404, _) => Err(SinkError::operator(format!(
                 "{what}: check endpoint and token; events wait meanwhile"
             ))),
+            // Not followed (the token would go elsewhere), and not the events' fault.
+            (300..=399, _) => Err(SinkError::operator(format!(
+                "{what}: redirects are not followed; set endpoint to the final address (events wait meanwhile)"
+            ))),
             _ => Err(SinkError::fatal(format!(
                 "{what}: the receiver rejected the batch"
             ))),
@@ -252,7 +262,11 @@ impl SplunkSink {
             if !resp.status().is_success() {
                 continue;
             }
-            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            let v: Value = crate::http::read_capped(resp, crate::http::SMALL_ANSWER)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null);
             if v.pointer(&format!("/acks/{ack_id}"))
                 .and_then(Value::as_bool)
                 == Some(true)

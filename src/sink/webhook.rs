@@ -1,8 +1,9 @@
 //! The webhook sink: HTTP POST of a JSON array of encoded events per batch.
 //!
 //! Status handling (after vector's `RetryStrategy`): 2xx delivered; 429 retried after
-//! `Retry-After`; 408 and 5xx except 501 retried with backoff; every other status (4xx, 501,
-//! a 3xx, which is never followed) is a named error and the batch goes to the dead-letter file.
+//! `Retry-After`; 408 and 5xx except 501 retried with backoff; 401, 403, 404 and a 3xx (never
+//! followed) hold the batch for the operator (retried, shown in `/health`); every other status
+//! (4xx, 501) is a named error and the batch goes to the dead-letter file.
 //!
 //! Invariant: the URL (which often embeds a token) and header values never appear in errors
 //! or logs; only scheme://host/… does.
@@ -30,7 +31,10 @@ pub struct WebhookSink {
 impl WebhookSink {
     /// Builds the client (no request yet).
     pub fn new(cfg: WebhookConfig, format: Format) -> Result<WebhookSink, String> {
-        let http = crate::tls::http_client(&cfg.tls, cfg.timeout).map_err(|e| e.to_string())?;
+        let target = url::Url::parse(cfg.url.expose_secret())
+            .map_err(|_| format!("url {} is not a valid URL", cfg.redacted_url()))?;
+        let http =
+            crate::http::client(&cfg.tls, cfg.timeout, &target).map_err(|e| e.to_string())?;
         let shown = cfg.redacted_url();
         Ok(WebhookSink {
             cfg,
@@ -70,7 +74,7 @@ impl WebhookSink {
             .request(method, self.cfg.url.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         for (k, v) in &self.cfg.headers {
-            req = req.header(k.as_str(), v.expose_secret());
+            req = req.header(k.as_str(), crate::http::sensitive(v.expose_secret()));
         }
         req
     }
@@ -120,8 +124,10 @@ impl WebhookSink {
                 retry_after,
                 ..SinkError::retryable(what)
             },
-            300..=399 => SinkError::fatal(format!(
-                "{what}: redirects are not followed; set url to the final address"
+            // Not followed (a token in the URL or headers would go elsewhere), and not the
+            // content's fault: the batch waits, retried and shown in /health, never dead-lettered.
+            300..=399 => SinkError::operator(format!(
+                "{what}: redirects are not followed; set url to the final address (events wait meanwhile)"
             )),
             401 | 403 | 407 => SinkError::operator(format!(
                 "{what}: the receiver refused the credentials; check the url token or headers (events wait meanwhile)"

@@ -36,7 +36,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 use url::Url;
 
 use crate::event::{Event, EventError, PortalInfo, Stream, format_utc_seconds};
@@ -471,7 +471,7 @@ impl Client {
             .get(url.clone())
             .header(
                 reqwest::header::AUTHORIZATION,
-                format!("Bearer {}", self.key.expose_secret()),
+                crate::http::sensitive(&format!("Bearer {}", self.key.expose_secret())),
             )
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
@@ -524,39 +524,19 @@ impl Client {
             .map_err(|e| SourceError::Malformed(format!("the body is not UTF-8 ({e})")))
     }
 
-    /// The body, at most `max_body` bytes of it.
-    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError> {
-        let too_large = |length| SourceError::TooLarge {
-            mib: self.max_body >> 20,
-            length,
-        };
-        if let Some(len) = resp.content_length()
-            && len > self.max_body
-        {
-            return Err(too_large(Some(len)));
-        }
-        let mut body = Vec::with_capacity(
-            resp.content_length()
-                .map_or(64 * 1024, |l| l as usize)
-                .min(self.max_body as usize),
-        );
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (body.len() + chunk.len()) as u64 > self.max_body {
-                        return Err(too_large(None));
-                    }
-                    body.extend_from_slice(&chunk);
+    /// The body, at most `max_body` bytes of it (the shared cap, [`crate::http::read_capped`]).
+    async fn read_body(&self, resp: reqwest::Response) -> Result<Vec<u8>, SourceError> {
+        crate::http::read_capped(resp, self.max_body)
+            .await
+            .map_err(|e| match e {
+                crate::http::BodyError::TooLarge { announced, .. } => SourceError::TooLarge {
+                    mib: self.max_body >> 20,
+                    length: announced,
+                },
+                crate::http::BodyError::Broken(why) => {
+                    SourceError::Malformed(format!("body ended early: {why}"))
                 }
-                Ok(None) => return Ok(body),
-                Err(e) => {
-                    return Err(SourceError::Malformed(format!(
-                        "body ended early: {}",
-                        crate::tls::describe_reqwest(&e)
-                    )));
-                }
-            }
-        }
+            })
     }
 
     /// One page of a window, decoded; read around rows the server cannot return
@@ -1281,7 +1261,9 @@ impl Client {
     }
 
     /// The portal's retention in days for this stream (`GET …/audit/settings/lifetime`), when
-    /// the key may read it.
+    /// the key may read it. The answer is read under the same cap as every other
+    /// ([`crate::http::SMALL_ANSWER`], or `max_response_mib` when lower): a larger or endless
+    /// one is refused with a warning naming it, and the retention stays unknown.
     pub async fn lifetime_days(&self, stream: Stream) -> Option<u64> {
         let mut url = self.base.clone();
         let path = format!(
@@ -1294,7 +1276,7 @@ impl Client {
             .get(url)
             .header(
                 reqwest::header::AUTHORIZATION,
-                format!("Bearer {}", self.key.expose_secret()),
+                crate::http::sensitive(&format!("Bearer {}", self.key.expose_secret())),
             )
             .send()
             .await
@@ -1302,7 +1284,15 @@ impl Client {
         if !resp.status().is_success() {
             return None;
         }
-        let v: Value = resp.json().await.ok()?;
+        let cap = crate::http::SMALL_ANSWER.min(self.max_body);
+        let body = match crate::http::read_capped(resp, cap).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(portal = %self.portal.name, stream = %stream, error = %e, "the portal's retention (audit/settings/lifetime) was not read; retention warnings are off until the next start");
+                return None;
+            }
+        };
+        let v: Value = serde_json::from_slice(&body).ok()?;
         let key = match stream {
             Stream::Login => "loginHistoryLifeTime",
             Stream::Audit => "auditTrailLifeTime",
@@ -1772,11 +1762,16 @@ fn rows_serde(body: &str) -> Result<EnvelopeParts<&str>, SourceError> {
     Ok((rows, env.count.as_ref().and_then(Value::as_u64), status))
 }
 
+/// The start of a remote text, fit to quote: every configured secret removed (an error page
+/// or proxy may echo the request's `Authorization` header), control characters blanked, cut
+/// short ([`crate::http::quote`]).
 fn snippet(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]);
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    let mut s = crate::http::quote(body);
+    if s.chars().count() > SNIPPET {
+        s = s.chars().take(SNIPPET).collect();
+        s.push('…');
+    }
+    s
 }
 
 /// The `error.message` of an error envelope, or the start of the body.
