@@ -112,6 +112,7 @@ fn syslog_sink(protocol: Protocol) -> SyslogSink {
         hostname: Some("collector.example.com".to_owned()),
         // Large enough that no datagram is cut.
         max_datagram: 65_507,
+        max_events_per_second: 0.0,
         write_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(10),
         tls: SyslogTls::default(),

@@ -44,6 +44,7 @@ const TYPED_KEYS: &[&str] = &[
     "max_requests_per_second",
     "max_response_mib",
     "max_datagram",
+    "max_events_per_second",
     "max_events",
     "rfc",
     "facility",
@@ -353,6 +354,10 @@ pub enum Rfc {
     Rfc3164,
 }
 
+/// Default pace of a UDP syslog sink, in messages per second: what a stock rsyslog on the same
+/// host, with its default socket buffer, keeps up with during a catch-up (README, "UDP").
+pub const UDP_EVENTS_PER_SECOND: f64 = 2000.0;
+
 /// Settings of a syslog sink.
 #[derive(Debug, Clone)]
 pub struct SyslogConfig {
@@ -370,8 +375,11 @@ pub struct SyslogConfig {
     pub facility: u8,
     /// HOSTNAME field; the machine's host name by default.
     pub hostname: Option<String>,
-    /// UDP payload cap (RFC 5426); longer messages are truncated with a marker.
+    /// UDP payload cap (RFC 5426); a longer message has its longest values cut, and is marked.
     pub max_datagram: usize,
+    /// Most messages sent per second (0: no limit). UDP has no backpressure, so by default
+    /// it is paced at [`UDP_EVENTS_PER_SECOND`]; TCP and TLS default to no limit.
+    pub max_events_per_second: f64,
     /// A write that makes no progress this long drops the connection.
     pub write_timeout: Duration,
     /// Connection timeout.
@@ -519,6 +527,7 @@ struct RawSink {
     facility: Option<Value>,
     hostname: Option<String>,
     max_datagram: Option<u64>,
+    max_events_per_second: Option<f64>,
     write_timeout: Option<String>,
     connect_timeout: Option<String>,
     tls: Option<RawHttpTls>,
@@ -579,6 +588,7 @@ const SYSLOG_KEYS: &[&str] = &[
     "facility",
     "hostname",
     "max_datagram",
+    "max_events_per_second",
     "write_timeout",
     "connect_timeout",
     "tls",
@@ -2010,6 +2020,18 @@ fn sink(
                     "must be between 480 and 65507 (RFC 5426)",
                 ));
             }
+            let max_events_per_second = rs.max_events_per_second.unwrap_or(match protocol {
+                Protocol::Udp => UDP_EVENTS_PER_SECOND,
+                Protocol::Tcp | Protocol::Tls => 0.0,
+            });
+            if !(max_events_per_second == 0.0
+                || (1.0..=1_000_000.0).contains(&max_events_per_second))
+            {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.max_events_per_second"),
+                    "must be 0 (no limit) or between 1 and 1000000",
+                ));
+            }
             let raw_tls = rs.tls.unwrap_or_default();
             if protocol != Protocol::Tls
                 && (raw_tls.ca_file.is_some()
@@ -2044,6 +2066,7 @@ fn sink(
                 facility,
                 hostname: rs.hostname,
                 max_datagram: max_datagram as usize,
+                max_events_per_second,
                 write_timeout: duration(
                     errs,
                     &format!("{key}.write_timeout"),

@@ -1,5 +1,6 @@
-//! Syslog formatting (RFC 5424 and RFC 3164) and TCP/TLS framing (RFC 6587 / RFC 5425): pure
-//! functions and a `tokio_util` codec, no IO.
+//! Syslog formatting (RFC 5424 and RFC 3164), TCP/TLS framing (RFC 6587 / RFC 5425) and
+//! fitting an event into a UDP datagram (RFC 5426): pure functions and a `tokio_util` codec,
+//! no IO.
 //!
 //! Why our own and not the `syslog` crate: that crate is blocking, has no TLS, writes TCP
 //! messages with no framing at all (two messages run together), stamps "now" instead of the
@@ -16,17 +17,27 @@
 //! - The timestamp is the event's own time in UTC, never the time of sending.
 //! - Octet counting counts bytes, exactly; newline framing can never be split by the message
 //!   because CR/LF in MSG are replaced.
+//! - A UDP message over its budget is not cut as bytes but encoded again with its longest
+//!   values cut ([`fit_datagram`]): it stays one record its format's parsers read, and says
+//!   that it was cut. Only a budget too small for any record of the format cuts bytes.
 
 use bytes::{BufMut, BytesMut};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::config::{Framing, Rfc};
+use crate::config::{Format, Framing, Rfc};
+use crate::event::{Event, TRUNCATED_MARK};
 
 /// The private SD-ID the agent writes (32473 is the documentation PEN of RFC 5612).
 pub const SD_ID: &str = "docspace@32473";
-/// Appended to a UDP message cut to fit a datagram.
+/// Appended to a UDP message whose bytes had to be cut to fit a datagram (the last resort of
+/// [`fit_datagram`]).
 pub const UDP_TRUNCATED_MARK: &str = "...[truncated]";
+/// The SD-PARAM a sink adds to the `docspace@32473` element of a message whose values were cut
+/// to fit its datagram (RFC 5424; RFC 3164 has no structured data).
+pub const SD_TRUNCATED: SdParam<'static> = ("truncated", "true");
+/// The `tags` entry of an ECS or JSON record whose values were cut to fit its datagram.
+pub const TRUNCATED_TAG: &str = "truncated";
 
 /// Parses a facility given by name (`auth`, `local4`) or number (0–23).
 pub fn parse_facility(v: &Value) -> Option<u8> {
@@ -283,6 +294,213 @@ fn put_fixed(out: &mut BytesMut, header: &Header, msgid: &str) {
     }
 }
 
+/// How [`fit_datagram`] made a message fit its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// It fitted as it was.
+    Whole,
+    /// Values were cut (each ends in [`TRUNCATED_MARK`]), and if that was not enough, whole
+    /// row members dropped: still one well-formed record (JSON, CEF or LEEF), and marked (ECS
+    /// and JSON carry the `tags` entry [`TRUNCATED_TAG`]).
+    Shortened,
+    /// Not even the event with every value cut and every member dropped fits (a budget of a few
+    /// hundred bytes for ECS): its bytes were cut instead and end in [`UDP_TRUNCATED_MARK`], so
+    /// the record is no longer well formed.
+    Cut,
+}
+
+/// Row members never cut or dropped: the event is decoded again from the cut row, and these
+/// identify it and carry its time.
+const KEPT: [&str; 3] = ["id", "date", "actionId"];
+
+/// Encodes `ev` in `format` into `out` (cleared first) in at most `budget` bytes.
+///
+/// A message that does not fit is not cut as bytes, which leaves invalid JSON or a half CEF
+/// key behind: the event is encoded again from its row with its longest string values cut to
+/// a common length, each ending in [`TRUNCATED_MARK`], the longest length that fits (found by
+/// bisection, so a few encodings at most). The encoder then writes a record as well formed as
+/// any other (escaping, ECS field types), and ECS and JSON records are tagged
+/// [`TRUNCATED_TAG`]. Identifying members (`id`, `date`, `actionId`) are never cut. If the
+/// event does not fit even with every value cut, the largest members are dropped; only when
+/// even that fails are the bytes cut ([`Fit::Cut`]). `out` never ends longer than `budget`.
+pub fn fit_datagram(format: Format, ev: &Event, budget: usize, out: &mut Vec<u8>) -> Fit {
+    out.clear();
+    crate::transform::encode(format, ev, out);
+    if out.len() <= budget {
+        return Fit::Whole;
+    }
+    let mut row = ev.raw_map();
+    loop {
+        if let Some(fit) = fit_values(format, ev, &row, budget, out) {
+            return fit;
+        }
+        // Not even with every value cut: drop the largest member of the row, and cut the rest
+        // again, no shorter than needed.
+        let largest = row
+            .iter()
+            .filter(|(k, _)| !KEPT.contains(&k.as_str()))
+            .max_by_key(|(_, v)| v.to_string().len())
+            .map(|(k, _)| k.clone());
+        let Some(key) = largest else { break };
+        row.remove(&key);
+    }
+    cut_bytes(out, budget);
+    Fit::Cut
+}
+
+/// [`fit_datagram`] for one row: the longest length its values can keep so that the record
+/// fits, found by bisection; `None` when even every value cut to nothing does not fit.
+fn fit_values(
+    format: Format,
+    ev: &Event,
+    row: &Map<String, Value>,
+    budget: usize,
+    out: &mut Vec<u8>,
+) -> Option<Fit> {
+    let fits_at = |limit: usize, out: &mut Vec<u8>| {
+        encode_cut(format, ev, cut_row(row, limit), out);
+        out.len() <= budget
+    };
+    if !fits_at(0, out) {
+        return None;
+    }
+    let longest = row
+        .iter()
+        .filter(|(k, _)| !KEPT.contains(&k.as_str()))
+        .map(|(_, v)| longest_string(v))
+        .max()
+        .unwrap_or(0);
+    // fits_at(lo) holds; fits_at(longest) is not needed: nothing is cut there.
+    let (mut lo, mut hi) = (0, longest + 1);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits_at(mid, out) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    if fits_at(lo, out) {
+        Some(Fit::Shortened)
+    } else {
+        // Not reached: the same row encodes the same way. Never send more than the budget.
+        cut_bytes(out, budget);
+        Some(Fit::Cut)
+    }
+}
+
+/// Encodes the event decoded again from `row` (with `ev`'s own time, which the source may have
+/// corrected), tagging ECS and JSON; the unchanged event when `row` no longer decodes.
+fn encode_cut(format: Format, ev: &Event, row: Map<String, Value>, out: &mut Vec<u8>) {
+    out.clear();
+    match Event::from_json(ev.portal.clone(), Some(ev.stream), Value::Object(row)) {
+        Ok(mut cut) => {
+            cut.time = ev.time;
+            crate::transform::encode(format, &cut, out);
+        }
+        Err(_) => crate::transform::encode(format, ev, out),
+    }
+    if matches!(format, Format::Ecs | Format::Json) {
+        tag_truncated(out);
+    }
+}
+
+/// Adds [`TRUNCATED_TAG`] to the `tags` of the JSON object in `doc`: appended as a member when
+/// there is none (the encoder's bytes stay as they are), else added to the array (the document
+/// written again, with U+0085, U+2028 and U+2029 escaped as `\u` sequences).
+fn tag_truncated(doc: &mut Vec<u8>) {
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(doc) else {
+        return;
+    };
+    match map.get_mut("tags") {
+        None if doc.last() == Some(&b'}') => {
+            doc.pop();
+            if !map.is_empty() {
+                doc.push(b',');
+            }
+            doc.extend_from_slice(b"\"tags\":[\"");
+            doc.extend_from_slice(TRUNCATED_TAG.as_bytes());
+            doc.extend_from_slice(b"\"]}");
+            return;
+        }
+        None => {
+            map.insert("tags".to_owned(), Value::from(vec![TRUNCATED_TAG]));
+        }
+        Some(Value::Array(tags)) => {
+            if !tags.iter().any(|t| t == TRUNCATED_TAG) {
+                tags.push(Value::from(TRUNCATED_TAG));
+            }
+        }
+        Some(other) => *other = Value::from(vec![other.take(), Value::from(TRUNCATED_TAG)]),
+    }
+    // A map of values always serialises.
+    let text = serde_json::to_string(&map).unwrap_or_default();
+    doc.clear();
+    for c in text.chars() {
+        match c {
+            '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                doc.extend_from_slice(format!("\\u{:04x}", u32::from(c)).as_bytes());
+            }
+            c => doc.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+}
+
+/// The most characters of any string in `v`.
+fn longest_string(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.chars().count(),
+        Value::Array(a) => a.iter().map(longest_string).max().unwrap_or(0),
+        Value::Object(o) => o.values().map(longest_string).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `row` with every string longer than `limit` characters (plus the mark's own length, so a
+/// cut never lengthens a value) cut to `limit` and marked; [`KEPT`] members as they are.
+fn cut_row(row: &Map<String, Value>, limit: usize) -> Map<String, Value> {
+    row.iter()
+        .map(|(k, v)| {
+            let v = if KEPT.contains(&k.as_str()) {
+                v.clone()
+            } else {
+                cut_value(v, limit)
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn cut_value(v: &Value, limit: usize) -> Value {
+    match v {
+        Value::String(s) => match s.char_indices().nth(limit) {
+            Some((end, _))
+                if s[end..]
+                    .chars()
+                    .nth(TRUNCATED_MARK.chars().count())
+                    .is_some() =>
+            {
+                Value::String(format!("{}{TRUNCATED_MARK}", &s[..end]))
+            }
+            _ => v.clone(),
+        },
+        Value::Array(a) => Value::Array(a.iter().map(|x| cut_value(x, limit)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), cut_value(x, limit)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The last resort: cuts `msg` as bytes to fit `budget` with [`UDP_TRUNCATED_MARK`], as
+/// [`truncate_for_datagram`] does, and never past `budget` even when the mark alone is longer.
+fn cut_bytes(msg: &mut Vec<u8>, budget: usize) {
+    truncate_for_datagram(msg, 0, budget);
+    msg.truncate(budget);
+}
+
 /// Cuts an encoded message so that the whole datagram fits `max` bytes, at a UTF-8 boundary,
 /// never leaving a dangling escape backslash, and marks the cut. Returns whether it cut.
 pub fn truncate_for_datagram(msg: &mut Vec<u8>, header_len: usize, max: usize) -> bool {
@@ -511,5 +729,223 @@ mod tests {
         assert_eq!(parse_facility(&json!(13)), Some(13));
         assert_eq!(parse_facility(&json!("local9")), None);
         assert_eq!(parse_facility(&json!(24)), None);
+    }
+
+    /// Fixture events, and the same made long and hostile: every string field of the row a
+    /// few hundred to 1,500 characters of `é\r\n=|"]\^` and line separators.
+    fn events() -> Vec<Event> {
+        let mut v = crate::transform::fixtures::all();
+        for base in crate::transform::fixtures::all() {
+            let mut ev = base.clone();
+            for (key, n) in [
+                ("login", 1500),
+                ("user", 700),
+                ("page", 900),
+                ("browser", 300),
+                ("platform", 300),
+                ("country", 200),
+                ("city", 200),
+                ("action", 400),
+                ("context", 300),
+            ] {
+                let text: String = "é\r\n=|\"]\\^\u{2028}x".chars().cycle().take(n).collect();
+                ev = ev.with_row_field(key, Value::String(text));
+            }
+            ev.time = base.time + time::Duration::milliseconds(1);
+            v.push(ev);
+        }
+        v
+    }
+
+    /// Whether `line` is one CEF record: 7 header fields (`\|` and `\\` escaped), then
+    /// ` key=value` pairs with alphanumeric keys and no unescaped `=` in a value.
+    fn well_formed_cef(line: &str) -> Result<Vec<(String, String)>, String> {
+        if line.contains(['\r', '\n']) {
+            return Err("a line break".into());
+        }
+        let mut fields = 0;
+        let mut chars = line.char_indices();
+        let mut ext_at = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '|' => {
+                    fields += 1;
+                    if fields == 7 {
+                        ext_at = Some(i + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let ext = &line[ext_at.ok_or("fewer than 7 header fields")?..];
+        let mut pairs = Vec::new();
+        let mut rest = ext;
+        while !rest.is_empty() {
+            let eq = rest.find('=').ok_or("a key without =")?;
+            let key = &rest[..eq];
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("bad key {key:?}"));
+            }
+            // The value ends at the next ` key=` whose `=` is not escaped.
+            let v = &rest[eq + 1..];
+            let mut end = v.len();
+            let b = v.as_bytes();
+            let mut j = 0;
+            while j < b.len() {
+                match b[j] {
+                    b'\\' => j += 1,
+                    b'=' => {
+                        let start = v[..j].rfind(' ').ok_or("an unescaped = in a value")?;
+                        if !v[start + 1..j].bytes().all(|c| c.is_ascii_alphanumeric()) {
+                            return Err(format!("an unescaped = in {v:?}"));
+                        }
+                        end = start;
+                        break;
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            pairs.push((key.to_owned(), v[..end].to_owned()));
+            rest = v[end..].strip_prefix(' ').unwrap_or(&v[end..]);
+        }
+        Ok(pairs)
+    }
+
+    /// Whether `line` is one LEEF 2.0 record: 6 header fields with `^` as the delimiter, then
+    /// `key=value` attributes split on `^`.
+    fn well_formed_leef(line: &str) -> Result<Vec<(String, String)>, String> {
+        if line.contains(['\r', '\n', '\u{2028}', '\u{2029}', '\u{85}']) {
+            return Err("a line break".into());
+        }
+        let parts: Vec<&str> = line.splitn(7, '|').collect();
+        if parts.len() != 7 || parts[0] != "LEEF:2.0" || parts[5] != "^" {
+            return Err(format!("header {parts:?}"));
+        }
+        parts[6]
+            .split('^')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').ok_or(format!("no = in {kv:?}"))?;
+                if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(format!("bad key {k:?}"));
+                }
+                Ok((k.to_owned(), v.to_owned()))
+            })
+            .collect()
+    }
+
+    /// See: issue 17. ECS over UDP cut at `max_datagram` was invalid JSON (13 of 2,150 records
+    /// unparsable). Whatever the budget a record can fit in, it fits and stays one well-formed
+    /// record of its format: the longest values cut and marked, ECS and JSON tagged, the id
+    /// kept.
+    #[test]
+    fn fitted_records_stay_well_formed_within_their_budget() {
+        let mut shortened = [0; 4];
+        for ev in events() {
+            for (k, format) in [Format::Ecs, Format::Json, Format::Cef, Format::Leef]
+                .into_iter()
+                .enumerate()
+            {
+                let mut whole = Vec::new();
+                crate::transform::encode(format, &ev, &mut whole);
+                for budget in [1200, 1500, 2048, 4096, 65_507] {
+                    let mut out = Vec::new();
+                    let fit = fit_datagram(format, &ev, budget, &mut out);
+                    let what = format!("{format:?} event {} budget {budget}: {fit:?}", ev.id);
+                    assert!(out.len() <= budget, "{what}: {} bytes", out.len());
+                    if whole.len() <= budget {
+                        assert_eq!(fit, Fit::Whole, "{what}");
+                        assert_eq!(out, whole, "{what}");
+                        continue;
+                    }
+                    assert_eq!(fit, Fit::Shortened, "{what}");
+                    shortened[k] += 1;
+                    let text = std::str::from_utf8(&out).expect("UTF-8");
+                    // Cutting every value suffices for the long rows from 2 KiB on (below, the
+                    // largest members may go instead, leaving the tag and the SD mark).
+                    if budget >= 2048 && ev.login().is_some_and(|l| l.len() > 1000) {
+                        assert!(
+                            text.contains(TRUNCATED_MARK),
+                            "{what}: no value marked\n{text}"
+                        );
+                    }
+                    let id = ev.id.to_string();
+                    match format {
+                        Format::Ecs | Format::Json => {
+                            let doc: Value = serde_json::from_str(text)
+                                .unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+                            assert!(
+                                doc["tags"]
+                                    .as_array()
+                                    .is_some_and(|t| t.iter().any(|t| t == TRUNCATED_TAG)),
+                                "{what}: tags {}",
+                                doc["tags"]
+                            );
+                            let got = if format == Format::Ecs {
+                                doc["event"]["id"].as_str().map(str::to_owned)
+                            } else {
+                                doc["id"].as_i64().map(|i| i.to_string())
+                            };
+                            assert_eq!(got.as_deref(), Some(id.as_str()), "{what}");
+                        }
+                        Format::Cef => {
+                            let pairs = well_formed_cef(text)
+                                .unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+                            assert!(pairs.contains(&("externalId".into(), id.clone())), "{what}");
+                        }
+                        Format::Leef => {
+                            let pairs = well_formed_leef(text)
+                                .unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+                            assert!(pairs.contains(&("externalId".into(), id.clone())), "{what}");
+                        }
+                    }
+                    // The longest length that fits: one character more for every cut value
+                    // would not (bisection), so nothing was cut harder than needed by more
+                    // than the marks.
+                    assert!(
+                        out.len() + 200 > budget,
+                        "{what}: {} of {budget} bytes",
+                        out.len()
+                    );
+                }
+            }
+        }
+        assert!(shortened.iter().all(|n| *n > 0), "{shortened:?}");
+    }
+
+    #[test]
+    fn a_budget_too_small_for_any_record_cuts_bytes_and_stays_within_it() {
+        let ev = &events()[0];
+        for budget in [0, 5, 40, 120] {
+            let mut out = Vec::new();
+            assert_eq!(fit_datagram(Format::Ecs, ev, budget, &mut out), Fit::Cut);
+            assert!(out.len() <= budget, "{budget}: {}", out.len());
+            assert!(std::str::from_utf8(&out).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_truncated_tag_joins_existing_tags_and_line_separators_stay_escaped() {
+        let tag = |doc: &str| {
+            let mut d = doc.as_bytes().to_vec();
+            tag_truncated(&mut d);
+            String::from_utf8(d).expect("utf8")
+        };
+        assert_eq!(tag("{}"), r#"{"tags":["truncated"]}"#);
+        assert_eq!(tag(r#"{"a":1}"#), r#"{"a":1,"tags":["truncated"]}"#);
+        assert_eq!(tag(r#"{"tags":["x"]}"#), r#"{"tags":["x","truncated"]}"#);
+        assert_eq!(
+            tag(r#"{"tags":["truncated"]}"#),
+            r#"{"tags":["truncated"]}"#
+        );
+        assert_eq!(
+            tag(r#"{"tags":"x","u":"\u2028\u2029\u0085"}"#),
+            r#"{"tags":["x","truncated"],"u":"\u2028\u2029\u0085"}"#
+        );
+        assert_eq!(tag("[1]"), "[1]", "not an object: left as it is");
     }
 }

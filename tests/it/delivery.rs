@@ -881,3 +881,168 @@ async fn webhook_gzip_bodies_decompress_to_the_same_events() {
         all_ids(&sim)
     );
 }
+
+/// See: issue 17. ECS over UDP cut at `max_datagram` was invalid JSON (13 of 2,150 records
+/// unparsable), and a CEF or LEEF line cut in the middle of a key is no record either. Rows
+/// with huge, hostile values (every text field 2–6 KiB of quotes, backslashes, `=`, `|`, `^`,
+/// `]`, CR/LF and line separators) go out over UDP in every format: each datagram is at most
+/// `max_datagram` bytes, and is still one well-formed record: JSON that serde_json reads (ECS
+/// also valid for the official ECS validator), CEF that the real CEF parsers read, LEEF that
+/// splits into its header and `key=value` attributes. Cut records are marked: the
+/// `truncated="true"` SD-PARAM, the `tags` entry "truncated" in ECS and JSON, and each cut
+/// value ending in `…[truncated]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_records_cut_to_max_datagram_stay_well_formed_in_every_format() {
+    /// The default `max_datagram`.
+    const MAX: usize = 2048;
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        60,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    sim.generate(
+        SimStream::Audit,
+        20,
+        now - time::Duration::hours(3),
+        now - time::Duration::minutes(3),
+    );
+    let hostile = "é\"\\=|^]\r\n\u{2028}CEF:0|x|y=z ";
+    for i in 0..30 {
+        let big = |n: usize| hostile.chars().cycle().take(n).collect::<String>();
+        let mut ev = docspace_siem::simulator::SimEvent::login(
+            now - time::Duration::hours(2) + time::Duration::seconds(i),
+            1013,
+        );
+        ev.login = Some(big(2000 + 100 * i as usize));
+        ev.user = big(3000);
+        ev.action_text = big(1000);
+        ev.country = big(500);
+        ev.city = big(500);
+        ev.browser = big(800);
+        ev.platform = big(800);
+        ev.page = format!("https://docspace.example.com/{}", big(6000));
+        sim.insert(ev);
+    }
+    let want = all_ids(&sim);
+    let formats = ["ecs", "json", "cef", "leef"];
+    let mut collectors = BTreeMap::new();
+    let mut sinks = String::new();
+    for f in formats {
+        let c = UdpCollector::start().await;
+        sinks.push_str(&format!(
+            "[sinks.{f}]\ntype = \"syslog\"\nformat = \"{f}\"\naddress = \"{}\"\nprotocol = \"udp\"\n",
+            c.addr
+        ));
+        collectors.insert(f, c);
+    }
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\nshutdown_timeout = \"2s\"\n{}\n{sinks}",
+        Workdir::portal_toml("main", &server.url, "start_from = \"1d\"")
+    ));
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(60), "every datagram", || {
+        collectors
+            .values()
+            .all(|c| c.messages.lock().expect("lock").len() >= want.len())
+    })
+    .await;
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        agent.stderr_text()
+    );
+    assert!(
+        !agent.stderr_text().contains("not well formed"),
+        "{}",
+        agent.stderr_text()
+    );
+    for (format, c) in &collectors {
+        let msgs = c.messages.lock().expect("lock").clone();
+        let mut ids = BTreeSet::new();
+        let mut cut = 0;
+        let mut ecs = String::new();
+        let mut cef: Vec<(String, String)> = Vec::new();
+        for m in &msgs {
+            assert!(m.len() <= MAX, "{format}: a datagram of {} bytes", m.len());
+            let text = String::from_utf8(m.clone()).expect("UTF-8");
+            let p = syslog_rfc5424::parse_message(&text)
+                .unwrap_or_else(|e| panic!("{format}: not RFC 5424 ({e}): {text}"));
+            let id =
+                p.sd.find_tuple("docspace@32473", "id")
+                    .expect("SD id")
+                    .to_owned();
+            assert!(ids.insert(id.clone()), "{format}: {id} twice");
+            let truncated =
+                p.sd.find_tuple("docspace@32473", "truncated")
+                    .map(String::as_str)
+                    == Some("true");
+            cut += usize::from(truncated);
+            let msg = p.msg;
+            if truncated {
+                assert!(
+                    msg.contains("…[truncated]"),
+                    "{format} {id}: no cut value is marked: {msg}"
+                );
+            }
+            match *format {
+                "ecs" | "json" => {
+                    let doc: Value = serde_json::from_str(&msg)
+                        .unwrap_or_else(|e| panic!("{format} {id}: not JSON ({e}): {msg}"));
+                    let tagged = doc["tags"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|t| t == "truncated"));
+                    assert_eq!(tagged, truncated, "{format} {id}: tags {}", doc["tags"]);
+                    let own = if *format == "ecs" {
+                        doc["event"]["id"].as_str().map(str::to_owned)
+                    } else {
+                        doc["id"].as_i64().map(|i| i.to_string())
+                    };
+                    assert_eq!(own.as_deref(), Some(id.as_str()), "{format}: {msg}");
+                    if *format == "ecs" {
+                        ecs.push_str(&msg);
+                        ecs.push('\n');
+                    }
+                }
+                "cef" => cef.push((id.clone(), msg.clone())),
+                _ => {
+                    let parts: Vec<&str> = msg.splitn(7, '|').collect();
+                    assert!(
+                        parts.len() == 7 && parts[0] == "LEEF:2.0" && parts[5] == "^",
+                        "leef {id}: header {msg}"
+                    );
+                    assert!(!msg.contains(['\r', '\n', '\u{2028}']), "leef {id}: {msg}");
+                    let mut keys = BTreeMap::new();
+                    for kv in parts[6].split('^') {
+                        let (k, v) = kv
+                            .split_once('=')
+                            .unwrap_or_else(|| panic!("leef {id}: no = in {kv:?}: {msg}"));
+                        assert!(
+                            !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric()),
+                            "leef {id}: key {k:?}: {msg}"
+                        );
+                        assert!(keys.insert(k, v).is_none(), "leef {id}: {k} twice");
+                    }
+                    assert_eq!(keys.get("externalId"), Some(&id.as_str()), "{msg}");
+                }
+            }
+        }
+        let want_ids: BTreeSet<String> = want.iter().map(i64::to_string).collect();
+        assert_eq!(ids, want_ids, "{format}: every event, once");
+        assert_eq!(cut, 30, "{format}: records cut, want the 30 huge ones only");
+        if !ecs.is_empty() {
+            validate_ecs(&ecs);
+        }
+        if !cef.is_empty() {
+            let lines: Vec<String> = cef.iter().map(|(_, m)| m.clone()).collect();
+            for (p, (id, _)) in parse_cef(&lines).iter().zip(&cef) {
+                assert_eq!(p["ext"]["externalId"].as_str(), Some(id.as_str()), "{p}");
+            }
+        }
+    }
+}
