@@ -2532,7 +2532,14 @@ url = "https://x"
     /// environment value. Each error names the key and the problem, never the value.
     #[test]
     fn config_errors_never_quote_a_secret() {
-        let cases: Vec<(String, Vec<(&str, &str)>, &str, &str)> = vec![
+        // (config text, environment, the secret, what the error must say instead)
+        type Case = (
+            String,
+            Vec<(&'static str, &'static str)>,
+            &'static str,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 format!(
                     "{GOOD}[sinks.hook]\ntype = \"webhook\"\nurl = \"https://c.example.com/in\"\nheaders = \"Authorization: Bearer HDRSECRET-1111\"\n"

@@ -367,7 +367,14 @@ impl PrivateDir {
         o.read(true);
         #[cfg(unix)]
         o.custom_flags(libc::O_DIRECTORY | NOFOLLOW);
-        let fd = o.open(self.at(name)).map_err(|e| no_links(e, name))?;
+        let fd = o.open(self.at(name)).map_err(|e| {
+            // O_DIRECTORY answers ENOTDIR for a link before O_NOFOLLOW's ELOOP: say what it is.
+            if fs::symlink_metadata(self.at(name)).is_ok_and(|m| m.file_type().is_symlink()) {
+                no_links(std::io::Error::from_raw_os_error(libc::ELOOP), name)
+            } else {
+                e
+            }
+        })?;
         Ok(PrivateDir {
             fd,
             shown: self.shown.join(name),
@@ -606,6 +613,42 @@ mod tests {
             assert_eq!(fs::read(moved_to).expect("kept"), bytes);
             assert!(err.to_string().contains("Nothing was sent"));
         }
+    }
+
+    /// See: issue 16. Links planted below the state directory redirect nothing: a linked
+    /// directory is refused, a linked file is neither appended to nor read, and an atomic
+    /// write replaces the link itself (its target untouched); temp names are unpredictable.
+    #[cfg(unix)]
+    #[test]
+    fn private_dirs_follow_no_link() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let base = dir.path().join("state");
+        fs::create_dir(&base).expect("state");
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).expect("outside");
+        let target = outside.join("target");
+        fs::write(&target, b"keep").expect("target");
+        // dead-letter/ as a link to another directory.
+        std::os::unix::fs::symlink(&outside, base.join("dead-letter")).expect("link");
+        let e = PrivateDir::open_below(&base.join("dead-letter"), 1, true).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // alerts/x/seen.json as a link to a file.
+        let alerts = PrivateDir::open_below(&base.join("alerts").join("x"), 2, true).expect("dir");
+        std::os::unix::fs::symlink(&target, base.join("alerts/x/seen.json")).expect("link");
+        assert!(alerts.append("seen.json", b"more").is_err());
+        assert!(alerts.read("seen.json").is_err());
+        alerts.write_atomic("seen.json", b"{}").expect("write");
+        assert_eq!(fs::read(&target).expect("target"), b"keep");
+        assert!(
+            fs::symlink_metadata(base.join("alerts/x/seen.json"))
+                .expect("md")
+                .is_file()
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| fs::metadata(p).expect("md").permissions().mode() & 0o777;
+        assert_eq!(mode(&base.join("alerts/x/seen.json")), 0o600);
+        assert_eq!(mode(&base.join("alerts")), 0o700);
+        assert_eq!(fs::read_dir(&outside).expect("dir").count(), 1);
     }
 
     /// See: issue 15. A watermark ahead of the clock is not corrupt: it loads (the poller

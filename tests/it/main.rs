@@ -26,6 +26,9 @@ mod restart;
 /// The DocSpace server as it really behaves (docs/docspace-api.md §14): fallback, DST, ties,
 /// unreadable rows.
 mod server;
+/// Security hardening (issue 16): the state directory, secrets in output, proxies, the API
+/// listener, unbounded answers.
+mod security;
 /// Running as a service: systemd notify and watchdog, JSON logs under journald, /health and /metrics.
 mod service;
 /// The DocSpace client and window walker against the simulator's quirks.
