@@ -461,6 +461,7 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
 /// Makes the process non-dumpable: no core file (which would hold the API keys and tokens in
 /// memory), and no `ptrace` or `/proc/PID/mem` reading by other processes of the same user.
 /// The unit adds `LimitCORE=0`; this covers a start by hand too.
+#[allow(unsafe_code)] // the one libc call below; see its SAFETY comment
 fn not_dumpable() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(2) with PR_SET_DUMPABLE takes plain integers, reads and writes no memory

@@ -411,6 +411,7 @@ pub async fn lag_monitor(
 
 /// Returns freed heap to the system (glibc keeps it in its arenas otherwise, so an idle agent
 /// would hold the peak of its last catch-up). A no-op elsewhere.
+#[allow(unsafe_code)] // the one libc call below; see its SAFETY comment
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
@@ -422,6 +423,7 @@ pub fn release_free_memory() {
 /// Caps glibc at two malloc arenas (it would make up to 8 per core, each keeping its own free
 /// memory): the agent's threads mostly wait, and its idle RSS is what operators see. Call before
 /// any thread starts; `MALLOC_ARENA_MAX` in the environment still wins. A no-op elsewhere.
+#[allow(unsafe_code)] // the one libc call below; see its SAFETY comment
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

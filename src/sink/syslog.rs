@@ -570,6 +570,7 @@ fn describe_write_error(e: &std::io::Error) -> String {
 }
 
 /// Bytes written to `tcp` that its peer has not acknowledged yet (Linux `TIOCOUTQ`).
+#[allow(unsafe_code)] // the one libc call below; see its SAFETY comment
 #[cfg(target_os = "linux")]
 fn unacked_bytes(tcp: &TcpStream) -> std::io::Result<i32> {
     use std::os::fd::AsRawFd as _;
