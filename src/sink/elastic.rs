@@ -1,6 +1,7 @@
 //! The Elasticsearch / OpenSearch sink: `POST {endpoint}/_bulk` with `create` actions into a data
 //! stream (`logs-docspace.<stream>-default` by default) and a deterministic `_id`
-//! (`<portal host>:<stream>:<DocSpace id>`), so a re-sent event is a 409, never a duplicate.
+//! (`<portal host[:port]>:<stream>:<DocSpace id>`, `Event::unique_id`), so a re-sent event is a
+//! 409, never a duplicate, and no two events share one.
 //!
 //! The per-item response is read (docs/formats.md §4.2): 2xx and 409 count as delivered; 429
 //! and 5xx items are retried alone with backoff; other item errors (mapping, parsing) go to the
@@ -99,9 +100,10 @@ impl ElasticSink {
         self.cfg.batch_timeout
     }
 
-    /// The deterministic document id of an event.
+    /// The deterministic document id of an event ([`Event::unique_id`]: login and audit ids
+    /// collide, and so do those of two portals on one host).
     pub fn doc_id(ev: &Event) -> String {
-        format!("{}:{}:{}", ev.portal.host, ev.stream.as_str(), ev.id)
+        ev.unique_id()
     }
 
     /// One action line and one source line.

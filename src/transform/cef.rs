@@ -1,10 +1,13 @@
 //! ArcSight CEF: `CEF:0|ONLYOFFICE|DocSpace|<version>|<actionId>|<name>|<severity>|<extension>`.
 //!
 //! Escaping, exactly per the CEF spec (docs/formats.md §1.2):
-//! - header fields: `\` → `\\`, `|` → `\|`; CR and LF become a space (they are not allowed);
-//! - extension values: `\` → `\\`, `=` → `\=`, LF, CR and CRLF → `\n` (real parsers disagree
-//!   on `\r`, so only `\n` is written); pipes are not escaped in the extension;
-//! - other C0 control characters, DEL and the C1 controls (U+0080–U+009F) become U+FFFD
+//! - header fields: `\` → `\\`, `|` → `\|`; line breaks become a space (they are not allowed);
+//! - extension values: `\` → `\\`, `=` → `\=`, line breaks → `\n` (real parsers disagree on
+//!   `\r`, so only `\n` is written); pipes are not escaped in the extension;
+//! - line breaks are LF, CR, CRLF (as one), NEL (U+0085) and the Unicode line and paragraph
+//!   separators U+2028 and U+2029: a reader that splits lines on any of them (Python's
+//!   `str.splitlines`, Java's `\R`) must still see one event per line;
+//! - other C0 control characters, DEL and the other C1 controls (U+0080–U+009F) become U+FFFD
 //!   everywhere (TAB stays);
 //! - values are cut to their dictionary length (characters) and end in `...` when cut;
 //! - empty values are omitted (parsers disagree on `key= `).
@@ -13,8 +16,13 @@
 //!
 //! The encoder works on bytes and writes straight into the output: it copies each run of bytes
 //! that needs no escaping at once and counts characters only for values whose byte length could
-//! exceed their limit. Every byte it escapes or replaces is ASCII or a whole C1 control
-//! character, so the output stays valid UTF-8.
+//! exceed their limit. Every byte it escapes or replaces is ASCII, a whole C1 control character
+//! or a whole separator, so the output stays valid UTF-8.
+//!
+//! `suid` is the actor's user id, never DocSpace's Guest placeholder of failed and anonymous
+//! attempts (`Event::actor_id`). `src` holds a valid IPv4 address and labelled `c6a1` a valid
+//! IPv6 one; any other `ip` (DocSpace cuts IPv6 to its first group, `2a02`) is kept in
+//! `flexString2` labelled `sourceAddress`, since the address keys are typed.
 
 use std::net::IpAddr;
 
@@ -84,7 +92,12 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
             put_ip(ext.out, ip);
             ext.out.put(b" c6a1Label=sourceAddress");
         }
-        None => {}
+        // Not an address (an IPv6 address cut to its first group): kept as text.
+        None => {
+            if let Some(raw) = ev.ip() {
+                ext.put(" flexString2Label=sourceAddress flexString2=", raw, 1023);
+            }
+        }
     }
     if let Some(b) = f.browser {
         ext.put(" requestClientApplication=", b, 1023);
@@ -215,11 +228,18 @@ impl<O: Output + ?Sized> Ext<'_, O> {
     }
 }
 
-/// Extension values: control characters, `\\`, `=`, CR and LF.
-static VALUE_MARKS: Marks = Marks::new([b'\\', b'='], false, &[0xc2]);
+/// Extension values: control characters, `\\`, `=`, CR and LF, and the lead bytes of the C1
+/// controls with NEL (0xC2) and of U+2028 and U+2029 (0xE2).
+static VALUE_MARKS: Marks = Marks::new([b'\\', b'='], false, &[0xc2, 0xe2]);
 
-/// Header fields: control characters, `\\`, `|`, CR and LF.
-static HEADER_MARKS: Marks = Marks::new([b'\\', b'|'], false, &[0xc2]);
+/// Header fields: control characters, `\\`, `|`, CR and LF, and the same lead bytes.
+static HEADER_MARKS: Marks = Marks::new([b'\\', b'|'], false, &[0xc2, 0xe2]);
+
+/// Whether `v[i..]` starts with U+2028 or U+2029 (`E2 80 A8`/`A9`).
+#[inline]
+fn is_separator(v: &[u8], i: usize) -> bool {
+    matches!(v.get(i + 1..i + 3), Some([0x80, 0xa8 | 0xa9]))
+}
 
 /// Extension value escaping into `out`, without the cut: `\\`, `=`, and line breaks as `\n`.
 fn escape_value_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
@@ -229,8 +249,12 @@ fn escape_value_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
         b'\n' => Some((b"\\n", 1)),
         // CRLF is one line break.
         b'\r' => Some((b"\\n", if v.get(i + 1) == Some(&b'\n') { 2 } else { 1 })),
+        // NEL is a line break; the other C1 controls become U+FFFD.
+        0xc2 if v.get(i + 1) == Some(&0x85) => Some((b"\\n", 2)),
         0xc2 if !is_c1(v, i) => None,
         0xc2 => Some((REPLACEMENT, 2)),
+        0xe2 if is_separator(v, i) => Some((b"\\n", 3)),
+        0xe2 => None,
         _ => Some((REPLACEMENT, 1)),
     });
 }
@@ -243,8 +267,11 @@ fn header_into<O: Output + ?Sized>(out: &mut O, value: &str, max_chars: usize) {
         b'|' => Some((b"\\|", 1)),
         // CR and LF each (so CRLF is two spaces).
         b'\r' | b'\n' => Some((b" ", 1)),
+        0xc2 if v.get(i + 1) == Some(&0x85) => Some((b" ", 2)),
         0xc2 if !is_c1(v, i) => None,
         0xc2 => Some((REPLACEMENT, 2)),
+        0xe2 if is_separator(v, i) => Some((b" ", 3)),
+        0xe2 => None,
         _ => Some((REPLACEMENT, 1)),
     });
     if cut {
@@ -259,7 +286,7 @@ fn push_escaped(out: &mut String, bytes: &[u8]) {
     out.push_str(&String::from_utf8_lossy(bytes));
 }
 
-/// Header escaping: `\` and `|`; CR/LF → space.
+/// Header escaping: `\` and `|`; line breaks → space.
 pub fn header(out: &mut String, value: &str, max_chars: usize) {
     let mut b = Vec::with_capacity(value.len().min(max_chars) + 8);
     header_into(&mut b, value, max_chars);
@@ -290,7 +317,7 @@ mod tests {
         let ev = events.iter().find(|e| e.id == 48212).expect("fixture row");
         let got = line(ev);
         let expect = format!(
-            "CEF:0|ONLYOFFICE|DocSpace|{}|1023|LoginFailBruteForce|7|rt=1736945892000 externalId=48212 act=LoginFailBruteForce outcome=failure cat=login suser=bob@example.com suid=712d9ec3-5d2b-4b13-824f-71f00191dcca src=192.0.2.66 requestClientApplication=Firefox 133 request=https://docspace.example.com/login msg=Login Fail. Too many attempts deviceExternalId=main dvchost=docspace.example.com cs3Label=platform cs3=Ubuntu cs6Label=userDisplayName cs6=bob@example.com",
+            "CEF:0|ONLYOFFICE|DocSpace|{}|1023|LoginFailBruteForce|7|rt=1736945892000 externalId=48212 act=LoginFailBruteForce outcome=failure cat=login suser=bob@example.com src=192.0.2.66 requestClientApplication=Firefox 133 request=https://docspace.example.com/login msg=Login Fail. Too many attempts deviceExternalId=main dvchost=docspace.example.com cs3Label=platform cs3=Ubuntu cs6Label=userDisplayName cs6=bob@example.com",
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(got, expect);
@@ -321,9 +348,44 @@ mod tests {
         check("pipe|ok", "pipe|ok");
         check("nul\0esc\u{1b}", "nul\u{FFFD}esc\u{FFFD}");
         check("x suser=admin", "x suser\\=admin");
+        // Every line break a reader may split on: NEL, U+2028, U+2029 too (issue 17); the
+        // other C1 controls are replaced, and other characters led by 0xC2 or 0xE2 kept.
+        check(
+            "nel\u{85}ls\u{2028}ps\u{2029}csi\u{9b}",
+            "nel\\nls\\nps\\ncsi\u{FFFD}",
+        );
+        check("\u{a0}\u{2027}\u{202a}€…–", "\u{a0}\u{2027}\u{202a}€…–");
         let mut h = String::new();
         header(&mut h, "a|b\\c\nd", 512);
         assert_eq!(h, "a\\|b\\\\c d");
+        let mut h = String::new();
+        header(&mut h, "a\u{85}b\u{2028}c\u{2029}d€", 512);
+        assert_eq!(h, "a b c d€");
+    }
+
+    /// See: issue 17. A cut IPv6 address (`2a02`) is kept as `flexString2`, labelled; the Guest
+    /// placeholder of a failed login is no `suid`.
+    #[test]
+    fn cut_addresses_are_kept_and_the_guest_is_no_suid() {
+        let ev = fixtures::all()
+            .into_iter()
+            .find(|e| e.id == 48212)
+            .expect("fixture row")
+            .with_row_field("ip", serde_json::Value::String("2a02".into()));
+        let got = line(&ev);
+        assert!(
+            got.contains(" flexString2Label=sourceAddress flexString2=2a02 "),
+            "{got}"
+        );
+        assert!(!got.contains(" src=") && !got.contains(" suid="), "{got}");
+        assert!(got.contains(" suser=bob@example.com "), "{got}");
+        let ev = ev.with_row_field("ip", serde_json::Value::String("2001:db8::1".into()));
+        let got = line(&ev);
+        assert!(
+            got.contains(" c6a1=2001:db8::1 c6a1Label=sourceAddress"),
+            "{got}"
+        );
+        assert!(!got.contains("flexString2"), "{got}");
     }
 
     #[test]

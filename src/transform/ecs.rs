@@ -1,10 +1,15 @@
 //! ECS 9.x JSON: one object per event, valid against the official schema
 //! (`shared/ecs/validate_ecs.py --auth --strict`).
 //!
-//! Invariants: built with serde_json (never by concatenation), so every control character is
-//! escaped; `source.ip` and `related.ip` only ever hold valid addresses (DocSpace cuts IPv6 to
-//! its first group; that raw value goes to `source.address`); `event.category`/`event.type`
-//! are arrays whose types are expected for their category; unset values are omitted, never
+//! Invariants: every string goes through serde_json's escaping (`transform::put_json_str`, byte
+//! for byte, never by concatenation), so every control character is escaped, and so are the
+//! line separators NEL, U+2028 and U+2029 (`\u0085`, `\u2028`, `\u2029`), which JSON allows raw
+//! but line readers split on; `source.ip` and `related.ip` only ever hold valid addresses
+//! (DocSpace cuts IPv6 to its first group; that raw value goes to `source.address`);
+//! `event.category`/`event.type` are arrays whose types are expected for every category given;
+//! `user.id` and `related.user` never hold DocSpace's Guest placeholder (failed and anonymous
+//! attempts), which stays in `docspace.user_id`; `docspace.unique_id` (portal, stream, id) tells
+//! apart the login and audit events that share a DocSpace `id`; unset values are omitted, never
 //! `null`; DocSpace's own fields go under `docspace.*` in snake_case.
 
 use std::borrow::Cow;
@@ -39,6 +44,8 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     let mut num = itoa::Buffer::new();
     let action_text = ev.action_text();
     let (login, user, user_id) = (ev.login(), ev.user(), ev.user_id());
+    // The actor's id: never the Guest placeholder, which only `docspace.user_id` keeps.
+    let actor_id = ev.actor_id();
     let (country, city) = (ev.country(), ev.city());
     let (browser, platform, page) = (ev.browser(), ev.platform(), ev.page());
     let raw_ip = ev.ip();
@@ -114,6 +121,11 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
         }
         out.put(b"]");
     }
+    with_portal(&ev.portal, |p| out.put(&p.ecs_unique_id));
+    out.put(ev.stream.as_str().as_bytes());
+    out.put(b":");
+    out.put(num.format(ev.id).as_bytes());
+    out.put(b"\"");
     opt_str(out, b",\"user\":", user);
     opt_str(out, b",\"user_id\":", user_id);
     out.put(b"}");
@@ -156,7 +168,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
 
     let mut related_user: [&str; 3] = [""; 3];
     let mut n = 0;
-    for u in [login, user, user_id].into_iter().flatten() {
+    for u in [login, user, actor_id].into_iter().flatten() {
         if !related_user[..n].contains(&u) {
             related_user[n] = u;
             n += 1;
@@ -211,11 +223,11 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
         out.put(b"}");
     }
 
-    if user_id.is_some() || login.is_some() || user.is_some() {
+    if actor_id.is_some() || login.is_some() || user.is_some() {
         out.put(b",\"user\":");
         let mut u = Obj::open(out);
         u.keyword(b"full_name", user);
-        u.keyword(b"id", user_id);
+        u.keyword(b"id", actor_id);
         u.keyword(b"name", login.or(user));
         u.close();
     }
@@ -268,6 +280,18 @@ pub(crate) fn observer_text(portal: &PortalInfo) -> Vec<u8> {
     out.put(b",\"name\":");
     put_json_str(&mut out, &portal.name);
     out.put(b"}");
+    out
+}
+
+/// `,"unique_id":"<portal key>:` of a portal (rendered once per portal by [`with_portal`]):
+/// `docspace.unique_id` up to the stream, as `Event::unique_id` writes it.
+pub(crate) fn unique_id_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.put(b",\"unique_id\":");
+    put_json_str(&mut out, &portal.key);
+    // Reopen the string: the stream and the id follow.
+    out.pop();
+    out.put(b":");
     out
 }
 
@@ -394,7 +418,14 @@ mod tests {
         assert_eq!(d["user_agent"]["name"], "Firefox");
         assert_eq!(d["user_agent"]["version"], "133");
         assert_eq!(d["docspace"]["action_id"], 1023);
+        // See: issue 17. The Guest placeholder names no user: only docspace.user_id keeps it.
         assert_eq!(d["docspace"]["user_id"], crate::event::GUEST_USER_ID);
+        assert!(d["user"].get("id").is_none(), "{d}");
+        assert_eq!(d["related"]["user"], json!(["bob@example.com"]));
+        assert_eq!(
+            d["docspace"]["unique_id"],
+            "docspace.example.com:login:48212"
+        );
         assert!(
             d["source"].get("geo").is_none(),
             "empty country/city omitted"
@@ -411,12 +442,46 @@ mod tests {
         assert!(d["related"].get("ip").is_none());
     }
 
+    /// See: issue 17. A real actor's id is `user.id` and in `related.user`.
+    #[test]
+    fn a_real_actor_keeps_its_id() {
+        let events = fixtures::all();
+        let d = document(events.iter().find(|e| e.id == 48213).expect("row"));
+        assert_eq!(d["user"]["id"], "9b1e4f7a-2c3d-4e5f-8a6b-7c8d9e0f1a2b");
+        assert_eq!(
+            d["related"]["user"],
+            json!(["Alice Johnson", "9b1e4f7a-2c3d-4e5f-8a6b-7c8d9e0f1a2b"])
+        );
+    }
+
+    /// See: issue 17. NEL, U+2028 and U+2029 are escaped wherever a string goes, so that a
+    /// reader splitting lines on them still reads one document; the values are unchanged.
+    #[test]
+    fn line_separators_are_escaped() {
+        let ev = fixtures::all()[0].with_row_field(
+            "login",
+            serde_json::Value::String("a\u{85}b\u{2028}c\u{2029}d €".into()),
+        );
+        let mut out = Vec::new();
+        encode(&ev, &mut out);
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(!text.contains(['\u{85}', '\u{2028}', '\u{2029}']), "{text}");
+        assert!(text.contains(r#""a\u0085b\u2028c\u2029d €""#), "{text}");
+        assert_eq!(text.lines().count(), 1);
+        let d: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(d["user"]["name"], "a\u{85}b\u{2028}c\u{2029}d €");
+    }
+
     #[test]
     fn audit_categories() {
         let events = fixtures::all();
         let by_id = |id| document(events.iter().find(|e| e.id == id).expect("row"));
         assert_eq!(by_id(91540)["event"]["category"], json!(["iam"]));
         assert_eq!(by_id(91540)["event"]["type"], json!(["user", "creation"]));
+        assert_eq!(
+            by_id(91540)["docspace"]["unique_id"],
+            "docspace.example.com:audit:91540"
+        );
         assert_eq!(by_id(91544)["event"]["category"], json!(["configuration"]));
         assert_eq!(by_id(91537)["event"]["category"], json!(["file"]));
         assert_eq!(by_id(91537)["docspace"]["target"], json!(["15432"]));

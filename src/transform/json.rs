@@ -1,12 +1,23 @@
 //! The `json` format: the DocSpace row exactly as received, plus `portal` and `stream`.
+//!
+//! Invariant: one line of JSON text per row. Raw CR and LF can only lie between tokens and are
+//! dropped with the whitespace around them; the line separators NEL, U+2028 and U+2029, which
+//! JSON allows raw inside strings but line readers split on, are written as `\u0085`, `\u2028`
+//! and `\u2029` (the same string to any JSON parser).
 
 use serde_json::Value;
 
 use crate::event::{Event, compact_json};
 
 /// Appends the row as one JSON object (the row's own compact text; serde escapes the portal
-/// name).
+/// name), with the line separators escaped.
 pub fn encode(ev: &Event, out: &mut Vec<u8>) {
+    let start = out.len();
+    encode_row(ev, out);
+    crate::transform::escape_separators_from(out, start);
+}
+
+fn encode_row(ev: &Event, out: &mut Vec<u8>) {
     // Raw CR/LF can only lie between tokens (inside strings they are escaped): drop that
     // whitespace so that the record stays one line.
     let compacted;
@@ -73,6 +84,24 @@ mod tests {
         let v: Value = serde_json::from_str(&text).expect("json");
         assert_eq!(v["portal"], "main");
         assert_eq!(v["stream"], "audit");
+    }
+
+    /// See: issue 17. Raw line separators in the row (DocSpace escapes non-ASCII, but a row
+    /// may come as any JSON) are written escaped: the same strings, one line for every reader.
+    #[test]
+    fn line_separators_are_escaped() {
+        let p = std::sync::Arc::new(crate::event::PortalInfo::new("ma\u{2028}in", "https://x"));
+        let row = "{\"id\":1,\"date\":\"2025-01-01T00:00:00Z\",\"actionId\":1013,\"login\":\"a\u{85}b\u{2028}c\u{2029}d\\u2028 é€\"}";
+        let ev = Event::from_row_text(p, None, row).expect("row");
+        let mut out = b"prefix ".to_vec();
+        encode(&ev, &mut out);
+        let text = std::str::from_utf8(&out[7..]).expect("UTF-8");
+        assert!(!text.contains(['\u{85}', '\u{2028}', '\u{2029}']), "{text}");
+        assert_eq!(text.lines().count(), 1);
+        let v: Value = serde_json::from_str(text).expect("json");
+        assert_eq!(v["login"], "a\u{85}b\u{2028}c\u{2029}d\u{2028} é€");
+        assert_eq!(v["portal"], "ma\u{2028}in");
+        assert_eq!(&out[..7], b"prefix ");
     }
 
     #[test]

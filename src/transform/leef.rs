@@ -43,9 +43,12 @@
 //! `devTimeFormat`), `cat` (stream, a static, untranslated value as the spec requires), `sev`
 //! (1–10), `usrName`, `src` (a valid IPv4 or IPv6 address only) and `url` (page). The rest are
 //! custom keys that collide with no predefined one: `externalId`, `action`, `outcome`, `portal`,
-//! `portalHost`, `userId`, `userDisplayName`, `country`, `city`, `browser`, `platform`,
-//! `message`, `target`, `context`. `identSrc` is not sent: QRadar feeds it into its asset
-//! identity model, and on failed logins the user name is whatever an attacker typed.
+//! `portalHost`, `userId`, `userDisplayName`, `sourceAddress`, `country`, `city`, `browser`,
+//! `platform`, `message`, `target`, `context`. `identSrc` is not sent: QRadar feeds it into its
+//! asset identity model, and on failed logins the user name is whatever an attacker typed.
+//! `userId` is the actor's id, never DocSpace's Guest placeholder of failed and anonymous
+//! attempts (`Event::actor_id`). `sourceAddress` keeps an `ip` that is no valid address (DocSpace
+//! cuts IPv6 to its first group, `2a02`), which `src` cannot carry.
 //!
 //! Order: keys whose values the agent or DocSpace derives come first, and free text an end user
 //! controls (`usrName` onwards) comes last. So an unanchored `key=([^^]+)` custom-property regex,
@@ -136,6 +139,10 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     }
     // The display name, when `usrName` carries the typed login instead.
     attrs.opt("^userDisplayName=", f.login.and(f.user));
+    // An `ip` that is no address (DocSpace cuts IPv6 to its first group): `src` is typed.
+    if crate::transform::valid_ip(ev).is_none() {
+        attrs.opt("^sourceAddress=", ev.ip());
+    }
     attrs.opt("^browser=", f.browser);
     attrs.opt("^platform=", f.platform);
     attrs.opt("^url=", f.page);
@@ -357,10 +364,44 @@ mod tests {
         let events = fixtures::all();
         let ev = events.iter().find(|e| e.id == 48212).expect("fixture row");
         let expect = format!(
-            "LEEF:2.0|ONLYOFFICE|DocSpace|{}|1023|^|devTime=1736945892000^cat=login^sev=7^externalId=48212^action=LoginFailBruteForce^outcome=failure^portal=main^portalHost=docspace.example.com^src=192.0.2.66^userId=712d9ec3-5d2b-4b13-824f-71f00191dcca^usrName=bob@example.com^userDisplayName=bob@example.com^browser=Firefox 133^platform=Ubuntu^url=https://docspace.example.com/login^message=Login Fail. Too many attempts",
+            "LEEF:2.0|ONLYOFFICE|DocSpace|{}|1023|^|devTime=1736945892000^cat=login^sev=7^externalId=48212^action=LoginFailBruteForce^outcome=failure^portal=main^portalHost=docspace.example.com^src=192.0.2.66^usrName=bob@example.com^userDisplayName=bob@example.com^browser=Firefox 133^platform=Ubuntu^url=https://docspace.example.com/login^message=Login Fail. Too many attempts",
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(line(ev), expect);
+    }
+
+    /// See: issue 17. A cut IPv6 address is kept as `sourceAddress` (`src` is typed), and the
+    /// Guest placeholder of a failed login is no `userId`; a real actor's id is.
+    #[test]
+    fn cut_addresses_are_kept_and_the_guest_is_no_user_id() {
+        let ev = fixtures::all()
+            .into_iter()
+            .find(|e| e.id == 48212)
+            .expect("fixture row")
+            .with_row_field("ip", serde_json::Value::String("2a02".into()));
+        let got = line(&ev);
+        let (_, attrs) = split(&got);
+        let get = |key: &str| attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        assert_eq!(get("sourceAddress"), Some("2a02"), "{got}");
+        assert_eq!(get("src"), None, "{got}");
+        assert_eq!(get("userId"), None, "{got}");
+        assert_eq!(get("usrName"), Some("bob@example.com"), "{got}");
+        let ev = ev.with_row_field("ip", serde_json::Value::String("2001:db8::1".into()));
+        let got = line(&ev);
+        let (_, attrs) = split(&got);
+        let get = |key: &str| attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        assert_eq!(
+            (get("src"), get("sourceAddress")),
+            (Some("2001:db8::1"), None)
+        );
+        let ev = ev.with_row_field(
+            "userId",
+            serde_json::Value::String("9b1e4f7a-2c3d-4e5f-8a6b-7c8d9e0f1a2b".into()),
+        );
+        let got = line(&ev);
+        let (_, attrs) = split(&got);
+        let get = |key: &str| attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        assert_eq!(get("userId"), Some("9b1e4f7a-2c3d-4e5f-8a6b-7c8d9e0f1a2b"));
     }
 
     #[test]
@@ -449,7 +490,6 @@ mod tests {
                 "portal",
                 "portalHost",
                 "src",
-                "userId",
                 "usrName",
                 "userDisplayName",
                 "browser",

@@ -119,6 +119,7 @@ pub(crate) struct Fields<'a> {
     pub portal_name: &'a str,
     pub action_text: Option<&'a str>,
     pub user: Option<&'a str>,
+    /// The actor's id, never DocSpace's Guest placeholder ([`Event::actor_id`]).
     pub user_id: Option<&'a str>,
     pub login: Option<&'a str>,
     pub country: Option<&'a str>,
@@ -144,7 +145,7 @@ impl Fields<'_> {
             portal_name: &ev.portal.name,
             action_text: ev.action_text(),
             user: ev.user(),
-            user_id: ev.user_id(),
+            user_id: ev.actor_id(),
             login: ev.login(),
             country: ev.country(),
             city: ev.city(),
@@ -242,6 +243,9 @@ pub(crate) struct PortalText {
     pub ecs_portal: Box<[u8]>,
     /// ECS: `,"observer":{…},"organization":{…}`.
     pub ecs_observer: Box<[u8]>,
+    /// ECS: `,"unique_id":"<portal key>:`, the start of `docspace.unique_id` (the stream, `:`,
+    /// the id and the closing quote follow).
+    pub ecs_unique_id: Box<[u8]>,
     /// CEF: ` deviceExternalId=… dvchost=…`.
     pub cef: Box<[u8]>,
     /// LEEF: `^portal=…^portalHost=…`.
@@ -271,6 +275,7 @@ pub(crate) fn with_portal<R>(
                 let text = std::rc::Rc::new(PortalText {
                     ecs_portal: ecs::portal_text(portal).into_boxed_slice(),
                     ecs_observer: ecs::observer_text(portal).into_boxed_slice(),
+                    ecs_unique_id: ecs::unique_id_text(portal).into_boxed_slice(),
                     cef: cef::portal_text(portal).into_boxed_slice(),
                     leef: leef::portal_text(portal).into_boxed_slice(),
                 });
@@ -405,7 +410,8 @@ pub(crate) fn replace_marked<O: Output + ?Sized>(
 
 /// What a JSON string needs escaped, as serde_json escapes it: `"` and `\` by a backslash, the
 /// C0 controls as `\b`, `\t`, `\n`, `\f`, `\r` or `\u00XX` (lowercase hex); 0 for a byte that
-/// is copied as it is (DEL and everything from 0x80 included, as serde_json copies them).
+/// is copied as it is (DEL and everything from 0x80 included, as serde_json copies them; the
+/// line separators that start with 0xC2 and 0xE2 are escaped apart, see [`separator_escape`]).
 static JSON_ESCAPES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -423,9 +429,10 @@ static JSON_ESCAPES: [u8; 256] = {
     t
 };
 
-/// The bytes of `w` (read little-endian) that JSON escapes (below 0x20, `"` or `\`): the high
-/// bit of each such byte, exactly (no carry crosses a byte). Bytes from 0x80 are never marked,
-/// so UTF-8 text is skipped a word at a time.
+/// The bytes of `w` (read little-endian) that JSON escapes (below 0x20, `"` or `\`) or that
+/// may start a line separator (0xC2, 0xE2): the high bit of each such byte, exactly (no carry
+/// crosses a byte). Other bytes from 0x80 are never marked, so most UTF-8 text is skipped a
+/// word at a time.
 #[inline]
 fn json_marks(w: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
@@ -435,8 +442,50 @@ fn json_marks(w: u64) -> u64 {
     let at_least_space = ((w & LOW7) + ONES * 0x60) | w;
     // High bit set iff the byte of `y` is zero.
     let zero = |y: u64| !(((y & LOW7) + LOW7) | y);
-    (!at_least_space | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))))
-        & HIGH
+    let equal = |c: u8| zero(w ^ (ONES * u64::from(c)));
+    (!at_least_space | equal(b'"') | equal(b'\\') | equal(0xc2) | equal(0xe2)) & HIGH
+}
+
+/// The escape of the line separator that starts at `v[i]`, and its length in bytes: NEL
+/// (U+0085, `C2 85`), U+2028 and U+2029 (`E2 80 A8`/`A9`). JSON allows them raw in strings,
+/// but JavaScript before ES2019 and line readers such as Python's `str.splitlines` end a line
+/// there, so one record would read as two.
+#[inline]
+pub(crate) fn separator_escape(v: &[u8], i: usize) -> Option<(&'static [u8], usize)> {
+    match v.get(i..)? {
+        [0xc2, 0x85, ..] => Some((b"\\u0085", 2)),
+        [0xe2, 0x80, 0xa8, ..] => Some((b"\\u2028", 3)),
+        [0xe2, 0x80, 0xa9, ..] => Some((b"\\u2029", 3)),
+        _ => None,
+    }
+}
+
+/// Escapes every line separator ([`separator_escape`]) in what was written to `out` after
+/// `start`, which is JSON text: they can only lie inside its strings (JSON whitespace is space,
+/// tab, CR and LF), where `\uXXXX` means the same character.
+pub(crate) fn escape_separators_from(out: &mut Vec<u8>, start: usize) {
+    let Some(first) = out[start..]
+        .iter()
+        .position(|&b| b == 0xc2 || b == 0xe2)
+        .map(|p| start + p)
+    else {
+        return;
+    };
+    let tail = out.split_off(first);
+    let mut run = 0;
+    let mut i = 0;
+    while i < tail.len() {
+        match separator_escape(&tail, i) {
+            Some((esc, len)) => {
+                out.extend_from_slice(&tail[run..i]);
+                out.extend_from_slice(esc);
+                i += len;
+                run = i;
+            }
+            None => i += 1,
+        }
+    }
+    out.extend_from_slice(&tail[run..]);
 }
 
 /// The next byte at or after `i` that JSON escapes, if any, eight bytes at a time.
@@ -488,14 +537,30 @@ fn low_bytes(n: usize) -> u64 {
 }
 
 /// Appends `v` as a JSON string, quotes included, exactly as `serde_json::to_writer` writes a
-/// `&str`. Runs of bytes that need no escaping are copied at once.
+/// `&str`, except that the line separators NEL, U+2028 and U+2029 are escaped as well
+/// (`\u0085`, `\u2028`, `\u2029`; see [`separator_escape`]). Runs of bytes that need no
+/// escaping are copied at once.
 pub(crate) fn put_json_str<O: Output + ?Sized>(out: &mut O, v: &str) {
     let v = v.as_bytes();
     out.put(b"\"");
     let mut run = 0;
-    while let Some(at) = next_json_escape(v, run) {
-        out.put(&v[run..at]);
+    let mut from = 0;
+    while let Some(at) = next_json_escape(v, from) {
         let b = v[at];
+        if matches!(b, 0xc2 | 0xe2) {
+            // Marked as a lead byte that may start a line separator.
+            match separator_escape(v, at) {
+                Some((esc, len)) => {
+                    out.put(&v[run..at]);
+                    out.put(esc);
+                    run = at + len;
+                    from = run;
+                }
+                None => from = at + 1,
+            }
+            continue;
+        }
+        out.put(&v[run..at]);
         match JSON_ESCAPES[usize::from(b)] {
             b'u' => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -511,6 +576,7 @@ pub(crate) fn put_json_str<O: Output + ?Sized>(out: &mut O, v: &str) {
             c => out.put(&[b'\\', c]),
         }
         run = at + 1;
+        from = run;
     }
     out.put(&v[run..]);
     out.put(b"\"");
@@ -749,9 +815,12 @@ mod tests {
                     let mut word = [0xffu8; 8];
                     word[at] = a;
                     word[at + 1] = b;
-                    let want = word.iter().enumerate().fold(0u64, |m, (k, &c)| {
-                        m | (u64::from(JSON_ESCAPES[usize::from(c)] != 0) << (8 * k + 7))
-                    });
+                    let marked =
+                        |c: u8| JSON_ESCAPES[usize::from(c)] != 0 || c == 0xc2 || c == 0xe2;
+                    let want = word
+                        .iter()
+                        .enumerate()
+                        .fold(0u64, |m, (k, &c)| m | (u64::from(marked(c)) << (8 * k + 7)));
                     assert_eq!(json_marks(u64::from_le_bytes(word)), want, "{word:x?}");
                 }
             }

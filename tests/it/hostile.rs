@@ -8,7 +8,8 @@
 //! every length that matters (63, 1023/1024, 4000 characters, 8 KiB, up to 64 KiB).
 //!
 //! Properties:
-//! - every format (`ecs`, `cef`, `json`) writes one line: no CR or LF byte anywhere;
+//! - every format (`ecs`, `cef`, `json`, `leef`) writes one line: no CR or LF byte anywhere, and
+//!   none of the other line breaks a reader may split on (NEL, U+2028, U+2029; issue 17);
 //! - ECS and JSON parse back with serde_json and every value round-trips exactly, after the
 //!   8 KiB field cap of `Event::from_json` and, for ECS `keyword` fields, the 1024-character cap
 //!   (the uncapped value stays under `docspace.*`);
@@ -42,7 +43,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use docspace_siem::config::{Format, Framing, Rfc};
-use docspace_siem::event::{Event, MAX_FIELD_BYTES, Outcome, PortalInfo, Stream, TRUNCATED_MARK};
+use docspace_siem::event::{
+    Event, GUEST_USER_ID, MAX_FIELD_BYTES, Outcome, PortalInfo, Stream, TRUNCATED_MARK, is_guest_id,
+};
 use docspace_siem::syslog::{self, Header, SD_ID, UDP_TRUNCATED_MARK};
 use docspace_siem::transform::{self, cef, ecs::IGNORE_ABOVE};
 use proptest::prelude::*;
@@ -295,8 +298,10 @@ fn case() -> impl Strategy<Value = Case> {
         ],
         // An unknown key, which only the `json` format passes through.
         prop::option::of((hostile(), hostile())),
+        // DocSpace's Guest placeholder as `userId`, as failed logins carry it.
+        prop_oneof![3 => Just(false), 1 => Just(true)],
     )
-        .prop_map(|(strings, ip, target, numbers, stream, extra)| {
+        .prop_map(|(strings, ip, target, numbers, stream, extra, guest)| {
             let (id, action, date, kind, product, location, entries) = numbers;
             let mut row = Map::new();
             row.insert("id".into(), json!(id));
@@ -327,6 +332,9 @@ fn case() -> impl Strategy<Value = Case> {
                 && !row.contains_key(&k)
             {
                 row.insert(k, Value::String(v));
+            }
+            if guest {
+                row.insert("userId".into(), json!(GUEST_USER_ID));
             }
             Case { row, stream }
         })
@@ -452,6 +460,11 @@ impl Fields {
         }
     }
 
+    /// The actor's id as the identity fields carry it: never the Guest placeholder.
+    fn actor_id(&self) -> Option<String> {
+        self.user_id.clone().filter(|u| !is_guest_id(u))
+    }
+
     fn check_event(&self, ev: &Event) -> Result<(), TestCaseError> {
         for (name, got, want) in [
             ("login", ev.login(), self.login.as_deref()),
@@ -534,7 +547,7 @@ fn check_ecs(c: &Case, ev: &Event, doc: &Value) -> Result<(), TestCaseError> {
     let ip: Option<IpAddr> = f.ip.as_deref().and_then(|s| s.parse().ok());
     let strings = [
         // Keyword fields, capped at 1024 characters.
-        ("/user/id", kwd(&f.user_id)),
+        ("/user/id", kwd(&f.actor_id())),
         ("/user/name", kwd(&f.login.clone().or(f.user.clone()))),
         ("/user/full_name", kwd(&f.user)),
         ("/source/address", kwd(&f.ip)),
@@ -562,6 +575,10 @@ fn check_ecs(c: &Case, ev: &Event, doc: &Value) -> Result<(), TestCaseError> {
         ("/docspace/page", f.page.clone()),
         ("/docspace/context", f.context.clone()),
         ("/event/id", Some(ev.id.to_string())),
+        (
+            "/docspace/unique_id",
+            Some(format!("docspace.example.com:{}:{}", ev.stream, ev.id)),
+        ),
         ("/event/code", Some(ev.action_id.to_string())),
     ];
     for (p, want) in strings {
@@ -575,7 +592,8 @@ fn check_ecs(c: &Case, ev: &Event, doc: &Value) -> Result<(), TestCaseError> {
     }
 
     let mut related: Vec<&String> = Vec::new();
-    for u in [&f.login, &f.user, &f.user_id].into_iter().flatten() {
+    let actor_id = f.actor_id();
+    for u in [&f.login, &f.user, &actor_id].into_iter().flatten() {
         if !related.contains(&u) {
             related.push(u);
         }
@@ -660,7 +678,7 @@ fn cef_expected_ext(c: &Case, ev: &Event) -> BTreeMap<String, String> {
     if let Some(actor) = f.login.as_ref().or(f.user.as_ref()) {
         put("suser", actor, 1023);
     }
-    if let Some(v) = &f.user_id {
+    if let Some(v) = &f.actor_id() {
         put("suid", v, 1023);
     }
     match f.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) {
@@ -669,7 +687,13 @@ fn cef_expected_ext(c: &Case, ev: &Event) -> BTreeMap<String, String> {
             put("c6a1", &ip.to_string(), 45);
             put("c6a1Label", "sourceAddress", 1023);
         }
-        None => {}
+        // Not an address (DocSpace cuts IPv6 to its first group): labelled text.
+        None => {
+            if let Some(raw) = &f.ip {
+                put("flexString2Label", "sourceAddress", 128);
+                put("flexString2", raw, 1023);
+            }
+        }
     }
     if let Some(v) = &f.browser {
         put("requestClientApplication", v, 1023);
@@ -817,8 +841,9 @@ fn procid_text(p: &ProcId) -> String {
 proptest! {
     #![proptest_config(config())]
 
-    /// (a) Each format writes exactly one line, whatever the row holds. LEEF promises more
-    /// (leef.rs): no control character, NEL, U+2028 or U+2029 at all.
+    /// (a) Each format writes exactly one line, whatever the row holds: no CR or LF, and none
+    /// of NEL, U+2028 and U+2029 either (issue 17: escaped in JSON, `\n` or a space in CEF, a
+    /// space in LEEF). LEEF promises more (leef.rs): no control character at all.
     #[test]
     fn every_format_writes_one_line(c in case()) {
         let ev = decode(&c);
@@ -832,6 +857,11 @@ proptest! {
                 "{format:?} wrote a line break: {}",
                 short_str(&String::from_utf8_lossy(&out))
             );
+            let separator = text
+                .unwrap_or_default()
+                .chars()
+                .find(|c| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'));
+            prop_assert!(separator.is_none(), "{format:?} wrote {separator:?}");
             if format == Format::Leef {
                 let bad = text.unwrap_or_default().chars().find(|c| {
                     c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
@@ -1090,14 +1120,17 @@ fn cef_round_trips_through_real_parsers() {
     );
 
     // The same events as ECS: one document per line, valid against the official schema. The
-    // validator's `--auth` wants a user identity, which random rows may lack: give those the
-    // Guest id DocSpace writes for anonymous attempts.
+    // validator's `--auth` wants a user identity, which random rows may lack (the Guest
+    // placeholder is none): give those a user id.
     let mut ndjson = String::new();
     for c in &cases {
         let mut c = c.clone();
-        if Fields::of(&c.row).user_id.is_none() {
-            c.row
-                .insert("userId".into(), json!(docspace_siem::event::GUEST_USER_ID));
+        let f = Fields::of(&c.row);
+        if f.actor_id().is_none() && f.login.is_none() && f.user.is_none() {
+            c.row.insert(
+                "userId".into(),
+                json!("9b1e4f7a-2c3d-4e5f-8a6b-7c8d9e0f1a2b"),
+            );
         }
         let out = encode(Format::Ecs, &decode(&c));
         ndjson.push_str(std::str::from_utf8(&out).expect("ECS is UTF-8"));

@@ -769,8 +769,12 @@ fn sim_newest(hec: &Hec) -> i64 {
 const LOGIN_DS: &str = "logs-docspace.login-default";
 const AUDIT_DS: &str = "logs-docspace.audit-default";
 
-fn doc_id(stream: &str, id: i64) -> String {
-    format!("127.0.0.1:{stream}:{id}")
+/// The `_id` of an event (`Event::unique_id`): the portal's host and port, stream, id.
+fn doc_id(portal_url: &str, stream: &str, id: i64) -> String {
+    let host = portal_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    format!("{host}:{stream}:{id}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -825,7 +829,10 @@ async fn elasticsearch_bulk_creates_each_event_once_into_data_streams() {
         (AUDIT_DS, "audit", sim.ids(SimStream::Audit)),
     ] {
         let docs = &store[index];
-        let want: BTreeSet<String> = ids.iter().map(|i| doc_id(stream, *i)).collect();
+        let want: BTreeSet<String> = ids
+            .iter()
+            .map(|i| doc_id(&server.url, stream, *i))
+            .collect();
         assert_eq!(
             docs.keys().cloned().collect::<BTreeSet<_>>(),
             want,
@@ -834,6 +841,7 @@ async fn elasticsearch_bulk_creates_each_event_once_into_data_streams() {
         for (id, doc) in docs {
             assert_eq!(
                 doc_id(
+                    &server.url,
                     stream,
                     doc["event"]["id"]
                         .as_str()
@@ -913,15 +921,19 @@ async fn elasticsearch_partial_failures_retry_429_items_alone_and_dead_letter_th
     // Already stored (a 409 means "have it").
     let preseeded: Vec<i64> = vec![ids[2], ids[25], ids[41]];
     for id in &preseeded {
-        es.preseed(AUDIT_DS, &doc_id("audit", *id), json!({"preseeded": true}));
+        es.preseed(
+            AUDIT_DS,
+            &doc_id(&server.url, "audit", *id),
+            json!({"preseeded": true}),
+        );
     }
     // Busy for some documents, twice each.
     let busy: BTreeSet<i64> = [ids[5], ids[6], ids[33]].into_iter().collect();
     for id in &busy {
-        es.fail_item(&doc_id("audit", *id), &[429, 429]);
+        es.fail_item(&doc_id(&server.url, "audit", *id), &[429, 429]);
     }
     let bad = ids[12];
-    es.reject_item(&doc_id("audit", bad));
+    es.reject_item(&doc_id(&server.url, "audit", bad));
     let w = Workdir::new();
     let cfg = config(
         &w,
@@ -949,11 +961,14 @@ async fn elasticsearch_partial_failures_retry_429_items_alone_and_dead_letter_th
     let want: BTreeSet<String> = ids
         .iter()
         .filter(|i| **i != bad)
-        .map(|i| doc_id("audit", *i))
+        .map(|i| doc_id(&server.url, "audit", *i))
         .collect();
     assert_eq!(docs.keys().cloned().collect::<BTreeSet<_>>(), want);
     for id in &preseeded {
-        assert_eq!(docs[&doc_id("audit", *id)], json!({"preseeded": true}));
+        assert_eq!(
+            docs[&doc_id(&server.url, "audit", *id)],
+            json!({"preseeded": true})
+        );
     }
     let created = es.created();
     assert!(created.values().all(|n| *n == 1), "{created:?}");
@@ -966,7 +981,10 @@ async fn elasticsearch_partial_failures_retry_429_items_alone_and_dead_letter_th
         [201, 409, 429, 400].iter().all(|s| statuses.contains(s)),
         "{statuses:?}"
     );
-    let busy_ids: BTreeSet<String> = busy.iter().map(|i| doc_id("audit", *i)).collect();
+    let busy_ids: BTreeSet<String> = busy
+        .iter()
+        .map(|i| doc_id(&server.url, "audit", *i))
+        .collect();
     for id in &busy_ids {
         let tries: Vec<&mocks::BulkRequest> = reqs.iter().filter(|r| r.ids.contains(id)).collect();
         assert_eq!(tries.len(), 3, "{id}: two 429s, then created");
@@ -978,7 +996,7 @@ async fn elasticsearch_partial_failures_retry_429_items_alone_and_dead_letter_th
             );
         }
     }
-    let bad_id = doc_id("audit", bad);
+    let bad_id = doc_id(&server.url, "audit", bad);
     assert_eq!(
         reqs.iter().filter(|r| r.ids.contains(&bad_id)).count(),
         1,

@@ -19,16 +19,19 @@ mod faults;
 mod hostile;
 /// Splunk HEC and Elasticsearch `_bulk` end to end against wire-faithful mocks.
 mod http_sinks;
+/// What the output says (issue 17): no Guest placeholder as a user id, cut addresses kept,
+/// line separators escaped, every action code valid ECS, ids unique across streams and portals.
+mod output;
 /// Real syslog receivers (syslog-ng, rsyslog): every transport, mutual TLS, RFC 3164, header limits.
 mod receivers;
 /// Restarts, kill -9, SIGTERM, corrupt cursors and the state lock.
 mod restart;
-/// The DocSpace server as it really behaves (docs/docspace-api.md §14): fallback, DST, ties,
-/// unreadable rows.
-mod server;
 /// Security hardening (issue 16): the state directory, secrets in output, proxies, the API
 /// listener, unbounded answers.
 mod security;
+/// The DocSpace server as it really behaves (docs/docspace-api.md §14): fallback, DST, ties,
+/// unreadable rows.
+mod server;
 /// Running as a service: systemd notify and watchdog, JSON logs under journald, /health and /metrics.
 mod service;
 /// The DocSpace client and window walker against the simulator's quirks.

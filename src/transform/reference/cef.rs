@@ -79,7 +79,11 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
             put_ip(ext.out, ip);
             ext.out.put(b" c6a1Label=sourceAddress");
         }
-        None => {}
+        None => {
+            if let Some(raw) = ev.ip() {
+                ext.put(" flexString2Label=sourceAddress flexString2=", raw, 1023);
+            }
+        }
     }
     if let Some(b) = f.browser {
         ext.put(" requestClientApplication=", b, 1023);
@@ -188,11 +192,24 @@ impl<O: Output + ?Sized> Ext<'_, O> {
     }
 }
 
-/// Extension values: control characters, `\\`, `=`, CR and LF.
-static VALUE_MARKS: Marks = Marks::new([b'\\', b'='], false, &[0xc2]);
+/// Extension values: control characters, `\\`, `=`, CR and LF, and the lead bytes 0xC2 (C1
+/// controls, NEL) and 0xE2 (U+2028, U+2029).
+static VALUE_MARKS: Marks = Marks::new([b'\\', b'='], false, &[0xc2, 0xe2]);
 
-/// Header fields: control characters, `\\`, `|`, CR and LF.
-static HEADER_MARKS: Marks = Marks::new([b'\\', b'|'], false, &[0xc2]);
+/// Header fields: control characters, `\\`, `|`, CR and LF, and the same lead bytes.
+static HEADER_MARKS: Marks = Marks::new([b'\\', b'|'], false, &[0xc2, 0xe2]);
+
+/// The length of the line separator (NEL, U+2028, U+2029) that starts at `v[i]`, if one does.
+fn separator_len(v: &[u8], i: usize) -> Option<usize> {
+    let rest = &v[i..];
+    if rest.starts_with("\u{85}".as_bytes()) {
+        Some(2)
+    } else if rest.starts_with("\u{2028}".as_bytes()) || rest.starts_with("\u{2029}".as_bytes()) {
+        Some(3)
+    } else {
+        None
+    }
+}
 
 /// Extension value escaping into `out`, without the cut: `\\`, `=`, and line breaks as `\n`.
 fn escape_value_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
@@ -202,8 +219,12 @@ fn escape_value_into<O: Output + ?Sized>(out: &mut O, v: &[u8]) {
         b'\n' => Some((b"\\n", 1)),
         // CRLF is one line break.
         b'\r' => Some((b"\\n", if v.get(i + 1) == Some(&b'\n') { 2 } else { 1 })),
+        0xc2 | 0xe2 if separator_len(v, i).is_some() => {
+            separator_len(v, i).map(|n| (&b"\\n"[..], n))
+        }
         0xc2 if !is_c1(v, i) => None,
         0xc2 => Some((REPLACEMENT, 2)),
+        0xe2 => None,
         _ => Some((REPLACEMENT, 1)),
     });
 }
@@ -216,8 +237,10 @@ fn header_into<O: Output + ?Sized>(out: &mut O, value: &str, max_chars: usize) {
         b'|' => Some((b"\\|", 1)),
         // CR and LF each (so CRLF is two spaces).
         b'\r' | b'\n' => Some((b" ", 1)),
+        0xc2 | 0xe2 if separator_len(v, i).is_some() => separator_len(v, i).map(|n| (&b" "[..], n)),
         0xc2 if !is_c1(v, i) => None,
         0xc2 => Some((REPLACEMENT, 2)),
+        0xe2 => None,
         _ => Some((REPLACEMENT, 1)),
     });
     if cut {

@@ -78,6 +78,7 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
             }
             ds.out.push(b']');
         }
+        ds.str("unique_id", &ev.unique_id());
         ds.opt_str("user", ev.user());
         ds.opt_str("user_id", ev.user_id());
         ds.close();
@@ -140,7 +141,7 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
 
     let mut related_user: [Option<&str>; 3] = [None; 3];
     let mut n = 0;
-    for u in [ev.login(), ev.user(), ev.user_id()].into_iter().flatten() {
+    for u in [ev.login(), ev.user(), ev.actor_id()].into_iter().flatten() {
         if !related_user[..n].contains(&Some(u)) {
             related_user[n] = Some(u);
             n += 1;
@@ -196,11 +197,11 @@ pub fn encode(ev: &Event, out: &mut Vec<u8>) {
         u.close();
     }
 
-    if ev.user_id().is_some() || ev.login().is_some() || ev.user().is_some() {
+    if ev.actor_id().is_some() || ev.login().is_some() || ev.user().is_some() {
         doc.key("user");
         let mut u = Obj::open(doc.out);
         u.keyword("full_name", ev.user());
-        u.keyword("id", ev.user_id());
+        u.keyword("id", ev.actor_id());
         u.keyword("name", ev.login().or(ev.user()));
         u.close();
     }
@@ -299,9 +300,15 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// serde_json's escaping, and the line separators NEL, U+2028 and U+2029 as `\\uXXXX`.
 fn json_str(out: &mut Vec<u8>, v: &str) {
-    // Writing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, v);
+    // A str always serialises.
+    let s = serde_json::to_string(v).unwrap_or_default();
+    let s = s
+        .replace('\u{85}', "\\u0085")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029");
+    out.extend_from_slice(s.as_bytes());
 }
 
 fn push_int(out: &mut Vec<u8>, v: i64) {

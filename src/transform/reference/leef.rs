@@ -135,6 +135,10 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     }
     // The display name, when `usrName` carries the typed login instead.
     attrs.opt("^userDisplayName=", f.login.and(f.user));
+    // An `ip` that is no address (DocSpace cuts IPv6 to its first group): `src` is typed.
+    if ev.valid_ip().is_none() {
+        attrs.opt("^sourceAddress=", ev.ip());
+    }
     attrs.opt("^browser=", f.browser);
     attrs.opt("^platform=", f.platform);
     attrs.opt("^url=", f.page);

@@ -1,6 +1,8 @@
-//! The encoders as they were before the encoders were tuned for CPU cost (issue 8), kept
-//! verbatim as the reference that the differential tests compare the tuned ones against,
-//! byte for byte.
+//! The encoders as they were before the encoders were tuned for CPU cost (issue 8), kept as
+//! the reference that the differential tests compare the tuned ones against, byte for byte.
+//! What the output says has changed since in both alike (issue 17: the Guest placeholder out
+//! of the user id fields, a cut IPv6 address kept in CEF and LEEF, line separators escaped,
+//! `docspace.unique_id`), in the plain style of the rest of this module.
 #![allow(dead_code)]
 
 pub mod cef;
@@ -65,7 +67,7 @@ impl Fields<'_> {
             portal_host: &ev.portal.host,
             action_text: ev.action_text(),
             user: ev.user(),
-            user_id: ev.user_id(),
+            user_id: ev.user_id().filter(|u| !crate::event::is_guest_id(u)),
             login: ev.login(),
             country: ev.country(),
             city: ev.city(),

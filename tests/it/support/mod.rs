@@ -721,11 +721,12 @@ pub fn make_pki(dir: &Path) {
 }
 
 /// What a CEF parser reads back for a value the agent encoded, per the documented sanitising:
-/// CR and CRLF become LF, other control characters except TAB become U+FFFD.
+/// every line break (CR, CRLF, NEL, U+2028, U+2029) becomes LF, other control characters except
+/// TAB become U+FFFD.
 pub fn cef_sanitised(value: &str) -> String {
     value
         .replace("\r\n", "\n")
-        .replace('\r', "\n")
+        .replace(['\r', '\u{85}', '\u{2028}', '\u{2029}'], "\n")
         .chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {
