@@ -17,6 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN:-target/release/docspace-siem}
+sim=${SIM:-$(dirname "$bin")/docspace-sim}
+[ -x "$sim" ] || { cargo build --release --quiet -p docspace-sim; sim=target/release/docspace-sim; }
 secs=${1:-40}
 big=${2:-100000}
 work=$(mktemp -d)
@@ -43,7 +45,7 @@ PY
 run_case() {
   local total=$1 tag=$2 mode=$3
   local login=$((total * 2 / 3)) audit=$((total - total * 2 / 3))
-  "$bin" simulate --login "$login" --audit "$audit" --days 30 --key sk-bench >"$work/$tag.url" 2>/dev/null &
+  "$sim" --login "$login" --audit "$audit" --days 30 --key sk-bench >"$work/$tag.url" 2>/dev/null &
   local sim=$!
   for _ in $(seq 300); do [ -s "$work/$tag.url" ] && break; sleep 0.1; done
   local url; url=$(head -1 "$work/$tag.url")

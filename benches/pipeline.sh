@@ -61,11 +61,14 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   BIN=target/release/docspace-siem
 fi
+# The simulated portal (tests/simulator): beside BIN, or built.
+SIM=${SIM:-$(dirname "$BIN")/docspace-sim}
+[ -x "$SIM" ] || { cargo build --release --quiet -p docspace-sim; SIM=target/release/docspace-sim; }
 if [ -z "${TOOLS:-}" ]; then
   TOOLS=$(cargo bench --no-run --bench bench-tools --message-format=json 2>/dev/null |
     grep -o '"executable":"[^"]*bench_tools[^"]*"' | tail -1 | sed 's/"executable":"//; s/"$//')
 fi
-[ -x "$BIN" ] && [ -x "$TOOLS" ] || { echo "pipeline.sh: missing $BIN or $TOOLS" >&2; exit 2; }
+[ -x "$BIN" ] && [ -x "$SIM" ] && [ -x "$TOOLS" ] || { echo "pipeline.sh: missing $BIN, $SIM or $TOOLS" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/docspace-siem-bench.XXXXXX)
 state_root=$work
@@ -106,7 +109,7 @@ field() { sed -n "s/\(^\|.* \)$1=\([0-9.]*\).*/\2/p" <<<"$2" | head -1; }
 
 start_sim() { # EVENTS TAG [extra simulate flags...]
   local n=$1 tag=$2; shift 2
-  "$BIN" simulate --login "$n" --audit 0 --days "$days" --key sk-bench "$@" >"$work/$tag.out" 2>"$work/$tag.err" &
+  "$SIM" --login "$n" --audit 0 --days "$days" --key sk-bench "$@" >"$work/$tag.out" 2>"$work/$tag.err" &
   sim=$!
   pids+=("$sim")
   wait_line "$work/$tag.out" '^http://' "$sim" 300 >/dev/null

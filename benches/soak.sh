@@ -6,7 +6,7 @@
 #   DURATION=120 FAULT_EVERY=15 bash benches/soak.sh
 #
 # What runs, all on 127.0.0.1:
-#   - `docspace-siem simulate --live $RATE`: a simulated portal (Europe/Berlin, 2,000 login and
+#   - `docspace-sim --live $RATE`: a simulated portal (Europe/Berlin, 2,000 login and
 #     2,000 audit rows of history) that inserts about $RATE new events a second;
 #   - a webhook collector (python3) that appends every event it accepts to collector.ids;
 #   - the agent (release build) with two sinks: that webhook (JSON) and stdout (JSON lines,
@@ -36,6 +36,8 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   BIN=target/release/docspace-siem
 fi
+SIM=${SIM:-$(dirname "$BIN")/docspace-sim}
+[ -x "$SIM" ] || { cargo build --release --quiet -p docspace-sim; SIM=target/release/docspace-sim; }
 work=$(mktemp -d /tmp/docspace-siem-soak.XXXXXX)
 OUT=${OUT:-$work}
 mkdir -p "$OUT"
@@ -55,7 +57,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the portal ------------------------------------------------------------------------------
-"$BIN" simulate --listen 127.0.0.1:0 --login 2000 --audit 2000 --days 1 --key sk-soak \
+"$SIM" --listen 127.0.0.1:0 --login 2000 --audit 2000 --days 1 --key sk-soak \
   --live "$RATE" >"$work/sim.url" 2>"$work/sim.log" &
 sim_pid=$!
 for _ in $(seq 100); do [ -s "$work/sim.url" ] && break; sleep 0.1; done

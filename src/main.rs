@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 use docspace_siem::agent::{self, RunOptions};
 use docspace_siem::config::{self, Config, Format};
 use docspace_siem::event::{Event, PortalInfo, Stream};
+#[cfg(feature = "simulator")]
 use docspace_siem::simulator::{SimConfig, SimStream, SimZone, Simulator};
 use docspace_siem::transform;
 
@@ -77,35 +78,6 @@ enum Command {
         /// Config file.
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
-    },
-    /// Serve a simulated DocSpace portal (for benchmarks and manual tests) until Ctrl-C.
-    #[command(hide = true)]
-    Simulate {
-        /// Listen address.
-        #[arg(long, default_value = "127.0.0.1:0")]
-        listen: std::net::SocketAddr,
-        /// Login events to generate over the last `days`.
-        #[arg(long, default_value_t = 1000)]
-        login: usize,
-        /// Audit events to generate over the last `days`.
-        #[arg(long, default_value_t = 1000)]
-        audit: usize,
-        /// Days of history.
-        #[arg(long, default_value_t = 30)]
-        days: i64,
-        /// API key the portal accepts.
-        #[arg(long, default_value = "sk-bench")]
-        key: String,
-        /// Live events per second added after start.
-        #[arg(long, default_value_t = 0.0)]
-        live: f64,
-        /// Added to every answer, in milliseconds (a real portal's round trip and server time).
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// DocSpace's sliding-window rate limit: beyond this many requests a minute, answer 429
-        /// with Retry-After (0 = off, the self-hosted default; the cloud allows 1500).
-        #[arg(long, default_value_t = 0)]
-        rate_per_minute: u32,
     },
     /// The whole pipeline against a built-in DocSpace simulator, printing to stdout.
     Demo {
@@ -242,47 +214,6 @@ fn main() -> ExitCode {
             Ok(cfg) => cursor_command(&cfg, action),
             Err(code) => code,
         },
-        Command::Simulate {
-            listen,
-            login,
-            audit,
-            days,
-            key,
-            live,
-            latency_ms,
-            rate_per_minute,
-        } => runtime(None, |cancel| async move {
-            let sim = Simulator::new(SimConfig {
-                api_key: key,
-                zone: SimZone::EuropeBerlin,
-                seed: 1,
-            });
-            let now = time::OffsetDateTime::now_utc();
-            let from = now - time::Duration::days(days);
-            let to = now - time::Duration::seconds(5);
-            sim.generate(SimStream::Login, login, from, to);
-            sim.generate(SimStream::Audit, audit, from, to);
-            sim.set_latency(std::time::Duration::from_millis(latency_ms));
-            sim.set_rate_limit(Some(rate_per_minute));
-            let server = match sim.serve(listen).await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("docspace-siem simulate: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            println!("{}", server.url);
-            let _live = (live > 0.0).then(|| sim.spawn_live(live, cancel.clone()));
-            cancel.cancelled().await;
-            drop(server);
-            // For benchmark scripts: what was served, and how often the rate limit was hit.
-            println!(
-                "requests={} rate_limited={}",
-                sim.request_count(),
-                sim.rate_limited()
-            );
-            ExitCode::SUCCESS
-        }),
     }
 }
 
@@ -765,6 +696,7 @@ fn rows_of(input: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
     Ok(rows)
 }
 
+#[cfg(feature = "simulator")]
 /// A new directory of an unpredictable name under the temporary directory, created
 /// exclusively with mode 0700 (an existing path, a planted link included, is never reused).
 fn private_temp_dir() -> std::io::Result<PathBuf> {
@@ -781,6 +713,7 @@ fn private_temp_dir() -> std::io::Result<PathBuf> {
     Err(last.unwrap_or_else(|| std::io::Error::other("no name left")))
 }
 
+#[cfg(feature = "simulator")]
 /// Writes a new file, created exclusively with mode 0600, never through a link.
 fn private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -793,8 +726,18 @@ fn private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         .write_all(bytes)
 }
 
+/// `demo` in a build without the simulator.
+#[cfg(not(feature = "simulator"))]
+fn demo(_format: Format, _events: Option<u64>) -> ExitCode {
+    eprintln!(
+        "docspace-siem demo: this build has no simulated portal (it was built without the `simulator` feature)"
+    );
+    ExitCode::from(64)
+}
+
 /// `demo`: a simulated portal with a day of history plus live traffic, through the real
 /// pipeline, into a stdout sink.
+#[cfg(feature = "simulator")]
 fn demo(format: Format, events: Option<u64>) -> ExitCode {
     runtime(None, |cancel| async move {
         let sim = Simulator::new(SimConfig {
