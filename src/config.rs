@@ -1074,12 +1074,9 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
                 }
             };
             if let Some(level) = &l.level
-                && tracing_subscriber::EnvFilter::try_new(level).is_err()
+                && let Err(problem) = check_log_level(level)
             {
-                errs.push(ConfigProblem::new(
-                    "log.level",
-                    format!("{level:?} is not a level (error, warn, info, debug, trace) or a filter such as \"docspace_siem=debug\""),
-                ));
+                errs.push(ConfigProblem::new("log.level", problem));
             }
             LogConfig {
                 format,
@@ -1389,6 +1386,54 @@ fn no_credentials(errs: &mut Vec<ConfigProblem>, key: &str, u: Url, instead: &st
     None
 }
 
+/// A portal URL is its base, `https://host[:port]`: the agent adds `/api/2.0/…` itself, so a
+/// path (often `…/api/2.0` copied from the API docs), a query or a fragment would make every
+/// request a 404.
+fn portal_base(errs: &mut Vec<ConfigProblem>, key: &str, u: Url) -> Option<Url> {
+    let path = u.path().trim_end_matches('/');
+    let problem = if path.to_ascii_lowercase().contains("/api") {
+        Some(format!(
+            "has the path {path:?}: give the portal's base URL only (e.g. https://{}); the agent adds /api/2.0/… itself",
+            u.host_str().unwrap_or("docspace.example.com")
+        ))
+    } else if !path.is_empty() {
+        Some(format!(
+            "has the path {path:?}: give the portal's base URL only (e.g. https://{}), without a path",
+            u.host_str().unwrap_or("docspace.example.com")
+        ))
+    } else if u.query().is_some() || u.fragment().is_some() {
+        Some("has a query or fragment (?… or #…): give the portal's base URL only".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => {
+            errs.push(ConfigProblem::new(key, p));
+            None
+        }
+        None => Some(u),
+    }
+}
+
+/// A `[log] level`: a level, or comma-separated directives such as `docspace_siem=debug`; a
+/// bare word that is not a level (`warning`) would silently turn every log line off.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in level.split(',').map(str::trim) {
+        if directive.is_empty() || directive.contains('=') {
+            continue;
+        }
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(directive)) {
+            return Err(format!(
+                "{directive:?} is not a level: use one of off, error, warn, info, debug, trace, or a filter such as \"docspace_siem=debug\""
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(level).map(|_| ()).map_err(|e| {
+        format!("{level:?} is not a level (error, warn, info, debug, trace) or a filter such as \"docspace_siem=debug\" ({e})")
+    })
+}
+
 /// Resolves a credential path: relative paths live in `$CREDENTIALS_DIRECTORY`.
 fn credential_path(path: &str, sources: &Sources) -> PathBuf {
     let p = Path::new(path);
@@ -1505,7 +1550,8 @@ fn portal(
             None
         }
         Some(u) => check_url(errs, &format!("{key}.url"), u, false)
-            .and_then(|u| no_credentials(errs, &format!("{key}.url"), u, "use api_key_file")),
+            .and_then(|u| no_credentials(errs, &format!("{key}.url"), u, "use api_key_file"))
+            .and_then(|u| portal_base(errs, &format!("{key}.url"), u)),
     };
     // The file wins over an inline key (SPEC), then systemd credentials named after the portal.
     let api_key = if let Some(f) = rp.api_key_file.as_deref() {
@@ -2505,6 +2551,41 @@ url = "https://x"
             "sinks.a.url: is not a key of a \"syslog\" sink",
         ] {
             assert!(text.contains(expect), "missing {expect:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_portal_url_with_a_path_or_query_and_a_log_level_typo_are_refused() {
+        for (url, expect) in [
+            ("https://docspace.example.com/api/2.0", "the agent adds /api/2.0/"),
+            ("https://docspace.example.com/portal", "without a path"),
+            ("https://docspace.example.com/?x=1", "query or fragment"),
+        ] {
+            let err = load_str(&GOOD.replace("https://docspace.example.com", url), &[])
+                .expect_err(url)
+                .to_string();
+            assert!(err.contains("portals.main.url") && err.contains(expect), "{url}: {err}");
+        }
+        assert!(
+            load_str(
+                &GOOD.replace("https://docspace.example.com", "https://docspace.example.com/"),
+                &[]
+            )
+            .is_ok()
+        );
+        for (level, ok) in [
+            ("warning", false),
+            ("verbose", false),
+            ("warn", true),
+            ("INFO", true),
+            ("info,docspace_siem=debug", true),
+            ("docspace_siem=trace", true),
+        ] {
+            let r = load_str(&format!("{GOOD}\n[log]\nlevel = \"{level}\"\n"), &[]);
+            assert_eq!(r.is_ok(), ok, "{level}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("log.level"), "{e}");
+            }
         }
     }
 
