@@ -342,6 +342,8 @@ impl Tasks {
 }
 
 /// A line per target for `check`: `(name, Ok(detail) | Err(reason))`.
+/// Checks every portal and sink once: `Ok(detail)` (a detail starting with
+/// [`crate::sink::UNVERIFIED`] when the target cannot be verified), or `Err(reason)`.
 pub async fn check(cfg: &Config) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
     for p in &cfg.portals {

@@ -189,7 +189,10 @@ fn main() -> ExitCode {
                 let mut failed = false;
                 for (target, res) in agent::check(&cfg).await {
                     match res {
-                        Ok(detail) => println!("{target}: OK ({detail})"),
+                        Ok(detail) => match detail.strip_prefix(docspace_siem::sink::UNVERIFIED) {
+                            Some(why) => println!("{target}: UNVERIFIED ({why})"),
+                            None => println!("{target}: OK ({detail})"),
+                        },
                         Err(reason) => {
                             failed = true;
                             println!("{target}: FAILED: {reason}");

@@ -67,6 +67,10 @@ impl Records {
     }
 }
 
+/// What starts a `check` detail that could not be verified either way (syslog over UDP,
+/// which has no acknowledgement): `check` reports it as UNVERIFIED, neither OK nor FAILED.
+pub const UNVERIFIED: &str = "cannot be verified: ";
+
 /// A delivery failure.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]

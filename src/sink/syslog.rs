@@ -403,9 +403,18 @@ impl SyslogSink {
         }
     }
 
-    /// Connects once, for `check`.
+    /// Connects once, for `check`. UDP has no connection to prove: a datagram to a port
+    /// nobody listens on vanishes, so `check` says it cannot tell
+    /// ([`super::UNVERIFIED`]).
     pub async fn healthcheck(&mut self) -> Result<String, SinkError> {
         self.connect().await?;
+        if self.cfg.protocol == Protocol::Udp {
+            return Ok(format!(
+                "{}syslog over UDP to {} has no acknowledgement: the address resolves and a socket is open, but whether a receiver listens shows only on the receiver's side",
+                super::UNVERIFIED,
+                self.cfg.address
+            ));
+        }
         Ok(format!(
             "syslog {} {:?} connected",
             self.cfg.address, self.cfg.protocol

@@ -139,14 +139,28 @@ impl WebhookSink {
         })
     }
 
-    /// Any HTTP answer proves the receiver is reachable.
+    /// A HEAD request: a receiver that answers it (or refuses only the method or the empty
+    /// body) is reachable; one that refuses the credentials, has nothing at this URL (a revoked
+    /// or mistyped hook), redirects or fails is not.
     pub async fn healthcheck(&mut self) -> Result<String, SinkError> {
         match self.request(reqwest::Method::HEAD).send().await {
-            Ok(r) => Ok(format!(
-                "{} reachable (HTTP {})",
-                self.shown,
-                r.status().as_u16()
-            )),
+            Ok(r) => {
+                let code = r.status().as_u16();
+                let why = match code {
+                    200..=299 | 400 | 405 | 411 | 415 | 422 => {
+                        return Ok(format!("{} reachable (HTTP {code})", self.shown));
+                    }
+                    401 | 403 => "refused the credentials: check the sink's headers or token",
+                    404 | 410 => "nothing at this URL: the hook was revoked or the URL is mistyped",
+                    300..=399 => "redirects, and redirects are not followed: set the final URL",
+                    500..=599 => "the receiver fails",
+                    _ => "unexpected answer",
+                };
+                Err(SinkError::fatal(format!(
+                    "webhook {}: HTTP {code}: {why}",
+                    self.shown
+                )))
+            }
             Err(e) => Err(SinkError::retryable(format!(
                 "webhook {}: {}",
                 self.shown,

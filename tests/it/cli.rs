@@ -368,3 +368,40 @@ fn read_only_commands_leave_a_corrupt_cursor_and_all_state_as_it_was() {
     assert_eq!(code, 1, "nothing listens on port 9");
     assert_eq!(snapshot(&w.state()), before, "check changed the state");
 }
+
+/// `check` is honest: syslog over UDP cannot be verified (UNVERIFIED, not OK), and a webhook
+/// whose URL answers 404 (a revoked hook) is FAILED, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_udp_cannot_be_verified_and_a_404_webhook_failed() {
+    let (_sim, server) = crate::support::portal(docspace_siem::simulator::SimZone::Utc).await;
+    // A receiver with nothing at the hook's path: axum answers 404.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new()).await;
+    });
+    let udp = crate::support::free_port();
+    let w = crate::support::Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n{}\n[sinks.gone]\ntype = \"webhook\"\nurl = \"http://{addr}/hooks/revoked\"\n[sinks.siem]\ntype = \"syslog\"\nprotocol = \"udp\"\naddress = \"127.0.0.1:{udp}\"\n",
+        crate::support::Workdir::portal_toml("main", &server.url, ""),
+    ));
+    let path = cfg.to_str().expect("utf8").to_owned();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        crate::support::run_cli(&["check", "--config", &path], None)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("portal main: OK"), "{out}");
+    assert!(
+        out.contains("sink gone: FAILED") && out.contains("HTTP 404") && out.contains("revoked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sink siem: UNVERIFIED") && !out.contains("sink siem: OK"),
+        "{out}"
+    );
+}
