@@ -245,7 +245,7 @@ pub async fn run(
         registry.task_died(why);
         cancel.cancel();
     }
-    info!(timeout = ?cfg.shutdown_timeout, "stopping: draining sinks and saving cursors");
+    info!(timeout = %crate::retry::Secs(cfg.shutdown_timeout), "stopping: draining sinks and saving cursors");
     // Every task ends by itself once cancelled (pollers first, then sinks as their queues
     // close, then committers); the listener closes before a reload binds it again.
     let drain = async {

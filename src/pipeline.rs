@@ -242,7 +242,7 @@ pub async fn run_committer(
                 let events = events + commit.events as u64;
                 let hold = events >= UNSAVED_EVENTS_MAX || since.elapsed() >= UNSAVED_TIME_MAX;
                 if hold && !stats.held.swap(true, Ordering::Relaxed) {
-                    error!(portal = %portal, stream = %stream, unsaved_events = events, unsaved_for = ?since.elapsed(), "cursor saves keep failing: polling paused until the state directory is writable again (free space or fix permissions on state_dir)");
+                    error!(portal = %portal, stream = %stream, unsaved_events = events, unsaved_for = %crate::retry::Secs(since.elapsed()), "cursor saves keep failing: polling paused until the state directory is writable again (free space or fix permissions on state_dir)");
                 } else {
                     error!(portal = %portal, stream = %stream, error = %e, "cannot save cursor; events will be re-sent after a restart");
                 }

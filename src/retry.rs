@@ -51,6 +51,23 @@ impl Backoff {
     }
 }
 
+/// A duration as operators read it in a log line: seconds with one decimal (`1.7s`, `300.0s`),
+/// not `Debug`'s `765.86166ms`.
+#[derive(Clone, Copy)]
+pub struct Secs(pub Duration);
+
+impl std::fmt::Display for Secs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}s", self.0.as_secs_f64())
+    }
+}
+
+impl std::fmt::Debug for Secs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Delay to honour for a `Retry-After` header value in seconds (0 means "at least 1 s"),
 /// capped at `cap`, with up to 20 % jitter added.
 pub fn retry_after(seconds: Option<u64>, cap: Duration) -> Duration {
@@ -145,6 +162,13 @@ mod tests {
         assert!(delays[19] >= Duration::from_secs(1), "{delays:?}");
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn durations_in_logs_have_one_decimal() {
+        assert_eq!(Secs(Duration::from_micros(765_861)).to_string(), "0.8s");
+        assert_eq!(Secs(Duration::from_millis(1_700)).to_string(), "1.7s");
+        assert_eq!(format!("{:?}", Secs(Duration::from_secs(300))), "300.0s");
     }
 
     #[test]

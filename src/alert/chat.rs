@@ -1026,9 +1026,9 @@ pub async fn deliver(
                         None => backoff.next_delay(),
                     };
                     if e.operator {
-                        error!(sink = %name, retry_in = ?delay, "{e}");
+                        error!(sink = %name, retry_in = %crate::retry::Secs(delay), "{e}");
                     } else {
-                        warn!(sink = %name, retry_in = ?delay, "{e}");
+                        warn!(sink = %name, retry_in = %crate::retry::Secs(delay), "{e}");
                     }
                     tokio::time::sleep(delay).await;
                 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Format, MAX_SINK_BACKOFF, SinkConfig, SinkKind};
 use crate::event::Event;
@@ -428,6 +428,9 @@ async fn deliver(
                     write_dead(name, &dead, stats, dead_letter).await;
                 }
                 if partial.retry.is_empty() {
+                    if let Some(was) = stats.error() {
+                        info!(sink = %name, after = %was, "the sink recovered: delivering again");
+                    }
                     stats.set_error(None);
                     stats
                         .last_success
@@ -439,7 +442,7 @@ async fn deliver(
                         Some(s) => retry_after(Some(s), MAX_SINK_BACKOFF),
                         None => backoff.next_delay(),
                     };
-                    warn!(sink = %name, events = partial.retry.len(), retry_in = ?delay, "the receiver asked to retry some events");
+                    warn!(sink = %name, events = partial.retry.len(), retry_in = %crate::retry::Secs(delay), "the receiver asked to retry some events");
                     tokio::time::sleep(delay).await;
                     work.push(
                         partial
@@ -465,9 +468,9 @@ async fn deliver(
                     None => backoff.next_delay(),
                 };
                 if e.operator {
-                    error!(sink = %name, retry_in = ?delay, "{e}");
+                    error!(sink = %name, retry_in = %crate::retry::Secs(delay), "{e}");
                 } else {
-                    warn!(sink = %name, retry_in = ?delay, "{e}");
+                    warn!(sink = %name, retry_in = %crate::retry::Secs(delay), "{e}");
                 }
                 tokio::time::sleep(delay).await;
                 work.push(pending);

@@ -221,10 +221,10 @@ impl Poller {
                     };
                     match e.class() {
                         ErrorClass::NeedsOperator => {
-                            error!(portal = %portal, stream = %stream, retry_in = ?delay, "{e}")
+                            error!(portal = %portal, stream = %stream, retry_in = %crate::retry::Secs(delay), "{e}")
                         }
                         _ => {
-                            warn!(portal = %portal, stream = %stream, retry_in = ?delay, "{e}")
+                            warn!(portal = %portal, stream = %stream, retry_in = %crate::retry::Secs(delay), "{e}")
                         }
                     }
                     if !pause(&cancel, delay, &self.stats).await {
@@ -234,6 +234,9 @@ impl Poller {
                 }
             };
             backoff.reset();
+            if let Some(was) = self.stats.error.lock().ok().and_then(|g| g.clone()) {
+                info!(portal = %portal, stream = %stream, after = %was, "the portal answers again: reading on from the cursor");
+            }
             self.stats.set_error(None);
             self.stats
                 .last_success
@@ -249,7 +252,7 @@ impl Poller {
                 let read = (window.events.len() + window.rejected.len()).max(1) as f64;
                 let fit = covered * self.cfg.max_window_events as f64 / read * 0.8;
                 span = Duration::from_secs_f64(fit).min(span / 2).max(MIN_SPAN);
-                debug!(portal = %portal, stream = %stream, span = ?span, "window too dense; splitting");
+                debug!(portal = %portal, stream = %stream, span = %crate::retry::Secs(span), "window too dense; splitting");
                 continue;
             }
             if window.too_many {
@@ -457,7 +460,8 @@ impl Progress {
         } else {
             self.caught_up_logged = false;
         }
-        if elapsed < self.every || (caught_up && self.since == 0) {
+        // Progress lines are for a catch-up; once caught up, the metrics tell the rest.
+        if elapsed < self.every || caught_up {
             return;
         }
         let lag = (OffsetDateTime::now_utc() - watermark).whole_seconds();

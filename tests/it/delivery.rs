@@ -460,6 +460,11 @@ async fn webhook_retries_429_and_5xx_and_dead_letters_a_400() {
         err.contains("HTTP 503") && err.contains("HTTP 429"),
         "{err}"
     );
+    // The operator reads that it recovered, not only that it failed.
+    assert!(
+        err.contains("the sink recovered: delivering again"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
