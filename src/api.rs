@@ -384,17 +384,60 @@ pub fn metrics_text(reg: &Registry) -> String {
     }
     let _ = writeln!(
         out,
-        "# HELP docspace_siem_watermark_seconds Cursor watermark (unix seconds)\n# TYPE docspace_siem_watermark_seconds gauge"
+        "# HELP docspace_siem_watermark_timestamp_seconds Cursor watermark (unix seconds)\n# TYPE docspace_siem_watermark_timestamp_seconds gauge"
     );
     for ((portal, stream), s) in &reg.streams {
         let _ = writeln!(
             out,
-            "docspace_siem_watermark_seconds{{portal=\"{}\",stream=\"{}\"}} {}",
+            "docspace_siem_watermark_timestamp_seconds{{portal=\"{}\",stream=\"{}\"}} {}",
             label(portal),
             stream,
             s.watermark.load(Ordering::Relaxed)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_last_success_timestamp_seconds When a window was last read from the portal (unix seconds; 0 = never)\n# TYPE docspace_siem_last_success_timestamp_seconds gauge"
+    );
+    for ((portal, stream), s) in &reg.streams {
+        let _ = writeln!(
+            out,
+            "docspace_siem_last_success_timestamp_seconds{{portal=\"{}\",stream=\"{}\"}} {}",
+            label(portal),
+            stream,
+            s.last_success.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_portal_up Whether the last read of a portal's stream succeeded (1) or is failing (0; /health names why)\n# TYPE docspace_siem_portal_up gauge"
+    );
+    for ((portal, stream), s) in &reg.streams {
+        let _ = writeln!(
+            out,
+            "docspace_siem_portal_up{{portal=\"{}\",stream=\"{}\"}} {}",
+            label(portal),
+            stream,
+            u8::from(s.error().is_none())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_sink_up Whether a sink's last delivery succeeded (1) or is failing (0)\n# TYPE docspace_siem_sink_up gauge"
+    );
+    for (sink, s) in &reg.sinks {
+        let _ = writeln!(
+            out,
+            "docspace_siem_sink_up{{sink=\"{}\"}} {}",
+            label(sink),
+            u8::from(s.error().is_none())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_build_info The agent's version (always 1)\n# TYPE docspace_siem_build_info gauge\ndocspace_siem_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = writeln!(
         out,
         "# HELP docspace_siem_cursor_lag_seconds How far the delivered cursor trails now\n# TYPE docspace_siem_cursor_lag_seconds gauge"
@@ -485,5 +528,45 @@ mod tests {
         assert!(!ok);
         assert_eq!(doc["status"], "failed", "{doc}");
         assert_eq!(doc["dead_tasks"][0], "sink chat panicked: boom", "{doc}");
+    }
+
+    #[test]
+    fn metrics_name_instants_as_timestamps_and_say_what_is_up() {
+        let mut reg = Registry::default();
+        let failing = Arc::new(crate::pipeline::StreamStats::default());
+        failing.set_error(Some("HTTP 500".to_owned()));
+        reg.streams
+            .insert(("main".to_owned(), crate::event::Stream::Login), failing);
+        reg.streams.insert(
+            ("main".to_owned(), crate::event::Stream::Audit),
+            Arc::default(),
+        );
+        reg.sinks.insert("siem".to_owned(), Arc::default());
+        let text = metrics_text(&reg);
+        for line in [
+            "docspace_siem_watermark_timestamp_seconds{portal=\"main\",stream=\"login\"} 0",
+            "docspace_siem_last_success_timestamp_seconds{portal=\"main\",stream=\"audit\"} 0",
+            "docspace_siem_portal_up{portal=\"main\",stream=\"login\"} 0",
+            "docspace_siem_portal_up{portal=\"main\",stream=\"audit\"} 1",
+            "docspace_siem_sink_up{sink=\"siem\"} 1",
+            concat!(
+                "docspace_siem_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1"
+            ),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+        // Every sample's metric has its HELP and TYPE.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap_or_default();
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} has no TYPE"
+            );
+        }
     }
 }
