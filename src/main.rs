@@ -39,24 +39,32 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent until SIGTERM/SIGINT, then drain and save cursors.
+    #[command(
+        after_help = "Exit codes: 0 clean stop; 78 bad config or corrupt cursor; 1 any other fatal error (a pipeline task that died among them)."
+    )]
     Run {
         /// Config file [env: DOCSPACE_SIEM_CONFIG; default /etc/docspace-siem/docspace-siem.toml].
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Load and check the config without network; print every problem as `key: problem`.
+    #[command(after_help = "Exit codes: 0 valid; 78 invalid.")]
     Validate {
         /// Config file.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// One real request to each portal and a connection to each sink.
+    #[command(
+        after_help = "Exit codes: 0 every target OK or UNVERIFIED (syslog over UDP); 1 any FAILED; 78 bad config."
+    )]
     Check {
         /// Config file.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Encode DocSpace API output (envelope, array or one object per line) to stdout.
+    #[command(after_help = "Exit codes: 0 encoded; 65 unreadable input, naming the line.")]
     Encode {
         /// Output format.
         #[arg(long, value_enum)]
@@ -72,6 +80,9 @@ enum Command {
         file: String,
     },
     /// Show the saved cursors (read only), or change them (with the agent stopped: the state lock is taken).
+    #[command(
+        after_help = "Exit codes: 0 done; 1 set/reset found the agent running; 65 a --to in the future or unreadable; 78 show found a corrupt cursor, or a bad config."
+    )]
     Cursor {
         #[command(subcommand)]
         action: CursorAction,
@@ -80,6 +91,9 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// The whole pipeline against a built-in DocSpace simulator, printing to stdout.
+    #[command(
+        after_help = "Exit codes: 0 done; 64 a build without the simulator; 1 the simulator could not start."
+    )]
     Demo {
         /// Output format.
         #[arg(long, value_enum, default_value = "ecs")]

@@ -405,3 +405,13 @@ async fn check_says_udp_cannot_be_verified_and_a_404_webhook_failed() {
         "{out}"
     );
 }
+
+/// Each command's help lists its exit codes, as the README's table does.
+#[test]
+fn each_commands_help_lists_its_exit_codes() {
+    for cmd in ["run", "validate", "check", "encode", "cursor", "demo"] {
+        let (code, out, err) = run_cli(&[cmd, "--help"], None);
+        assert_eq!(code, 0, "{cmd}: {err}");
+        assert!(out.contains("Exit codes: 0"), "{cmd} --help:\n{out}");
+    }
+}
