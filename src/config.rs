@@ -982,6 +982,8 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             "state_dir",
             "must be an absolute path (the agent writes nothing into its working directory)",
         ));
+    } else if let Some(problem) = state_dir_problem(&state_dir) {
+        errs.push(ConfigProblem::new("state_dir", problem));
     }
     let shutdown_timeout = duration(
         &mut errs,
@@ -1384,6 +1386,29 @@ fn no_credentials(errs: &mut Vec<ConfigProblem>, key: &str, u: Url, instead: &st
         ),
     ));
     None
+}
+
+/// What stops `state_dir` from being used, checked without changing anything: it must be a
+/// directory, or creatable (its nearest existing ancestor a directory), and not read-only.
+fn state_dir_problem(dir: &Path) -> Option<String> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Some(format!("{} exists and is not a directory", dir.display())),
+        Ok(m) if m.permissions().readonly() => Some(format!(
+            "{} is read-only: the agent keeps its cursors there",
+            dir.display()
+        )),
+        Ok(_) => None,
+        Err(_) => {
+            let parent = dir.ancestors().skip(1).find(|a| a.exists())?;
+            (!parent.is_dir()).then(|| {
+                format!(
+                    "{} cannot be created: {} is not a directory",
+                    dir.display(),
+                    parent.display()
+                )
+            })
+        }
+    }
 }
 
 /// A portal URL is its base, `https://host[:port]`: the agent adds `/api/2.0/…` itself, so a
@@ -2557,18 +2582,27 @@ url = "https://x"
     #[test]
     fn a_portal_url_with_a_path_or_query_and_a_log_level_typo_are_refused() {
         for (url, expect) in [
-            ("https://docspace.example.com/api/2.0", "the agent adds /api/2.0/"),
+            (
+                "https://docspace.example.com/api/2.0",
+                "the agent adds /api/2.0/",
+            ),
             ("https://docspace.example.com/portal", "without a path"),
             ("https://docspace.example.com/?x=1", "query or fragment"),
         ] {
             let err = load_str(&GOOD.replace("https://docspace.example.com", url), &[])
                 .expect_err(url)
                 .to_string();
-            assert!(err.contains("portals.main.url") && err.contains(expect), "{url}: {err}");
+            assert!(
+                err.contains("portals.main.url") && err.contains(expect),
+                "{url}: {err}"
+            );
         }
         assert!(
             load_str(
-                &GOOD.replace("https://docspace.example.com", "https://docspace.example.com/"),
+                &GOOD.replace(
+                    "https://docspace.example.com",
+                    "https://docspace.example.com/"
+                ),
                 &[]
             )
             .is_ok()
@@ -2587,6 +2621,25 @@ url = "https://x"
                 assert!(e.to_string().contains("log.level"), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn a_state_dir_that_is_a_file_or_under_one_is_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("plain");
+        std::fs::write(&file, b"x").expect("write");
+        for (dir, expect) in [
+            (file.clone(), "is not a directory"),
+            (file.join("state"), "cannot be created"),
+        ] {
+            let err = load_str(&GOOD.replace("/tmp/x", dir.to_str().expect("utf8")), &[])
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains("state_dir") && err.contains(expect), "{err}");
+        }
+        let fine = tmp.path().join("new/state");
+        assert!(load_str(&GOOD.replace("/tmp/x", fine.to_str().expect("utf8")), &[]).is_ok());
+        assert!(!fine.exists(), "validate creates nothing");
     }
 
     #[test]
