@@ -967,9 +967,9 @@ fn toml_key_at(text: &str, line: usize) -> String {
 /// Validates an already-merged config tree (also used by tests).
 fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
     let mut errs: Vec<ConfigProblem> = Vec::new();
-    let raw: RawRoot = match serde_json::from_value(root) {
+    let raw: RawRoot = match serde_json::from_value(root.clone()) {
         Ok(r) => r,
-        Err(e) => return Err(ConfigErrors(vec![serde_problem("", &e)])),
+        Err(e) => return Err(ConfigErrors(each_key::<RawRoot>("", &root, &[], &e))),
     };
 
     let state_dir = raw
@@ -1097,13 +1097,13 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
     for (name, value) in raw.portals {
         let key = format!("portals.{name}");
         check_name(&mut errs, &key, &name);
-        match serde_json::from_value::<RawPortal>(value) {
+        match serde_json::from_value::<RawPortal>(value.clone()) {
             Ok(rp) => {
                 if let Some(p) = portal(&mut errs, &key, &name, rp, sources) {
                     portals.push(p);
                 }
             }
-            Err(e) => errs.push(serde_problem(&key, &e)),
+            Err(e) => errs.extend(each_key::<RawPortal>(&key, &value, &[], &e)),
         }
     }
 
@@ -1137,7 +1137,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        match serde_json::from_value::<RawSink>(value) {
+        match serde_json::from_value::<RawSink>(value.clone()) {
             Ok(rs) => {
                 let ctx = SinkContext {
                     sources,
@@ -1148,7 +1148,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
                     sinks.push(s);
                 }
             }
-            Err(e) => errs.push(serde_problem(&key, &e)),
+            Err(e) => errs.extend(each_key::<RawSink>(&key, &value, &["type"], &e)),
         }
     }
 
@@ -1184,6 +1184,57 @@ fn serde_problem(key: &str, e: &serde_json::Error) -> ConfigProblem {
         return ConfigProblem::new(full, format!("unknown key ({msg})"));
     }
     ConfigProblem::new(key, msg)
+}
+
+/// Every problem of a table that did not deserialize, key by key: serde stops at the first
+/// one, and a wrong type must not hide the next problem (`poll_interval = 30` and an unknown
+/// key in the same table are both named). Each key is tried alone, beside the `context` keys
+/// that give it its meaning (a sink's `type`); `first` is the error of the whole table, used
+/// when no single key explains it.
+fn each_key<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    table: &Value,
+    context: &[&str],
+    first: &serde_json::Error,
+) -> Vec<ConfigProblem> {
+    let name = |k: &str| {
+        if prefix.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    let Value::Object(m) = table else {
+        return vec![serde_problem(prefix, first)];
+    };
+    let mut out = Vec::new();
+    let mut base = serde_json::Map::new();
+    for c in context {
+        if let Some(v) = m.get(*c) {
+            base.insert((*c).to_owned(), v.clone());
+        }
+    }
+    if let Err(e) = serde_json::from_value::<T>(Value::Object(base.clone())) {
+        out.push(serde_problem(prefix, &e));
+        base.clear();
+    }
+    for (k, v) in m {
+        if context.contains(&k.as_str()) {
+            continue;
+        }
+        let mut one = base.clone();
+        one.insert(k.clone(), v.clone());
+        if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
+            let p = serde_problem(prefix, &e);
+            // A type error names no key: it is this one's.
+            let key = if p.key == prefix { name(k) } else { p.key };
+            out.push(ConfigProblem::new(key, p.problem));
+        }
+    }
+    if out.is_empty() {
+        out.push(serde_problem(prefix, first));
+    }
+    out
 }
 
 /// A serde message without the value it quotes: `invalid type: string "Authorization: Bearer
@@ -2643,6 +2694,38 @@ url = "https://x"
     }
 
     #[test]
+    fn one_wrong_type_hides_no_other_problem() {
+        let err = load_str(
+            r#"
+state_dir = "/tmp/x"
+[portals.main]
+url = "https://docspace.example.com"
+api_key = "sk-abc"
+poll_interval = 30
+overlap = true
+bogus = 1
+[sinks.a]
+type = "syslog"
+address = "127.0.0.1:514"
+max_datagram = "big"
+colour = "red"
+"#,
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        for expect in [
+            "portals.main.poll_interval: invalid type: an integer, expected a string",
+            "portals.main.overlap: invalid type: a boolean",
+            "portals.main.bogus: unknown key",
+            "sinks.a.max_datagram: invalid type: a string",
+            "sinks.a.colour: unknown key",
+        ] {
+            assert!(err.contains(expect), "missing {expect:?} in:\n{err}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = load_str(&format!("{GOOD}\nbogus = 1\n"), &[]).unwrap_err();
         assert!(err.to_string().contains("unknown field `bogus`"), "{err}");
@@ -2680,7 +2763,7 @@ url = "https://x"
                 ),
                 vec![],
                 "HDRSECRET-1111",
-                "sinks.hook: invalid type: a string, expected a map",
+                "sinks.hook.headers: invalid type: a string, expected a map",
             ),
             (
                 format!(
@@ -2724,7 +2807,7 @@ url = "https://x"
                     "Bearer ENVSECRET-6666",
                 )],
                 "ENVSECRET-6666",
-                "sinks.hook: invalid type: a string, expected a map",
+                "sinks.hook.headers: invalid type: a string, expected a map",
             ),
             (
                 format!("{GOOD}[api]\naddress = 12345\n"),
