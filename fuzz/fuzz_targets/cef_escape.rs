@@ -7,11 +7,13 @@
 //! - `escape_value(s)`: no CR, LF or other control character except TAB; every `\` starts a
 //!   pair `\\`, `\=` or `\n` (so every `=` is preceded by an odd run of backslashes and the
 //!   output never ends in a dangling one); `\` `=` `\n` unescaping gives `sanitised(s)`, where
-//!   CRLF and CR become LF and every other control character except TAB and LF becomes U+FFFD
-//!   (tests/it/support `cef_sanitised`).
+//!   CRLF, CR, NEL, U+2028 and U+2029 become LF and every other control character except TAB
+//!   and LF becomes U+FFFD (tests/it/support `cef_sanitised`);
 //! - `header(s, max)`: no CR, LF or other control character except TAB; every `\` starts `\\` or
 //!   `\|` (so every `|` is escaped); unescaping gives the input cut to `max` characters (ending
-//!   in `...` when cut) with CR and LF as spaces and other control characters as U+FFFD.
+//!   in `...` when cut) with CR, LF, NEL, U+2028 and U+2029 as spaces and other control
+//!   characters as U+FFFD;
+//! - neither holds NEL, U+2028 or U+2029 (issue 17: line readers split on them).
 
 #![no_main]
 
@@ -26,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
 
     let mut ext = String::new();
     cef::escape_value(&mut ext, &s);
-    let bad = ext.chars().find(|c| c.is_control() && *c != '\t');
+    let bad = ext
+        .chars()
+        .find(|c| (c.is_control() && *c != '\t') || is_separator(*c));
     assert!(bad.is_none(), "extension value holds {bad:?}: {ext:?}");
     let back = unescape(&ext, |c| match c {
         '\\' | '=' => Some(c),
@@ -41,7 +45,9 @@ fuzz_target!(|data: &[u8]| {
     let max = usize::from(max).max(3);
     let mut head = String::new();
     cef::header(&mut head, &s, max);
-    let bad = head.chars().find(|c| c.is_control() && *c != '\t');
+    let bad = head
+        .chars()
+        .find(|c| (c.is_control() && *c != '\t') || is_separator(*c));
     assert!(bad.is_none(), "header field holds {bad:?}: {head:?}");
     let back = unescape(&head, |c| matches!(c, '\\' | '|').then_some(c))
         .unwrap_or_else(|e| panic!("header field {head:?}: {e}"));
@@ -83,9 +89,14 @@ fn raw_outside_escapes(s: &str, special: char) -> bool {
     false
 }
 
+/// NEL, U+2028 and U+2029: line breaks to some readers.
+fn is_separator(c: char) -> bool {
+    matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
 fn sanitised_ext(s: &str) -> String {
     s.replace("\r\n", "\n")
-        .replace('\r', "\n")
+        .replace(['\r', '\u{85}', '\u{2028}', '\u{2029}'], "\n")
         .chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {
@@ -100,7 +111,7 @@ fn sanitised_ext(s: &str) -> String {
 fn sanitised_header(s: &str) -> String {
     s.chars()
         .map(|c| match c {
-            '\r' | '\n' => ' ',
+            '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}' => ' ',
             c if c.is_control() && c != '\t' => '\u{FFFD}',
             c => c,
         })

@@ -6,8 +6,8 @@
 //! not decode must be an error, never a panic.
 //!
 //! Checked for each stream (none, login, audit):
-//! - every format writes one non-empty line of UTF-8 with no CR or LF; LEEF none of the other
-//!   line breaks or control characters it promises to remove either;
+//! - every format writes one non-empty line of UTF-8 with no CR, LF, NEL, U+2028 or U+2029
+//!   (issue 17); LEEF none of the control characters it promises to remove either;
 //! - ECS and JSON parse back with serde_json; `json` is the row plus `portal` and `stream`
 //!   (floats up to a few ULP apart: serde_json's default float parsing is not exact);
 //! - CEF, split back the way cefp does (the header on unescaped `|`, the extension at the last
@@ -54,7 +54,7 @@ fn check(ev: &Event, row: &Map<String, Value>) {
         assert!(!out.is_empty(), "{format:?} wrote nothing");
         let text = std::str::from_utf8(&out).expect("encoders write UTF-8");
         assert!(
-            !text.contains(['\n', '\r']),
+            !text.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']),
             "{format:?} wrote a line break: {text:?}"
         );
         match format {
@@ -124,7 +124,8 @@ fn check_cef(ev: &Event, line: &str) {
     want("act", Some(ev.action_name().as_ref()), 63);
     want("externalId", Some(&ev.id.to_string()), 40);
     want("suser", ev.login().or(ev.user()), 1023);
-    want("suid", ev.user_id(), 1023);
+    // Never DocSpace's Guest placeholder (issue 17).
+    want("suid", ev.actor_id(), 1023);
     want("requestClientApplication", ev.browser(), 1023);
     want("request", ev.page(), 1023);
     want("msg", ev.action_text(), 1023);
@@ -172,10 +173,11 @@ fn limit(s: &str, max: usize) -> String {
     t
 }
 
-/// What a parser reads back: CR and CRLF become LF, other controls except TAB become U+FFFD.
+/// What a parser reads back: every line break (CR, CRLF, NEL, U+2028, U+2029) becomes LF,
+/// other controls except TAB become U+FFFD.
 fn sanitised(s: &str) -> String {
     s.replace("\r\n", "\n")
-        .replace('\r', "\n")
+        .replace(['\r', '\u{85}', '\u{2028}', '\u{2029}'], "\n")
         .chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {
