@@ -157,9 +157,12 @@ pub async fn run(
         let limiter = Arc::new(crate::source::docspace::RateLimiter::new(
             p.max_requests_per_second,
         ));
+        let classes = Arc::new(crate::pipeline::RequestClasses::default());
+        registry.requests.insert(p.name.clone(), classes.clone());
         let client = Client::new(http, p.url.clone(), p.api_key.clone(), info)
             .with_limits(limiter, p.concurrency)
-            .with_max_response(p.max_response_mib);
+            .with_max_response(p.max_response_mib)
+            .with_request_classes(classes);
         let pcfg = Arc::new(p.clone());
         for &stream in &p.streams {
             let stats = Arc::new(StreamStats::default());

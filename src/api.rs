@@ -496,6 +496,39 @@ pub fn metrics_text(reg: &Registry) -> String {
             let _ = writeln!(out, "{name}{{sink=\"{}\"}} {}", label(sink), f(s));
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_portal_requests_total Requests to a portal by the class of their answer (none: no answer: connection, TLS, timeout)\n# TYPE docspace_siem_portal_requests_total counter"
+    );
+    for (portal, c) in &reg.requests {
+        for (class, n) in crate::pipeline::RequestClasses::LABELS
+            .iter()
+            .zip(&c.counts)
+        {
+            let _ = writeln!(
+                out,
+                "docspace_siem_portal_requests_total{{portal=\"{}\",class=\"{class}\"}} {}",
+                label(portal),
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_events_delivered_by_stream_total Events a sink delivered, by the portal and stream they came from\n# TYPE docspace_siem_events_delivered_by_stream_total counter"
+    );
+    for (sink, s) in &reg.sinks {
+        let by = s.delivered_by.lock().map(|g| g.clone()).unwrap_or_default();
+        for ((portal, stream), n) in by {
+            let _ = writeln!(
+                out,
+                "docspace_siem_events_delivered_by_stream_total{{sink=\"{}\",portal=\"{}\",stream=\"{}\"}} {n}",
+                label(sink),
+                label(&portal),
+                stream
+            );
+        }
+    }
     out
 }
 
@@ -541,7 +574,15 @@ mod tests {
             ("main".to_owned(), crate::event::Stream::Audit),
             Arc::default(),
         );
-        reg.sinks.insert("siem".to_owned(), Arc::default());
+        let siem = Arc::new(crate::pipeline::SinkStats::default());
+        siem.count_delivered("main", crate::event::Stream::Login, 3);
+        siem.count_delivered("main", crate::event::Stream::Login, 2);
+        reg.sinks.insert("siem".to_owned(), siem);
+        let classes = Arc::new(crate::pipeline::RequestClasses::default());
+        classes.count(Some(200));
+        classes.count(Some(429));
+        classes.count(None);
+        reg.requests.insert("main".to_owned(), classes);
         let text = metrics_text(&reg);
         for line in [
             "docspace_siem_watermark_timestamp_seconds{portal=\"main\",stream=\"login\"} 0",
@@ -549,6 +590,12 @@ mod tests {
             "docspace_siem_portal_up{portal=\"main\",stream=\"login\"} 0",
             "docspace_siem_portal_up{portal=\"main\",stream=\"audit\"} 1",
             "docspace_siem_sink_up{sink=\"siem\"} 1",
+            "docspace_siem_portal_requests_total{portal=\"main\",class=\"2xx\"} 1",
+            "docspace_siem_portal_requests_total{portal=\"main\",class=\"4xx\"} 1",
+            "docspace_siem_portal_requests_total{portal=\"main\",class=\"none\"} 1",
+            "docspace_siem_portal_requests_total{portal=\"main\",class=\"5xx\"} 0",
+            "docspace_siem_events_delivered_by_stream_total{sink=\"siem\",portal=\"main\",stream=\"login\"} 5",
+            "docspace_siem_events_delivered_total{sink=\"siem\"} 5",
             concat!(
                 "docspace_siem_build_info{version=\"",
                 env!("CARGO_PKG_VERSION"),

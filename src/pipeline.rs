@@ -496,9 +496,24 @@ pub struct SinkStats {
     pub last_success: AtomicU64,
     /// The last error, cleared by a success.
     pub error: Mutex<Option<String>>,
+    /// Events delivered, by the portal and stream they came from.
+    pub delivered_by: Mutex<BTreeMap<(String, Stream), u64>>,
 }
 
 impl SinkStats {
+    /// Counts `n` events of `portal`'s `stream` as delivered.
+    pub fn count_delivered(&self, portal: &str, stream: Stream, n: u64) {
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        if let Ok(mut by) = self.delivered_by.lock() {
+            match by.get_mut(&(portal.to_owned(), stream)) {
+                Some(c) => *c += n,
+                None => {
+                    by.insert((portal.to_owned(), stream), n);
+                }
+            }
+        }
+    }
+
     /// Sets or clears the last error.
     pub fn set_error(&self, e: Option<String>) {
         if let Ok(mut g) = self.error.lock() {
@@ -512,11 +527,38 @@ impl SinkStats {
     }
 }
 
+/// Requests to one portal by the class of their answer.
+#[derive(Debug, Default)]
+pub struct RequestClasses {
+    /// 2xx, 3xx, 4xx (429 included), 5xx, and requests that got no answer (connection, TLS,
+    /// timeout).
+    pub counts: [AtomicU64; 5],
+}
+
+impl RequestClasses {
+    /// The label of each count.
+    pub const LABELS: [&'static str; 5] = ["2xx", "3xx", "4xx", "5xx", "none"];
+
+    /// Counts an answer with `status`, or none (`None`).
+    pub fn count(&self, status: Option<u16>) {
+        let i = match status {
+            Some(200..=299) => 0,
+            Some(300..=399) => 1,
+            Some(400..=499) => 2,
+            Some(_) => 3,
+            None => 4,
+        };
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Every stats object, by name.
 #[derive(Debug, Default)]
 pub struct Registry {
     /// `(portal, stream)` → stats.
     pub streams: BTreeMap<(String, Stream), Arc<StreamStats>>,
+    /// portal → its requests by the class of their answer.
+    pub requests: BTreeMap<String, Arc<RequestClasses>>,
     /// sink name → stats.
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
     /// Tasks that died (a panic, or an end while the agent was running): `/health` is never

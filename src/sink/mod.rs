@@ -417,8 +417,7 @@ async fn deliver(
         let bytes: Vec<Bytes> = pending.iter().map(|&i| chunk[i].0.clone()).collect();
         match sink.send(&bytes).await {
             Ok(partial) => {
-                let done = pending.len() - partial.retry.len() - partial.rejected.len();
-                stats.delivered.fetch_add(done as u64, Ordering::Relaxed);
+                count_delivered(stats, chunk, &pending, &partial);
                 if !partial.rejected.is_empty() {
                     let dead: Vec<(&Event, String)> = partial
                         .rejected
@@ -484,6 +483,49 @@ async fn deliver(
                 write_dead(name, &dead, stats, dead_letter).await;
             }
         }
+    }
+}
+
+/// Counts the events of `pending` that the receiver took (not asked again, not refused), by
+/// the portal and stream they came from (a batch comes from one, so runs are long).
+fn count_delivered(
+    stats: &SinkStats,
+    chunk: &[(Bytes, &Event)],
+    pending: &[usize],
+    partial: &Partial,
+) {
+    let mut not_taken = vec![false; pending.len()];
+    for &j in partial
+        .retry
+        .iter()
+        .chain(partial.rejected.iter().map(|(j, _)| j))
+    {
+        if let Some(x) = not_taken.get_mut(j) {
+            *x = true;
+        }
+    }
+    let mut run: Option<(&str, crate::event::Stream, u64)> = None;
+    for (j, &i) in pending.iter().enumerate() {
+        if not_taken[j] {
+            continue;
+        }
+        let ev = chunk[i].1;
+        match &mut run {
+            Some((portal, stream, n))
+                if *portal == ev.portal.name.as_str() && *stream == ev.stream =>
+            {
+                *n += 1;
+            }
+            _ => {
+                if let Some((portal, stream, n)) = run.take() {
+                    stats.count_delivered(portal, stream, n);
+                }
+                run = Some((ev.portal.name.as_str(), ev.stream, 1));
+            }
+        }
+    }
+    if let Some((portal, stream, n)) = run {
+        stats.count_delivered(portal, stream, n);
     }
 }
 

@@ -380,6 +380,8 @@ pub struct Client {
     zones: Arc<std::sync::Mutex<dates::ZoneChanges>>,
     /// The last plan probe found the fallback (shared by clones).
     plan_lost: Arc<std::sync::atomic::AtomicBool>,
+    /// Requests by the class of their answer, for the metrics.
+    classes: Arc<crate::pipeline::RequestClasses>,
 }
 
 impl std::fmt::Debug for Client {
@@ -411,7 +413,14 @@ impl Client {
             max_body: 64 << 20,
             zones: Arc::default(),
             plan_lost: Arc::default(),
+            classes: Arc::default(),
         }
+    }
+
+    /// Counts its requests by the class of their answer into `classes` (the metrics').
+    pub fn with_request_classes(mut self, classes: Arc<crate::pipeline::RequestClasses>) -> Client {
+        self.classes = classes;
+        self
     }
 
     /// Refuses answers larger than `mib` MiB (read in chunks, never buffered past the limit).
@@ -476,8 +485,12 @@ impl Client {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| SourceError::Transport(crate::tls::describe_reqwest(&e)))?;
+            .map_err(|e| {
+                self.classes.count(None);
+                SourceError::Transport(crate::tls::describe_reqwest(&e))
+            })?;
         let status = resp.status();
+        self.classes.count(Some(status.as_u16()));
         if status.is_redirection() {
             let location = resp
                 .headers()
