@@ -1103,7 +1103,14 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
                     portals.push(p);
                 }
             }
-            Err(e) => errs.extend(each_key::<RawPortal>(&key, &value, &[], &e)),
+            Err(e) => {
+                let problems = each_key::<RawPortal>(&key, &value, &[], &e);
+                // The rest of the table is still checked: a bad key hides nothing else.
+                if let Ok(rp) = serde_json::from_value::<RawPortal>(without(&value, &problems)) {
+                    let _ = portal(&mut errs, &key, &name, rp, sources);
+                }
+                errs.extend(problems);
+            }
         }
     }
 
@@ -1148,7 +1155,23 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
                     sinks.push(s);
                 }
             }
-            Err(e) => errs.extend(each_key::<RawSink>(&key, &value, &["type"], &e)),
+            Err(e) => {
+                let problems = each_key::<RawSink>(&key, &value, &["type"], &e);
+                let rest = without(&value, &problems);
+                let present: Vec<String> = rest
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                if let Ok(rs) = serde_json::from_value::<RawSink>(rest) {
+                    let ctx = SinkContext {
+                        sources,
+                        rules: rules.as_deref(),
+                        state_dir: &state_dir,
+                    };
+                    let _ = sink(&mut errs, &key, &name, rs, &present, &ctx);
+                }
+                errs.extend(problems);
+            }
         }
     }
 
@@ -1235,6 +1258,19 @@ fn each_key<T: serde::de::DeserializeOwned>(
         out.push(serde_problem(prefix, first));
     }
     out
+}
+
+/// `table` without the keys that `problems` name (the last segment of each key).
+fn without(table: &Value, problems: &[ConfigProblem]) -> Value {
+    let mut t = table.clone();
+    if let Value::Object(m) = &mut t {
+        for p in problems {
+            if let Some(k) = p.key.rsplit('.').next() {
+                m.remove(k);
+            }
+        }
+    }
+    t
 }
 
 /// A serde message without the value it quotes: `invalid type: string "Authorization: Bearer

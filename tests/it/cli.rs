@@ -415,3 +415,30 @@ fn each_commands_help_lists_its_exit_codes() {
         assert!(out.contains("Exit codes: 0"), "{cmd} --help:\n{out}");
     }
 }
+
+/// `validate` as a new user meets it: one run names every problem by key (a wrong type, an
+/// unknown key, a portal URL copied with its /api/2.0 path, a log level typo, a state_dir that
+/// is a file), none hiding another, and exits 78.
+#[test]
+fn validate_names_every_problem_at_once_wrong_types_included() {
+    let w = Workdir::new();
+    let file = w.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("write");
+    let cfg = w.config(&format!(
+        "state_dir = \"{}\"\n[log]\nlevel = \"warning\"\n[portals.main]\nurl = \"https://docspace.example.com/api/2.0\"\napi_key = \"sk-abc\"\npoll_interval = 30\nbogus = 1\n[sinks.c]\ntype = \"stdout\"\n",
+        file.display()
+    ));
+    let (code, out, err) = run_cli(&["validate", "--config", cfg.to_str().expect("utf8")], None);
+    assert_eq!(code, 78, "{out}{err}");
+    let text = format!("{out}{err}");
+    for expect in [
+        "state_dir:",
+        "log.level:",
+        "portals.main.url:",
+        "portals.main.poll_interval: invalid type",
+        "portals.main.bogus: unknown key",
+    ] {
+        assert!(text.contains(expect), "missing {expect:?} in:\n{text}");
+    }
+    assert!(!text.contains("sk-abc"), "{text}");
+}
