@@ -5,13 +5,11 @@
 //! is named).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use docspace_siem::event::{PortalInfo, Stream};
+use docspace_siem::event::Stream;
 use docspace_siem::simulator::{SimEvent, SimMode, SimStream, SimZone};
 use docspace_siem::source::docspace::{Client, SourceError};
-use secrecy::SecretString;
 use serde_json::Value;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -19,16 +17,21 @@ use time::{Duration, OffsetDateTime};
 use crate::support::{Agent, HttpCollector, KEY, Workdir, eventually, ids_of, portal};
 
 fn client(url: &str) -> Client {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    Client::new(
-        http,
-        url.parse().expect("url"),
-        SecretString::from(KEY.to_owned()),
-        Arc::new(PortalInfo::new("main", url)),
-    )
+    crate::support::docspace_client(url, KEY)
+}
+
+/// An agent reading the simulated portal at `url` (`portal_extra`: its portal keys) into a
+/// webhook collector of raw rows, with `/health` on a free port; the port is returned.
+fn agent_into_hook(url: &str, portal_extra: &str, hook: &HttpCollector) -> (Workdir, Agent, u16) {
+    let port = crate::support::free_port();
+    let w = Workdir::new();
+    let cfg = w.config(&format!(
+        "state_dir = \"{{state}}\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
+        Workdir::portal_toml("main", url, portal_extra),
+        hook.url
+    ));
+    let agent = Agent::start(&cfg, w.path(), "a");
+    (w, agent, port)
 }
 
 fn set(ids: impl IntoIterator<Item = i64>) -> BTreeSet<i64> {
@@ -160,14 +163,11 @@ async fn a_plan_lost_and_found_again_loses_nothing() {
     );
     sim.set_mode(SimMode::NoAuditPlan);
     let hook = HttpCollector::start().await;
-    let port = crate::support::free_port();
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"3h\""),
-        hook.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let (w, mut agent, port) = agent_into_hook(
+        &server.url,
+        "streams = [\"login\"]\nstart_from = \"3h\"",
+        &hook,
+    );
     eventually(StdDuration::from_secs(30), "the named error", || {
         agent.stderr_text().contains("plan lacks the audit feature")
     })
@@ -316,13 +316,7 @@ async fn live_through_a_fall_back_every_row_arrives() {
         now - Duration::seconds(2),
     );
     let hook = HttpCollector::start().await;
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml("main", &server.url, "start_from = \"3h\""),
-        hook.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let (_w, mut agent, _port) = agent_into_hook(&server.url, "start_from = \"3h\"", &hook);
     // 330 rows live, 11 a second for 30 s, across the fall-back.
     for i in 0..330 {
         let t = OffsetDateTime::now_utc();
@@ -434,13 +428,11 @@ async fn ties_through_the_agent_lose_nothing() {
         }
     }
     let hook = HttpCollector::start().await;
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"2h\"\ncatchup_window = \"7m\""),
-        hook.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let (_w, mut agent, _port) = agent_into_hook(
+        &server.url,
+        "streams = [\"login\"]\nstart_from = \"2h\"\ncatchup_window = \"7m\"",
+        &hook,
+    );
     eventually(StdDuration::from_secs(60), "the catch-up", || {
         hook.events().len() >= 800
     })
@@ -507,14 +499,11 @@ async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
     assert_eq!(w.unreadable.len(), 1, "{:?}", w.unreadable);
 
     let hook = HttpCollector::start().await;
-    let port = crate::support::free_port();
-    let wd = Workdir::new();
-    let cfg = wd.config(&format!(
-        "state_dir = \"{{state}}\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"6h\"\ncatchup_window = \"20m\""),
-        hook.url
-    ));
-    let mut agent = Agent::start(&cfg, wd.path(), "a");
+    let (_wd, mut agent, port) = agent_into_hook(
+        &server.url,
+        "streams = [\"login\"]\nstart_from = \"6h\"\ncatchup_window = \"20m\"",
+        &hook,
+    );
     eventually(
         StdDuration::from_secs(90),
         "the 2,149 readable rows",

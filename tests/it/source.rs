@@ -4,25 +4,15 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use docspace_siem::event::{PortalInfo, Stream};
+use docspace_siem::event::Stream;
 use docspace_siem::simulator::{SimEvent, SimFault, SimMode, SimStream, SimZone};
 use docspace_siem::source::docspace::{Client, ErrorClass, RateLimiter, SourceError};
-use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 
 use crate::support::{KEY, portal};
 
 fn client(url: &str, key: &str) -> Client {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    Client::new(
-        http,
-        url.parse().expect("url"),
-        SecretString::from(key.to_owned()),
-        Arc::new(PortalInfo::new("main", url)),
-    )
+    crate::support::docspace_client(url, key)
 }
 
 #[tokio::test]

@@ -35,6 +35,21 @@ pub fn shared() -> PathBuf {
     p
 }
 
+/// The DocSpace client of the agent for the simulated portal at `url`, with `key` (redirects
+/// not followed, as the agent's own client).
+pub fn docspace_client(url: &str, key: &str) -> docspace_siem::source::docspace::Client {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    docspace_siem::source::docspace::Client::new(
+        http,
+        url.parse().expect("url"),
+        secrecy::SecretString::from(key.to_owned()),
+        Arc::new(docspace_siem::event::PortalInfo::new("main", url)),
+    )
+}
+
 /// A simulated portal on 127.0.0.1:0.
 pub async fn portal(zone: SimZone) -> (Simulator, SimServer) {
     let sim = Simulator::new(SimConfig {
