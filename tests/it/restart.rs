@@ -348,3 +348,45 @@ async fn a_cursor_ahead_of_the_clock_is_shown_kept_and_waited_for() {
         .count();
     assert_eq!(aside, 0, "the cursor was set aside");
 }
+
+/// `cursor show` beside a running agent (which holds the state lock): it reads the saved
+/// cursors and exits 0, and the agent goes on delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_show_works_while_the_agent_runs() {
+    let (sim, server) = portal(SimZone::Utc).await;
+    let now = OffsetDateTime::now_utc();
+    sim.generate(
+        SimStream::Login,
+        50,
+        now - time::Duration::hours(2),
+        now - time::Duration::minutes(5),
+    );
+    let hook = HttpCollector::start().await;
+    let w = Workdir::new();
+    let cfg = config(&w, &server.url, &hook.url, "");
+    let mut a = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(30), "a saved cursor", || {
+        w.state().join("cursors/main.login.json").exists()
+    })
+    .await;
+    let path = cfg.to_str().expect("utf8").to_owned();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        crate::support::run_cli(&["cursor", "show", "--config", &path], None)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("main") && out.contains("login"), "{out}");
+    sim.generate(
+        SimStream::Login,
+        10,
+        OffsetDateTime::now_utc() - time::Duration::seconds(3),
+        OffsetDateTime::now_utc(),
+    );
+    eventually(Duration::from_secs(30), "the agent goes on", || {
+        ids_of(&hook.events()).len() >= 60
+    })
+    .await;
+    a.signal("TERM");
+    assert_eq!(a.wait(Duration::from_secs(20)), Some(0));
+}
