@@ -37,4 +37,6 @@ if [ -n "${SYSLOG_NG_ROOT:-}" ] || ! command -v syslog-ng >/dev/null 2>&1; then
     $SUDO bash ../shared/receivers/install-syslog-ng-local.sh "$SYSLOG_NG_ROOT"
   fi
 fi
-cargo test --workspace --all-targets
+# The simulator crate first, so that the run closes on the agent's integration tests.
+cargo test -p docspace-sim --all-targets
+cargo test -p docspace-siem --all-targets
