@@ -70,6 +70,32 @@ async fn read_in_windows(
     got
 }
 
+/// [`read_in_windows`] over `span` in windows of `minutes` (2-min overlap): every row of
+/// `want` read, or the test fails naming the lost ones.
+async fn assert_read_whole(
+    c: &Client,
+    stream: Stream,
+    want: &BTreeSet<i64>,
+    span: (OffsetDateTime, OffsetDateTime),
+    minutes: i64,
+) {
+    let got = read_in_windows(
+        c,
+        stream,
+        span.0,
+        span.1,
+        Duration::minutes(minutes),
+        Duration::minutes(2),
+    )
+    .await;
+    let missing: Vec<_> = want.difference(&got).collect();
+    assert!(
+        missing.is_empty(),
+        "{stream}, windows of {minutes} min: {} lost: {missing:?}",
+        missing.len()
+    );
+}
+
 // ---- §14.1: the fallback ---------------------------------------------------------------------
 
 /// On a busy portal all 20 rows of the fallback lie inside the window asked for: rows prove
@@ -272,21 +298,8 @@ async fn the_fall_back_hour_is_read_whole_in_windows_of_any_size() {
     ] {
         let want = set(sim.ids(table).into_iter().take(1500));
         for minutes in [7, 20, 45, 90] {
-            let got = read_in_windows(
-                &c,
-                stream,
-                start - Duration::minutes(1),
-                end + Duration::minutes(1),
-                Duration::minutes(minutes),
-                Duration::minutes(2),
-            )
-            .await;
-            let missing: Vec<_> = want.difference(&got).collect();
-            assert!(
-                missing.is_empty(),
-                "{stream}, windows of {minutes} min: {} lost: {missing:?}",
-                missing.len()
-            );
+            let (from, to) = (start - Duration::minutes(1), end + Duration::minutes(1));
+            assert_read_whole(&c, stream, &want, (from, to), minutes).await;
         }
     }
 }
@@ -390,21 +403,8 @@ async fn every_row_of_a_second_arrives_whatever_the_order_of_ties() {
     ] {
         let want = set(sim.ids(table));
         for minutes in [13, 120] {
-            let got = read_in_windows(
-                &c,
-                stream,
-                start - Duration::minutes(1),
-                now,
-                Duration::minutes(minutes),
-                Duration::minutes(2),
-            )
-            .await;
-            let missing: Vec<_> = want.difference(&got).collect();
-            assert!(
-                missing.is_empty(),
-                "{stream}, windows of {minutes} min: {} lost",
-                missing.len()
-            );
+            let from = start - Duration::minutes(1);
+            assert_read_whole(&c, stream, &want, (from, now), minutes).await;
         }
     }
 }
