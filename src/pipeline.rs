@@ -693,7 +693,7 @@ mod tests {
         Some(c.watermark.unix_timestamp())
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_burst_of_acknowledged_batches_costs_few_saves_and_the_newest_cursor_is_saved() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (state, stats, tx, task) = committer(dir.path());
@@ -704,7 +704,7 @@ mod tests {
         }
         // Nothing new comes, and the queue stays open: the newest cursor is still saved
         // within one gap.
-        let t0 = std::time::Instant::now();
+        let t0 = tokio::time::Instant::now();
         while saved_watermark(&state) != Some(200) {
             assert!(
                 t0.elapsed() < SAVE_GAP * 8,
@@ -727,11 +727,11 @@ mod tests {
         assert_eq!(stats.committed.load(Ordering::Relaxed), 2000);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_first_save_is_not_delayed_and_shutdown_saves_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (state, stats, tx, task) = committer(dir.path());
-        let t0 = std::time::Instant::now();
+        let t0 = tokio::time::Instant::now();
         tx.send(commit(1, true).0).await.expect("queued");
         while saved_watermark(&state) != Some(1) {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -751,7 +751,7 @@ mod tests {
         assert_eq!(stats.saves.load(Ordering::Relaxed), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_batch_not_yet_acknowledged_is_never_folded_into_a_save() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (state, _stats, tx, task) = committer(dir.path());
@@ -770,7 +770,7 @@ mod tests {
         drop(tx);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn polls_that_find_nothing_are_saved_by_the_next_batch_or_at_shutdown() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (state, stats, tx, task) = committer(dir.path());
