@@ -525,8 +525,8 @@ mod tests {
     // See: issue 15 ("Unknown codes must pass through unharmed", docs/docspace-api.md §14.5).
     #[test]
     fn unknown_codes_pass_through_every_format() {
-        use crate::config::Format;
         use crate::event::{Event, PortalInfo, Stream};
+        use crate::transform::Format;
         use crate::transform::encode;
         use serde_json::{Value, json};
 

@@ -20,12 +20,21 @@ use figment::providers::{Format as _, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
-use time::OffsetDateTime;
 use url::Url;
 
 use crate::actions;
 use crate::alert::chat::{ChatConfig, ChatKind};
 use crate::event::{Outcome, Stream};
+pub use crate::http::HttpTls;
+pub use crate::http::redact_url;
+pub use crate::retry::MAX_SINK_BACKOFF;
+pub use crate::sink::syslog::{Protocol, SyslogConfig, UDP_EVENTS_PER_SECOND};
+pub use crate::sink::webhook::WebhookConfig;
+pub use crate::sink::{Filter, SinkConfig, SinkKind};
+pub use crate::source::{PortalConfig, StartFrom};
+pub use crate::syslog::{Framing, Rfc};
+pub use crate::tls::SyslogTls;
+pub use crate::transform::Format;
 
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "DOCSPACE_SIEM_";
@@ -63,8 +72,6 @@ const TYPED_KEYS: &[&str] = &[
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/docspace-siem/docspace-siem.toml";
 /// Default state directory, used when neither `state_dir` nor systemd's `$STATE_DIRECTORY` says.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/docspace-siem";
-/// Longest sink reconnect/retry backoff (SPEC: a recovered sink is used within a minute).
-pub const MAX_SINK_BACKOFF: Duration = Duration::from_secs(60);
 
 /// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,273 +181,6 @@ pub struct ApiConfig {
     pub explicit: bool,
     /// `token_file`: the bearer token `/health` and `/metrics` then require.
     pub token: Option<SecretString>,
-}
-
-/// Where a portal's first run starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartFrom {
-    /// This long before the first start.
-    Ago(Duration),
-    /// A fixed instant.
-    At(OffsetDateTime),
-}
-
-impl StartFrom {
-    /// The instant, relative to `now`. Total: a duration reaching back before 1970 (such as
-    /// `"100000y"`, which panicked the start) starts at 1970-01-01, older than any DocSpace row.
-    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
-        match self {
-            StartFrom::Ago(d) => time::Duration::try_from(d)
-                .ok()
-                .and_then(|d| now.checked_sub(d))
-                .filter(|t| *t >= OffsetDateTime::UNIX_EPOCH)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            StartFrom::At(t) => t,
-        }
-    }
-}
-
-/// TLS settings of an HTTP client (portal or HTTP sink).
-#[derive(Debug, Clone, Default)]
-pub struct HttpTls {
-    /// Extra trusted CA certificates (PEM).
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate chain (PEM), for mutual TLS.
-    pub cert_file: Option<PathBuf>,
-    /// Client private key (PEM), for mutual TLS.
-    pub key_file: Option<PathBuf>,
-    /// Turns certificate checks off (logs a warning at start).
-    pub insecure_skip_verify: bool,
-    /// How the client reaches its target: the `proxy` key of the portal or sink table, kept
-    /// here with the rest of the client's connection settings ([`crate::http::client`]).
-    pub proxy: crate::http::Proxy,
-}
-
-/// One `[portals.NAME]`.
-#[derive(Debug, Clone)]
-pub struct PortalConfig {
-    /// Table name.
-    pub name: String,
-    /// Base URL, no trailing slash.
-    pub url: Url,
-    /// The `sk-…` API key, sent as `Authorization: Bearer`.
-    pub api_key: SecretString,
-    /// Streams to poll.
-    pub streams: Vec<Stream>,
-    /// Pause between polls once caught up.
-    pub poll_interval: Duration,
-    /// First run only: where to start.
-    pub start_from: StartFrom,
-    /// Each poll reads up to `now − settle`, so rows still being written are not missed.
-    pub settle: Duration,
-    /// Re-read before the watermark to catch late and out-of-order rows.
-    pub overlap: Duration,
-    /// How often the whole `overlap` is re-read once caught up (the polls between re-read only
-    /// since the previous poll).
-    pub overlap_every: Duration,
-    /// Initial span of a catch-up window (adapts to the event density).
-    pub catchup_window: Duration,
-    /// A window holding more events than this is split in half (bounds memory).
-    pub max_window_events: usize,
-    /// Whole-request timeout.
-    pub timeout: Duration,
-    /// Largest answer body read from the portal, in MiB.
-    pub max_response_mib: u64,
-    /// Retry interval after errors only an operator can fix (401, 403, 402, plan fallback).
-    pub error_retry: Duration,
-    /// Requests of one window kept in flight at once during a catch-up.
-    pub concurrency: usize,
-    /// Requests per second to this portal, all streams together (0: no client-side limit).
-    pub max_requests_per_second: f64,
-    /// TLS for the portal connection.
-    pub tls: HttpTls,
-}
-
-/// Output format of a sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// ECS 9.x JSON.
-    Ecs,
-    /// ArcSight CEF.
-    Cef,
-    /// The DocSpace row plus `portal` and `stream`.
-    Json,
-    /// IBM QRadar LEEF 2.0.
-    Leef,
-}
-
-impl Format {
-    /// Parses `ecs` / `cef` / `json`.
-    pub fn parse(s: &str) -> Option<Format> {
-        match s {
-            "ecs" => Some(Format::Ecs),
-            "cef" => Some(Format::Cef),
-            "json" => Some(Format::Json),
-            "leef" => Some(Format::Leef),
-            _ => None,
-        }
-    }
-}
-
-/// Which events a sink takes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    /// Empty = every stream.
-    pub streams: Vec<Stream>,
-    /// Empty = every action.
-    pub actions: Vec<i64>,
-    /// Empty = every outcome.
-    pub outcomes: Vec<Outcome>,
-}
-
-/// One `[sinks.NAME]`.
-#[derive(Debug, Clone)]
-pub struct SinkConfig {
-    /// Table name.
-    pub name: String,
-    /// Encoding of each event.
-    pub format: Format,
-    /// Which events it takes.
-    pub filter: Filter,
-    /// Type-specific settings.
-    pub kind: SinkKind,
-    /// stdout and webhook sinks: rules whose alerts it also receives, as ECS documents.
-    pub alerts: Option<crate::alert::SinkRules>,
-}
-
-/// Type-specific sink settings.
-#[derive(Debug, Clone)]
-pub enum SinkKind {
-    /// Newline-delimited on standard output.
-    Stdout,
-    /// Syslog over UDP, TCP or TLS.
-    Syslog(SyslogConfig),
-    /// HTTP POST of JSON arrays.
-    Webhook(WebhookConfig),
-    /// Splunk HTTP Event Collector.
-    SplunkHec(crate::sink::splunk::SplunkConfig),
-    /// Elasticsearch / OpenSearch `_bulk`.
-    Elasticsearch(crate::sink::elastic::ElasticConfig),
-    /// A chat webhook that posts the alerts of its rules.
-    Chat(ChatConfig),
-}
-
-/// Syslog transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// One datagram per event (RFC 5426), lossy.
-    Udp,
-    /// Plain TCP (RFC 6587).
-    Tcp,
-    /// TLS (RFC 5425).
-    Tls,
-}
-
-/// TCP/TLS framing (RFC 6587).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// `LEN SP MSG` (default; the only framing of RFC 5425).
-    OctetCounting,
-    /// `MSG LF`.
-    Newline,
-}
-
-/// Syslog header flavour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rfc {
-    /// RFC 5424 (default).
-    Rfc5424,
-    /// RFC 3164 (BSD), for old receivers.
-    Rfc3164,
-}
-
-/// Default pace of a UDP syslog sink, in messages per second: what a stock rsyslog on the same
-/// host, with its default socket buffer, keeps up with during a catch-up (README, "UDP").
-pub const UDP_EVENTS_PER_SECOND: f64 = 2000.0;
-
-/// Settings of a syslog sink.
-#[derive(Debug, Clone)]
-pub struct SyslogConfig {
-    /// `host:port`.
-    pub address: String,
-    /// Transport.
-    pub protocol: Protocol,
-    /// TCP/TLS framing.
-    pub framing: Framing,
-    /// Header flavour.
-    pub rfc: Rfc,
-    /// APP-NAME (RFC 5424) / TAG (RFC 3164).
-    pub app_name: String,
-    /// Facility number 0–23.
-    pub facility: u8,
-    /// HOSTNAME field; the machine's host name by default.
-    pub hostname: Option<String>,
-    /// UDP payload cap (RFC 5426); a longer message has its longest values cut, and is marked.
-    pub max_datagram: usize,
-    /// Most messages sent per second (0: no limit). UDP has no backpressure, so by default
-    /// it is paced at [`UDP_EVENTS_PER_SECOND`]; TCP and TLS default to no limit.
-    pub max_events_per_second: f64,
-    /// A write that makes no progress this long drops the connection.
-    pub write_timeout: Duration,
-    /// Connection timeout.
-    pub connect_timeout: Duration,
-    /// TLS settings (protocol = "tls").
-    pub tls: SyslogTls,
-}
-
-/// TLS settings of a syslog sink.
-#[derive(Debug, Clone, Default)]
-pub struct SyslogTls {
-    /// Trusted CA certificates (PEM); the system store when absent.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate chain (PEM) for mutual TLS.
-    pub cert_file: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS.
-    pub key_file: Option<PathBuf>,
-    /// Name checked against the server certificate; the address host by default.
-    pub server_name: Option<String>,
-    /// Turns certificate checks off (logs a warning at start).
-    pub insecure_skip_verify: bool,
-}
-
-/// Settings of a webhook sink.
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    /// Target URL (may embed a token, hence secret).
-    pub url: SecretString,
-    /// Extra headers; values may be tokens.
-    pub headers: Vec<(String, SecretString)>,
-    /// Most events in one POST.
-    pub max_events: usize,
-    /// How long a partial batch waits for more events.
-    pub batch_timeout: Duration,
-    /// Whole-request timeout.
-    pub timeout: Duration,
-    /// TLS settings.
-    pub tls: HttpTls,
-    /// Compress request bodies (`Content-Encoding: gzip`).
-    pub gzip: bool,
-}
-
-impl WebhookConfig {
-    /// The URL with any user info, query and path tokens hidden, for logs.
-    pub fn redacted_url(&self) -> String {
-        redact_url(self.url.expose_secret())
-    }
-}
-
-/// Shows only scheme, host and port of a URL (paths and queries of webhooks carry tokens).
-pub fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or("?");
-            match u.port() {
-                Some(p) => format!("{}://{host}:{p}/…", u.scheme()),
-                None => format!("{}://{host}/…", u.scheme()),
-            }
-        }
-        Err(_) => "<invalid url>".to_owned(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2504,6 +2244,7 @@ fn sink(
 mod tests {
     use super::*;
     use std::io::Write as _;
+    use time::OffsetDateTime;
 
     /// See: issue 15. `start_from = "100000y"` panicked the start (`now - d` overflowed).
     #[test]

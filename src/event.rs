@@ -1955,10 +1955,10 @@ mod tests {
             assert_eq!(ev.time_rfc3339(), utc, "{s}");
             assert_eq!(decoders_agree(&row), Ok(()), "{s}");
             for format in [
-                crate::config::Format::Ecs,
-                crate::config::Format::Cef,
-                crate::config::Format::Leef,
-                crate::config::Format::Json,
+                crate::transform::Format::Ecs,
+                crate::transform::Format::Cef,
+                crate::transform::Format::Leef,
+                crate::transform::Format::Json,
             ] {
                 let mut out = Vec::new();
                 crate::transform::encode(format, &ev, &mut out);

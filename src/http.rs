@@ -13,14 +13,28 @@
 //!   reaches a log, an error, `check`'s output or `/health`: a portal, proxy or error page that
 //!   echoes the request (its `Authorization` header) cannot make the agent print its key.
 
+use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
-use crate::config::HttpTls;
 use crate::tls::TlsError;
+
+/// Shows only scheme, host and port of a URL (paths and queries of webhooks carry tokens).
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("?");
+            match u.port() {
+                Some(p) => format!("{}://{host}:{p}/…", u.scheme()),
+                None => format!("{}://{host}/…", u.scheme()),
+            }
+        }
+        Err(_) => "<invalid url>".to_owned(),
+    }
+}
 
 /// Most characters of remote text quoted in an error or a log line.
 pub const QUOTE_CHARS: usize = 300;
@@ -30,6 +44,22 @@ pub const SMALL_ANSWER: u64 = 1 << 20;
 /// Cap of a bulk reply that lists a result per document (Elasticsearch `_bulk`): 10,000
 /// documents with an error each stay far below it.
 pub const BULK_ANSWER: u64 = 32 << 20;
+
+/// TLS settings of an HTTP client (portal or HTTP sink).
+#[derive(Debug, Clone, Default)]
+pub struct HttpTls {
+    /// Extra trusted CA certificates (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM), for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM), for mutual TLS.
+    pub key_file: Option<PathBuf>,
+    /// Turns certificate checks off (logs a warning at start).
+    pub insecure_skip_verify: bool,
+    /// How the client reaches its target: the `proxy` key of the portal or sink table, kept
+    /// here with the rest of the client's connection settings ([`client`]).
+    pub proxy: Proxy,
+}
 
 /// How a client reaches its target (`proxy` of a portal or an HTTP sink).
 #[derive(Debug, Clone, Default)]
@@ -69,6 +99,36 @@ impl Proxy {
     }
 }
 
+/// A reqwest client builder for a portal or an HTTP sink: rustls, TLS ≥ 1.2, no redirects (a
+/// redirect would carry the credential elsewhere), the given timeout; [`client`] adds the proxy.
+fn client_builder(tls: &HttpTls, timeout: Duration) -> Result<reqwest::ClientBuilder, TlsError> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("docspace-siem/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .tls_version_min(reqwest::tls::Version::TLS_1_2);
+    if let Some(path) = &tls.ca_file {
+        let pem = std::fs::read(path).map_err(|e| crate::tls::pem_err(path, e))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| crate::tls::pem_err(path, e))?;
+        if certs.is_empty() {
+            return Err(crate::tls::pem_err(path, "holds no PEM certificate"));
+        }
+        b = b.tls_certs_merge(certs);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = std::fs::read(cert).map_err(|e| crate::tls::pem_err(cert, e))?;
+        pem.extend(std::fs::read(key).map_err(|e| crate::tls::pem_err(key, e))?);
+        b = b
+            .identity(reqwest::Identity::from_pem(&pem).map_err(|e| crate::tls::pem_err(cert, e))?);
+    }
+    if tls.insecure_skip_verify {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    Ok(b)
+}
+
 /// Whether `url` names this machine (`localhost`, 127.0.0.0/8, `::1`).
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -82,10 +142,10 @@ pub fn is_loopback(url: &Url) -> bool {
 }
 
 /// The reqwest client of a portal or an HTTP sink aimed at `target`: TLS as
-/// [`crate::tls::http_client_builder`] sets it up, and the proxy as `tls.proxy` says (never one
+/// [`client_builder`] sets it up, and the proxy as `tls.proxy` says (never one
 /// for a loopback target).
 pub fn client(tls: &HttpTls, timeout: Duration, target: &Url) -> Result<reqwest::Client, TlsError> {
-    let b = crate::tls::http_client_builder(tls, timeout)?;
+    let b = client_builder(tls, timeout)?;
     let b = match &tls.proxy {
         _ if is_loopback(target) => b.no_proxy(),
         Proxy::None => b.no_proxy(),

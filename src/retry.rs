@@ -1,7 +1,7 @@
 //! Backoff policies shared by the source and the sinks, on top of `backon` (the maintained
 //! successor of the unmaintained `backoff` crate, RUSTSEC-2025-0012).
 //!
-//! Invariants: every delay is capped (sinks at [`crate::config::MAX_SINK_BACKOFF`], so a
+//! Invariants: every delay is capped (sinks at [`MAX_SINK_BACKOFF`], so a
 //! recovered sink is used again within a minute), jittered (no synchronized retry storms), and
 //! the sequence never ends: giving up is the caller's decision (a named error, a dead letter),
 //! never an implicit drop.
@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
 use time::OffsetDateTime;
+
+/// Longest sink reconnect/retry backoff (SPEC: a recovered sink is used within a minute).
+pub const MAX_SINK_BACKOFF: Duration = Duration::from_secs(60);
 
 /// An endless, jittered, exponential delay sequence with a reset.
 #[derive(Debug)]
@@ -77,7 +80,7 @@ pub fn retry_after(seconds: Option<u64>, cap: Duration) -> Duration {
 }
 
 /// The longest wait any remote answer can ask for. Callers cap it further (sinks at
-/// [`crate::config::MAX_SINK_BACKOFF`], the DocSpace poller at 10 minutes); this bound only
+/// [`MAX_SINK_BACKOFF`], the DocSpace poller at 10 minutes); this bound only
 /// keeps every conversion and `Instant` addition in range.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 

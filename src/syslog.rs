@@ -25,8 +25,26 @@ use bytes::{BufMut, BytesMut};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::config::{Format, Framing, Rfc};
 use crate::event::{Event, TRUNCATED_MARK};
+use crate::transform::Format;
+
+/// TCP/TLS framing (RFC 6587).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `LEN SP MSG` (default; the only framing of RFC 5425).
+    OctetCounting,
+    /// `MSG LF`.
+    Newline,
+}
+
+/// Syslog header flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rfc {
+    /// RFC 5424 (default).
+    Rfc5424,
+    /// RFC 3164 (BSD), for old receivers.
+    Rfc3164,
+}
 
 /// The private SD-ID the agent writes (32473 is the documentation PEN of RFC 5612).
 pub const SD_ID: &str = "docspace@32473";

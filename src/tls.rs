@@ -5,15 +5,27 @@
 //! caller logs loudly); TLS 1.2 is the floor; a PEM problem is an error naming the file, never a
 //! silent fallback to the system store or to plain TCP.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls;
 
-use crate::config::{HttpTls, SyslogTls};
+/// TLS settings of a syslog sink.
+#[derive(Debug, Clone, Default)]
+pub struct SyslogTls {
+    /// Trusted CA certificates (PEM); the system store when absent.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    pub key_file: Option<PathBuf>,
+    /// Name checked against the server certificate; the address host by default.
+    pub server_name: Option<String>,
+    /// Turns certificate checks off (logs a warning at start).
+    pub insecure_skip_verify: bool,
+}
 
 /// A TLS set-up problem.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +46,7 @@ pub enum TlsError {
     Http(String),
 }
 
-fn pem_err(path: &Path, problem: impl ToString) -> TlsError {
+pub(crate) fn pem_err(path: &Path, problem: impl ToString) -> TlsError {
     TlsError::Pem {
         path: path.display().to_string(),
         problem: problem.to_string(),
@@ -92,46 +104,6 @@ pub fn syslog_client_config(tls: &SyslogTls) -> Result<Arc<rustls::ClientConfig>
         _ => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
-}
-
-/// A reqwest client for a portal or an HTTP sink: rustls, TLS ≥ 1.2, no redirects (a redirect
-/// would carry the credential elsewhere), the given timeout, and no proxy (the agent's clients
-/// are built by [`crate::http::client`], which applies the `proxy` setting).
-pub fn http_client(tls: &HttpTls, timeout: Duration) -> Result<reqwest::Client, TlsError> {
-    http_client_builder(tls, timeout)?
-        .no_proxy()
-        .build()
-        .map_err(|e| TlsError::Http(e.to_string()))
-}
-
-/// The builder behind [`http_client`], before the proxy is chosen.
-pub fn http_client_builder(
-    tls: &HttpTls,
-    timeout: Duration,
-) -> Result<reqwest::ClientBuilder, TlsError> {
-    let mut b = reqwest::Client::builder()
-        .user_agent(concat!("docspace-siem/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10).min(timeout))
-        .tls_version_min(reqwest::tls::Version::TLS_1_2);
-    if let Some(path) = &tls.ca_file {
-        let pem = std::fs::read(path).map_err(|e| pem_err(path, e))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| pem_err(path, e))?;
-        if certs.is_empty() {
-            return Err(pem_err(path, "holds no PEM certificate"));
-        }
-        b = b.tls_certs_merge(certs);
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = std::fs::read(cert).map_err(|e| pem_err(cert, e))?;
-        pem.extend(std::fs::read(key).map_err(|e| pem_err(key, e))?);
-        b = b.identity(reqwest::Identity::from_pem(&pem).map_err(|e| pem_err(cert, e))?);
-    }
-    if tls.insecure_skip_verify {
-        b = b.tls_danger_accept_invalid_certs(true);
-    }
-    Ok(b)
 }
 
 /// The verifier of a syslog sink with a `ca_file`: rustls' WebPKI verifier over the file's
@@ -437,7 +409,7 @@ mod tests {
     }
 
     fn at(secs: i64) -> UnixTime {
-        UnixTime::since_unix_epoch(Duration::from_secs(secs as u64))
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs as u64))
     }
 
     /// A verifier over only the first certificate of the fixture.

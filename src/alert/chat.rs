@@ -33,9 +33,11 @@ use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
 use super::{Alert, Fact, Part, RuleConfig, RuleEngine, to_ecs};
-use crate::config::{HttpTls, MAX_SINK_BACKOFF, redact_url};
 use crate::event::{Event, format_utc_millis};
+use crate::http::HttpTls;
+use crate::http::redact_url;
 use crate::pipeline::{DeadLetter, SinkStats};
+use crate::retry::MAX_SINK_BACKOFF;
 use crate::retry::{Backoff, retry_after};
 use crate::sink::SinkError;
 

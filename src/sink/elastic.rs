@@ -15,9 +15,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use super::{Partial, SinkError};
-use crate::config::{Format, HttpTls};
 use crate::event::Event;
+use crate::http::HttpTls;
 use crate::transform;
+use crate::transform::Format;
 
 /// Which product speaks `_bulk` at the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +82,7 @@ impl ElasticSink {
     pub fn new(cfg: ElasticConfig, format: Format) -> Result<ElasticSink, String> {
         let http =
             crate::http::client(&cfg.tls, cfg.timeout, &cfg.endpoint).map_err(|e| e.to_string())?;
-        let shown = crate::config::redact_url(cfg.endpoint.as_str());
+        let shown = crate::http::redact_url(cfg.endpoint.as_str());
         Ok(ElasticSink {
             cfg,
             format,

@@ -10,6 +10,7 @@
 //! - Error messages never carry a secret (webhook URLs are shown as scheme://host/…).
 
 pub mod elastic;
+pub mod filter;
 pub mod splunk;
 pub mod stdout;
 pub mod syslog;
@@ -23,11 +24,45 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::config::{Format, MAX_SINK_BACKOFF, SinkConfig, SinkKind};
 use crate::event::Event;
 use crate::pipeline::{DeadLetter, Delivery, SinkStats};
+use crate::retry::MAX_SINK_BACKOFF;
 use crate::retry::{Backoff, retry_after};
 use crate::transform;
+use crate::transform::Format;
+pub use filter::{Filter, accepts};
+
+/// One `[sinks.NAME]`.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Table name.
+    pub name: String,
+    /// Encoding of each event.
+    pub format: Format,
+    /// Which events it takes.
+    pub filter: Filter,
+    /// Type-specific settings.
+    pub kind: SinkKind,
+    /// stdout and webhook sinks: rules whose alerts it also receives, as ECS documents.
+    pub alerts: Option<crate::alert::SinkRules>,
+}
+
+/// Type-specific sink settings.
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    /// Newline-delimited on standard output.
+    Stdout,
+    /// Syslog over UDP, TCP or TLS.
+    Syslog(syslog::SyslogConfig),
+    /// HTTP POST of JSON arrays.
+    Webhook(webhook::WebhookConfig),
+    /// Splunk HTTP Event Collector.
+    SplunkHec(crate::sink::splunk::SplunkConfig),
+    /// Elasticsearch / OpenSearch `_bulk`.
+    Elasticsearch(crate::sink::elastic::ElasticConfig),
+    /// A chat webhook that posts the alerts of its rules.
+    Chat(crate::alert::chat::ChatConfig),
+}
 
 /// Where a sink's records are encoded, one after the other in shared chunks: a record is a
 /// slice of a chunk (no allocation of its own), and a chunk is freed when its last record is.
@@ -294,7 +329,7 @@ pub async fn run(
                 .iter()
                 .flat_map(|d| d.events.iter())
                 .filter(|ev| {
-                    let take = transform::accepts(&cfg.filter, ev);
+                    let take = accepts(&cfg.filter, ev);
                     if !take {
                         stats.filtered.fetch_add(1, Ordering::Relaxed);
                     }
@@ -311,7 +346,7 @@ pub async fn run(
         let mut records: Vec<(Bytes, &Event)> = Vec::with_capacity(count);
         for item in &items {
             for ev in item.events.iter() {
-                if transform::accepts(&cfg.filter, ev) {
+                if accepts(&cfg.filter, ev) {
                     records.push((sink.record(cfg.format, ev, &stats), ev));
                 } else {
                     stats.filtered.fetch_add(1, Ordering::Relaxed);

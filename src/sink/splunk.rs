@@ -19,9 +19,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use super::{Partial, SinkError};
-use crate::config::{Format, HttpTls};
 use crate::event::Event;
+use crate::http::HttpTls;
 use crate::transform;
+use crate::transform::Format;
 
 /// Settings of a Splunk HEC sink.
 #[derive(Debug, Clone)]
@@ -81,7 +82,7 @@ impl SplunkSink {
     pub fn new(cfg: SplunkConfig, format: Format) -> Result<SplunkSink, String> {
         let http =
             crate::http::client(&cfg.tls, cfg.timeout, &cfg.endpoint).map_err(|e| e.to_string())?;
-        let shown = crate::config::redact_url(cfg.endpoint.as_str());
+        let shown = crate::http::redact_url(cfg.endpoint.as_str());
         Ok(SplunkSink {
             cfg,
             format,

@@ -25,11 +25,58 @@ use tokio_rustls::client::TlsStream;
 use tracing::warn;
 
 use super::SinkError;
-use crate::config::{Format, Framing, Protocol, Rfc, SyslogConfig};
 use crate::event::{Event, Stream};
 use crate::pipeline::SinkStats;
 use crate::syslog::{Fit, Header, Prefix, SD_ID, SD_TRUNCATED, fit_datagram, severity_for};
+use crate::syslog::{Framing, Rfc};
+use crate::tls::SyslogTls;
+use crate::transform::Format;
 use crate::transform::{self, Fields};
+
+/// Syslog transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// One datagram per event (RFC 5426), lossy.
+    Udp,
+    /// Plain TCP (RFC 6587).
+    Tcp,
+    /// TLS (RFC 5425).
+    Tls,
+}
+
+/// Default pace of a UDP syslog sink, in messages per second: what a stock rsyslog on the same
+/// host, with its default socket buffer, keeps up with during a catch-up (README, "UDP").
+pub const UDP_EVENTS_PER_SECOND: f64 = 2000.0;
+
+/// Settings of a syslog sink.
+#[derive(Debug, Clone)]
+pub struct SyslogConfig {
+    /// `host:port`.
+    pub address: String,
+    /// Transport.
+    pub protocol: Protocol,
+    /// TCP/TLS framing.
+    pub framing: Framing,
+    /// Header flavour.
+    pub rfc: Rfc,
+    /// APP-NAME (RFC 5424) / TAG (RFC 3164).
+    pub app_name: String,
+    /// Facility number 0–23.
+    pub facility: u8,
+    /// HOSTNAME field; the machine's host name by default.
+    pub hostname: Option<String>,
+    /// UDP payload cap (RFC 5426); a longer message has its longest values cut, and is marked.
+    pub max_datagram: usize,
+    /// Most messages sent per second (0: no limit). UDP has no backpressure, so by default
+    /// it is paced at [`UDP_EVENTS_PER_SECOND`]; TCP and TLS default to no limit.
+    pub max_events_per_second: f64,
+    /// A write that makes no progress this long drops the connection.
+    pub write_timeout: Duration,
+    /// Connection timeout.
+    pub connect_timeout: Duration,
+    /// TLS settings (protocol = "tls").
+    pub tls: SyslogTls,
+}
 
 enum Conn {
     Tcp(TcpStream),
@@ -650,7 +697,6 @@ mod tests {
         assert!(text.contains("stopped acknowledging"), "{text}");
         assert!(text.contains("os error 110"), "{text}");
     }
-    use crate::config::SyslogTls;
     use crate::syslog::{format_message, frame};
     use crate::transform::fixtures;
 

@@ -11,12 +11,40 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::SinkError;
-use crate::config::{Format, WebhookConfig};
 use crate::event::Event;
+use crate::http::HttpTls;
+use crate::http::redact_url;
 use crate::transform;
+use crate::transform::Format;
+
+/// Settings of a webhook sink.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Target URL (may embed a token, hence secret).
+    pub url: SecretString,
+    /// Extra headers; values may be tokens.
+    pub headers: Vec<(String, SecretString)>,
+    /// Most events in one POST.
+    pub max_events: usize,
+    /// How long a partial batch waits for more events.
+    pub batch_timeout: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// TLS settings.
+    pub tls: HttpTls,
+    /// Compress request bodies (`Content-Encoding: gzip`).
+    pub gzip: bool,
+}
+
+impl WebhookConfig {
+    /// The URL with any user info, query and path tokens hidden, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.url.expose_secret())
+    }
+}
 
 /// Posts batches to a URL.
 #[derive(Debug)]

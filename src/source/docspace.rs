@@ -496,7 +496,7 @@ impl Client {
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .map(crate::config::redact_url)
+                .map(crate::http::redact_url)
                 .unwrap_or_else(|| "an unnamed location".to_owned());
             return Err(SourceError::Redirect {
                 status: status.as_u16(),

@@ -27,16 +27,82 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashSet;
+use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
+use url::Url;
 
-use crate::config::PortalConfig;
 use crate::cursor::{Cursor, MAX_SEEN};
 use crate::event::{Event, Stream, format_utc_seconds};
+use crate::http::HttpTls;
 use crate::pipeline::{BATCH_EVENTS, DeadLetter, Outlet, StreamStats};
 use crate::retry::{Backoff, retry_after};
 use docspace::{Client, ErrorClass};
+
+/// Where a portal's first run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// This long before the first start.
+    Ago(Duration),
+    /// A fixed instant.
+    At(OffsetDateTime),
+}
+
+impl StartFrom {
+    /// The instant, relative to `now`. Total: a duration reaching back before 1970 (such as
+    /// `"100000y"`, which panicked the start) starts at 1970-01-01, older than any DocSpace row.
+    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            StartFrom::Ago(d) => time::Duration::try_from(d)
+                .ok()
+                .and_then(|d| now.checked_sub(d))
+                .filter(|t| *t >= OffsetDateTime::UNIX_EPOCH)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            StartFrom::At(t) => t,
+        }
+    }
+}
+
+/// One `[portals.NAME]`.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// Table name.
+    pub name: String,
+    /// Base URL, no trailing slash.
+    pub url: Url,
+    /// The `sk-…` API key, sent as `Authorization: Bearer`.
+    pub api_key: SecretString,
+    /// Streams to poll.
+    pub streams: Vec<Stream>,
+    /// Pause between polls once caught up.
+    pub poll_interval: Duration,
+    /// First run only: where to start.
+    pub start_from: StartFrom,
+    /// Each poll reads up to `now − settle`, so rows still being written are not missed.
+    pub settle: Duration,
+    /// Re-read before the watermark to catch late and out-of-order rows.
+    pub overlap: Duration,
+    /// How often the whole `overlap` is re-read once caught up (the polls between re-read only
+    /// since the previous poll).
+    pub overlap_every: Duration,
+    /// Initial span of a catch-up window (adapts to the event density).
+    pub catchup_window: Duration,
+    /// A window holding more events than this is split in half (bounds memory).
+    pub max_window_events: usize,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Largest answer body read from the portal, in MiB.
+    pub max_response_mib: u64,
+    /// Retry interval after errors only an operator can fix (401, 403, 402, plan fallback).
+    pub error_retry: Duration,
+    /// Requests of one window kept in flight at once during a catch-up.
+    pub concurrency: usize,
+    /// Requests per second to this portal, all streams together (0: no client-side limit).
+    pub max_requests_per_second: f64,
+    /// TLS for the portal connection.
+    pub tls: HttpTls,
+}
 
 /// Longest catch-up window after doubling.
 const MAX_SPAN: Duration = Duration::from_secs(30 * 86_400);

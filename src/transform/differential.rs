@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use serde_json::{Map, Value, json};
 
+use super::Format;
 use super::reference;
-use crate::config::Format;
 use crate::event::{Event, PortalInfo, Stream};
 
 /// What an attacker types: every character or fragment some layer treats specially.

@@ -1,5 +1,5 @@
-//! Transform: pure encoders from [`Event`] to bytes (ECS, CEF, LEEF, raw JSON), and per-sink
-//! filters.
+//! Transform: pure encoders from [`Event`] to bytes (ECS, CEF, LEEF, raw JSON), and the
+//! [`Format`] setting that picks one.
 //!
 //! Invariants: nothing here does IO, returns an error on any input or panics; every encoder
 //! writes exactly one record per event with no raw CR or LF in it (JSON through serde, CEF with
@@ -22,8 +22,33 @@ use std::net::IpAddr;
 use bytes::BytesMut;
 use time::OffsetDateTime;
 
-use crate::config::{Filter, Format};
 use crate::event::{Event, Stream};
+
+/// Output format of a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// ECS 9.x JSON.
+    Ecs,
+    /// ArcSight CEF.
+    Cef,
+    /// The DocSpace row plus `portal` and `stream`.
+    Json,
+    /// IBM QRadar LEEF 2.0.
+    Leef,
+}
+
+impl Format {
+    /// Parses `ecs` / `cef` / `json`.
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "ecs" => Some(Format::Ecs),
+            "cef" => Some(Format::Cef),
+            "json" => Some(Format::Json),
+            "leef" => Some(Format::Leef),
+            _ => None,
+        }
+    }
+}
 
 /// The ECS version, as a literal for `concat!`.
 macro_rules! ecs_version {
@@ -747,13 +772,6 @@ pub(crate) fn limit(s: &str, max: usize) -> (&str, bool) {
     }
 }
 
-/// Whether a sink with this filter takes the event.
-pub fn accepts(filter: &Filter, ev: &Event) -> bool {
-    (filter.streams.is_empty() || filter.streams.contains(&ev.stream))
-        && (filter.actions.is_empty() || filter.actions.contains(&ev.action_id))
-        && (filter.outcomes.is_empty() || filter.outcomes.contains(&ev.semantics().outcome))
-}
-
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Events decoded from the DocSpace fixtures in tests/fixtures.
@@ -784,7 +802,6 @@ pub(crate) mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Outcome, Stream};
 
     #[test]
     fn the_word_test_never_misses_a_marked_byte() {
@@ -856,28 +873,5 @@ mod tests {
             put_ip(&mut out, ip);
             assert_eq!(out, ip.to_string().as_bytes());
         }
-    }
-
-    #[test]
-    fn filters_combine_with_and() {
-        let events = fixtures::all();
-        let f = Filter {
-            streams: vec![Stream::Login],
-            actions: vec![],
-            outcomes: vec![Outcome::Failure],
-        };
-        let ids: Vec<i64> = events
-            .iter()
-            .filter(|e| accepts(&f, e))
-            .map(|e| e.id)
-            .collect();
-        assert_eq!(ids, vec![48212, 48211, 48199]);
-        assert_eq!(
-            events
-                .iter()
-                .filter(|e| accepts(&Filter::default(), e))
-                .count(),
-            11
-        );
     }
 }

@@ -15,8 +15,8 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 pub(crate) use super::{ECS_VERSION, Output};
-use crate::config::Format;
 use crate::event::{Event, Stream};
+use crate::transform::Format;
 
 /// Encodes one event in `format`, appending to `out` (no trailing newline).
 pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
