@@ -5,6 +5,10 @@
 //!   what `source::docspace::Client::page` does (`docspace::page_rows` reads the envelope and
 //!   decodes each row in the same pass, `Event::from_row_text` takes what it leaves); `page_lean` is the earlier way, kept as a
 //!   reference: a `serde_json::Value` tree, each row moved into `Event::from_json`.
+//!   `page_typed_borrowed` is the lower bound of the plain serde way: the envelope decoded by
+//!   `serde_json` into typed rows that borrow their strings (`Cow<str>`), no `Event` built yet.
+//!   The hand-written scanner (`src/scan.rs`) is kept only while `page_agent_path`, which also
+//!   builds every `Event`, costs no more than this (ARCHITECTURE.md, "Hand-written code").
 //! - `encode`: each encoder (ecs, cef, leef, json) into a reused buffer.
 //! - `syslog`: the syslog sink's record (CEF or ECS + RFC 5424 header + RFC 6587 octet count, as
 //!   `SyslogSink::record` writes it for TCP), and `syslog::frame` octet counting of a batch of
@@ -16,6 +20,7 @@
 //! Throughput is in elements (events), so criterion prints events/s beside the time; each
 //! group runs for about 3 s (`cargo bench --bench encode` takes well under a minute).
 
+use std::borrow::Cow;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +106,51 @@ fn parse_agent_path(body: &[u8], portal: &Arc<PortalInfo>) -> Vec<Event> {
     out
 }
 
+/// One DocSpace login row as typed serde would read it: strings borrowed from the body where
+/// they hold no escape, every field as the server may send it (null fields omitted).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // read only to be decoded
+struct LoginRow<'a> {
+    id: i64,
+    #[serde(borrow)]
+    date: Cow<'a, str>,
+    #[serde(borrow)]
+    user: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    login: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    action_id: Option<i64>,
+    #[serde(borrow)]
+    ip: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    country: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    city: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    browser: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    platform: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    page: Option<Cow<'a, str>>,
+}
+
+/// The envelope, typed: only the rows are read.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    response: Vec<LoginRow<'a>>,
+}
+
+/// serde_json into typed borrowed rows (no `Event`s): the plain serde alternative's floor.
+fn parse_typed_borrowed(body: &[u8]) -> usize {
+    let page: Envelope<'_> = serde_json::from_slice(body).expect("json");
+    page.response.len()
+}
+
 fn syslog_sink(protocol: Protocol) -> SyslogSink {
     SyslogSink::new(SyslogConfig {
         address: "127.0.0.1:514".to_owned(),
@@ -140,6 +190,11 @@ fn benches(c: &mut Criterion) {
     g.bench_function("page_agent_path", |b| {
         ran();
         b.iter(|| parse_agent_path(black_box(&body), &portal))
+    });
+    assert_eq!(parse_typed_borrowed(&body), ROWS);
+    g.bench_function("page_typed_borrowed", |b| {
+        ran();
+        b.iter(|| parse_typed_borrowed(black_box(&body)))
     });
     g.finish();
 
