@@ -34,6 +34,7 @@ pub mod event;
 pub mod http;
 pub mod notify;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod retry;
 pub mod scan;
 #[cfg(feature = "simulator")]

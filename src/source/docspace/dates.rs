@@ -16,7 +16,8 @@
 use time::{Duration, OffsetDateTime};
 use tracing::debug;
 
-use super::{Client, STRIDE, SourceError, Walk};
+use super::walker::{STRIDE, Walk};
+use super::{Client, SourceError};
 use crate::event::{Stream, format_utc_seconds};
 
 /// How much later than true the server dates a row of the first pass of a repeated hour: the

@@ -4,7 +4,7 @@
 //! second come back in a different order from one answer to the next, so two pages whose edge
 //! falls inside such a second may each miss a row that the other holds in another place, and
 //! overlapping pages by a row proves nothing there. The walker notes every such second
-//! ([`super::Prev::tie_with`]) and, once the window is read, reads each one whole here: its
+//! ([`super::walker::Prev::tie_with`]) and, once the window is read, reads each one whole here: its
 //! rows are counted in answers that see where it begins and ends, and read again until as
 //! many distinct rows were seen (a second of more rows than a page included).
 
@@ -12,8 +12,10 @@ use rustc_hash::FxHashSet;
 use time::OffsetDateTime;
 use tracing::debug;
 
-use super::{Client, Event, PAGE_SIZE, Page, STRIDE, SourceError, Unreadable, Walk, raw_value};
-use crate::event::{Stream, format_utc_seconds};
+use super::page::{Page, raw_value};
+use super::walker::{STRIDE, Walk};
+use super::{Client, PAGE_SIZE, SourceError, Unreadable};
+use crate::event::{Event, Stream, format_utc_seconds};
 
 /// Passes over a second before its rows are given up on (retried with the window later).
 const PASSES: usize = 8;
