@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::actions;
-use crate::alert::chat::{ChatConfig, ChatKind};
 use crate::event::{Outcome, Stream};
+use crate::sink::chat::{ChatConfig, ChatKind};
 
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "DOCSPACE_SIEM_";
