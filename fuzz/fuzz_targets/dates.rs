@@ -132,10 +132,10 @@ fn check_alerts(events: &[Event]) {
     let refs: Vec<&Event> = events.iter().collect();
     for a in engine.observe_batch(&refs) {
         assert!(!a.when().is_empty());
-        let doc = alert::to_ecs(&a);
+        let doc = docspace_siem::transform::alert::to_ecs(&a);
         assert!(doc["@timestamp"].is_string(), "{doc}");
-        for kind in alert::chat::ChatKind::ALL {
-            let payload = alert::chat::payload(kind, std::slice::from_ref(&a));
+        for kind in docspace_siem::sink::chat::ChatKind::ALL {
+            let payload = docspace_siem::sink::chat::payload(kind, std::slice::from_ref(&a));
             assert!(payload.is_object(), "{kind}: {payload}");
         }
     }

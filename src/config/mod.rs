@@ -23,7 +23,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::actions;
-use crate::alert::chat::{ChatConfig, ChatKind};
+use crate::sink::chat::{ChatConfig, ChatKind};
 use crate::event::{Outcome, Stream};
 pub use crate::http::HttpTls;
 pub use crate::http::redact_url;

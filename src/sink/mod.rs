@@ -1,5 +1,7 @@
-//! Sinks: where events go. A closed enum ([`AnySink`]) dispatches to each kind; the generic
-//! [`run`] loop does batching, filtering, encoding, retries and acknowledgements for all of them.
+//! Sinks: where events and alerts go. A closed enum ([`AnySink`]) dispatches to each kind; the
+//! generic [`run`] loop does batching, filtering, judging (a sink's alert rules), encoding,
+//! retries and acknowledgements for all of them: an event or an alert becomes a record, and
+//! every record is delivered the same way.
 //!
 //! Invariants:
 //! - A delivery is acknowledged only after the sink confirmed it (stdout flushed, syslog bytes
@@ -9,6 +11,7 @@
 //!   `Retry-After`: the queue fills and the pollers wait; nothing is dropped.
 //! - Error messages never carry a secret (webhook URLs are shown as scheme://host/…).
 
+pub mod chat;
 pub mod elastic;
 pub mod filter;
 pub mod splunk;
@@ -24,6 +27,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::alert::{Alert, RuleEngine, SinkRules};
 use crate::event::Event;
 use crate::pipeline::{DeadLetter, Delivery, SinkStats};
 use crate::retry::MAX_SINK_BACKOFF;
@@ -61,7 +65,7 @@ pub enum SinkKind {
     /// Elasticsearch / OpenSearch `_bulk`.
     Elasticsearch(crate::sink::elastic::ElasticConfig),
     /// A chat webhook that posts the alerts of its rules.
-    Chat(crate::alert::chat::ChatConfig),
+    Chat(chat::ChatConfig),
 }
 
 /// Where a sink's records are encoded, one after the other in shared chunks: a record is a
@@ -186,8 +190,8 @@ pub enum AnySink {
     Splunk(splunk::SplunkSink),
     /// Elasticsearch / OpenSearch `_bulk`.
     Elastic(elastic::ElasticSink),
-    /// A chat webhook: judges events with its rules and posts only alerts.
-    Chat(Box<crate::alert::chat::ChatSink>),
+    /// A chat webhook: posts only the alerts of its rules, one message per batch.
+    Chat(Box<chat::ChatSink>),
 }
 
 impl AnySink {
@@ -205,25 +209,51 @@ impl AnySink {
             SinkKind::Elasticsearch(e) => {
                 AnySink::Elastic(elastic::ElasticSink::new(e.clone(), cfg.format)?)
             }
-            SinkKind::Chat(c) => AnySink::Chat(Box::new(crate::alert::chat::ChatSink::new(
-                &cfg.name,
-                c.clone(),
-            )?)),
+            SinkKind::Chat(c) => {
+                AnySink::Chat(Box::new(chat::ChatSink::new(&cfg.name, c.clone())?))
+            }
         })
     }
 
-    /// One record for one event, as the sink's `send` takes it. Syslog frames it here, so that
-    /// the octet count is written without copying the message again; the other sinks add
-    /// their framing (lines, JSON arrays, bulk actions) when they send.
-    pub fn record(&mut self, format: Format, ev: &Event, stats: &SinkStats) -> Bytes {
-        match self {
+    /// One record for one event, as the sink's `send` takes it; `None` for a sink that ships
+    /// no events (chat). Syslog frames it here, so that the octet count is written without
+    /// copying the message again; the other sinks add their framing (lines, JSON arrays, bulk
+    /// actions) when they send.
+    pub fn record(&mut self, format: Format, ev: &Event, stats: &SinkStats) -> Option<Bytes> {
+        Some(match self {
             AnySink::Syslog(s) => s.record(format, ev, stats),
             AnySink::Webhook(w) => w.record(ev),
             AnySink::Splunk(h) => h.record(ev),
             AnySink::Elastic(e) => e.record(ev),
-            // Chat sinks judge events (see `run`); they never encode one.
-            AnySink::Chat(_) => Bytes::new(),
+            AnySink::Chat(_) => return None,
             AnySink::Stdout(s) => s.records.encode(format, ev),
+        })
+    }
+
+    /// Whether the sink ships events: a chat sink ships only alerts, so its events are done
+    /// when their batch is (see [`deliver_batch`]).
+    fn ships_events(&self) -> bool {
+        !matches!(self, AnySink::Chat(_))
+    }
+
+    /// The records of the alerts a batch raised, after its events: a chat sink's one message
+    /// (a single alert or a digest), else each alert's ECS document, which shares the dead
+    /// letter of the event that fired it.
+    fn alert_records<'a>(
+        &self,
+        alerts: &'a [Alert],
+        events: &[&'a Event],
+    ) -> Vec<(Bytes, Origin<'a>)> {
+        match self {
+            AnySink::Chat(c) => c
+                .render(alerts)
+                .map(|message| (message, Origin::Alerts(alerts)))
+                .into_iter()
+                .collect(),
+            _ => transform::alert::ecs_records(alerts, events)
+                .into_iter()
+                .filter_map(|(doc, at)| Some((doc.into(), Origin::Event(events.get(at)?))))
+                .collect(),
         }
     }
 
@@ -235,8 +265,7 @@ impl AnySink {
             AnySink::Webhook(w) => w.send(records).await.map(|()| Partial::default()),
             AnySink::Splunk(h) => h.send(records).await,
             AnySink::Elastic(e) => e.send(records).await,
-            // Not reached: `run` delivers chat sinks through `alert::chat::deliver`.
-            AnySink::Chat(_) => Ok(Partial::default()),
+            AnySink::Chat(c) => c.send(records).await.map(|()| Partial::default()),
         }
     }
 
@@ -285,6 +314,18 @@ impl AnySink {
     }
 }
 
+/// The rules a sink judges its events with, and where their state lives: a chat sink's own
+/// (`state_dir/alerts/<sink name>`), or the `rules` of a stdout or webhook sink.
+fn alert_rules(cfg: &SinkConfig) -> Option<SinkRules> {
+    match &cfg.kind {
+        SinkKind::Chat(c) => Some(SinkRules {
+            rules: c.rules.clone(),
+            state: c.state_dir.join("alerts").join(&cfg.name),
+        }),
+        _ => cfg.alerts.clone(),
+    }
+}
+
 /// The delivery loop of one sink: runs until every poller is gone and the queue is drained.
 pub async fn run(
     mut sink: AnySink,
@@ -295,12 +336,13 @@ pub async fn run(
 ) {
     let max = sink.max_batch();
     let linger = sink.linger();
-    // Alerts as ECS documents beside the events (stdout and webhook sinks with `rules`).
-    let mut rules = cfg
-        .alerts
-        .as_ref()
-        .map(|a| crate::alert::RuleEngine::with_state(a.rules.clone(), a.state.clone()));
+    let mut rules = alert_rules(&cfg).map(|a| RuleEngine::with_state(a.rules, a.state));
     let mut backoff = Backoff::new(Duration::from_millis(500), MAX_SINK_BACKOFF);
+    let ledger = Ledger {
+        name: &cfg.name,
+        stats: &stats,
+        dead_letter: &dead_letter,
+    };
     while let Some(first) = rx.recv().await {
         failpoint_panic("sink-task-panic");
         stats.queued.store(rx.len() as u64, Ordering::Relaxed);
@@ -324,65 +366,105 @@ pub async fn run(
                 None => break,
             }
         }
-        if let AnySink::Chat(chat) = &mut sink {
-            let events: Vec<&Event> = items
-                .iter()
-                .flat_map(|d| d.events.iter())
-                .filter(|ev| {
-                    let take = accepts(&cfg.filter, ev);
-                    if !take {
-                        stats.filtered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    take
-                })
-                .collect();
-            crate::alert::chat::deliver(chat, &cfg.name, &events, &stats, &dead_letter).await;
-            drop(events);
-            for item in items {
-                let _ = item.done.send(());
-            }
-            continue;
-        }
-        let mut records: Vec<(Bytes, &Event)> = Vec::with_capacity(count);
-        for item in &items {
-            for ev in item.events.iter() {
-                if accepts(&cfg.filter, ev) {
-                    records.push((sink.record(cfg.format, ev, &stats), ev));
-                } else {
+        let events: Vec<&Event> = items
+            .iter()
+            .flat_map(|d| d.events.iter())
+            .filter(|ev| {
+                let take = accepts(&cfg.filter, ev);
+                if !take {
                     stats.filtered.fetch_add(1, Ordering::Relaxed);
                 }
-            }
-        }
-        if let Some(engine) = rules.as_mut() {
-            let events: Vec<&Event> = records.iter().map(|(_, ev)| *ev).collect();
-            for (doc, at) in crate::alert::ecs_records(engine, &events) {
-                records.push((doc.into(), events[at]));
-            }
-        }
-        for chunk in chunks(&records, max, sink.max_bytes()) {
-            deliver(
-                &mut sink,
-                &cfg.name,
-                chunk,
-                &stats,
-                &dead_letter,
-                &mut backoff,
-            )
-            .await;
-        }
-        drop(records);
-        if let Some(Err(e)) = rules.as_mut().map(|r| r.save(false)) {
-            warn!(sink = %cfg.name, error = %e, "cannot save alert rule state; alerts may repeat after a restart");
-        }
+                take
+            })
+            .collect();
+        deliver_batch(
+            &mut sink,
+            cfg.format,
+            &events,
+            rules.as_mut(),
+            &mut backoff,
+            &ledger,
+        )
+        .await;
+        drop(events);
         for item in items {
             let _ = item.done.send(());
         }
     }
-    if let AnySink::Chat(chat) = &mut sink {
-        chat.close();
-    }
-    if let Some(Err(e)) = rules.as_mut().map(|r| r.save(true)) {
+    if let Some(engine) = rules.as_mut()
+        && let Err(e) = engine.save_off_thread(true).await
+    {
         warn!(sink = %cfg.name, error = %e, "cannot save alert rule state; alerts may repeat after a restart");
+    }
+}
+
+/// Where a sink's deliveries are accounted: its name (in logs), its stats and its dead-letter
+/// file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ledger<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) stats: &'a SinkStats,
+    pub(crate) dead_letter: &'a DeadLetter,
+}
+
+/// What a record stands for: what is counted when the target takes it, and what the
+/// dead-letter file keeps when the target rejects it for good.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// An event; or an alert's ECS document, which shares the dead letter of the event that
+    /// fired it.
+    Event(&'a Event),
+    /// A message carrying alerts (a chat message): it counts no event, and its dead letter is
+    /// each alert's ECS document.
+    Alerts(&'a [Alert]),
+}
+
+/// Delivers one batch of (filtered) events: the events a sink ships and the alerts its rules
+/// raise become records, in that order, delivered in requests of the sink's size; then the
+/// rule state is saved (after the alerts were delivered, so a crash repeats an alert rather
+/// than losing it). Events a sink does not ship are done with their batch: counted delivered,
+/// and the sink's last success stamped. Returns once every record is delivered or
+/// dead-lettered.
+pub(crate) async fn deliver_batch(
+    sink: &mut AnySink,
+    format: Format,
+    events: &[&Event],
+    mut rules: Option<&mut RuleEngine>,
+    backoff: &mut Backoff,
+    ledger: &Ledger<'_>,
+) {
+    let Ledger {
+        name,
+        stats,
+        dead_letter,
+    } = *ledger;
+    let alerts = match rules.as_deref_mut() {
+        Some(engine) => engine.observe_batch(events),
+        None => Vec::new(),
+    };
+    let mut records: Vec<(Bytes, Origin)> = Vec::with_capacity(events.len() + alerts.len());
+    for &ev in events {
+        if let Some(r) = sink.record(format, ev, stats) {
+            records.push((r, Origin::Event(ev)));
+        }
+    }
+    records.extend(sink.alert_records(&alerts, events));
+    for chunk in chunks(&records, sink.max_batch(), sink.max_bytes()) {
+        deliver(sink, name, chunk, stats, dead_letter, backoff).await;
+    }
+    drop(records);
+    if let Some(engine) = rules
+        && let Err(e) = engine.save_off_thread(false).await
+    {
+        warn!(sink = %name, error = %e, "cannot save alert rule state; alerts may repeat after a restart");
+    }
+    if !sink.ships_events() {
+        stats
+            .delivered
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        stats
+            .last_success
+            .store(crate::pipeline::now_millis() / 1000, Ordering::Relaxed);
     }
 }
 
@@ -438,7 +520,7 @@ pub struct Partial {
 async fn deliver(
     sink: &mut AnySink,
     name: &str,
-    chunk: &[(Bytes, &Event)],
+    chunk: &[(Bytes, Origin<'_>)],
     stats: &SinkStats,
     dead_letter: &DeadLetter,
     backoff: &mut Backoff,
@@ -453,8 +535,9 @@ async fn deliver(
         match sink.send(&bytes).await {
             Ok(partial) => {
                 count_delivered(stats, chunk, &pending, &partial);
+                log_posted(name, chunk, &pending, &partial);
                 if !partial.rejected.is_empty() {
-                    let dead: Vec<(&Event, String)> = partial
+                    let dead: Vec<(Origin, String)> = partial
                         .rejected
                         .iter()
                         .filter_map(|(j, why)| pending.get(*j).map(|&i| (chunk[i].1, why.clone())))
@@ -462,7 +545,11 @@ async fn deliver(
                     write_dead(name, &dead, stats, dead_letter).await;
                 }
                 if partial.retry.is_empty() {
-                    if let Some(was) = stats.error() {
+                    // Only events are "delivered again": a chat message says it was posted.
+                    let events_sent = pending
+                        .iter()
+                        .any(|&i| matches!(chunk[i].1, Origin::Event(_)));
+                    if events_sent && let Some(was) = stats.error() {
                         info!(sink = %name, after = %was, "the sink recovered: delivering again");
                     }
                     stats.set_error(None);
@@ -510,7 +597,7 @@ async fn deliver(
                 work.push(pending);
             }
             Err(e) => {
-                let dead: Vec<(&Event, String)> = pending
+                let dead: Vec<(Origin, String)> = pending
                     .iter()
                     .map(|&i| (chunk[i].1, e.message.clone()))
                     .collect();
@@ -525,7 +612,7 @@ async fn deliver(
 /// the portal and stream they came from (a batch comes from one, so runs are long).
 fn count_delivered(
     stats: &SinkStats,
-    chunk: &[(Bytes, &Event)],
+    chunk: &[(Bytes, Origin<'_>)],
     pending: &[usize],
     partial: &Partial,
 ) {
@@ -541,10 +628,13 @@ fn count_delivered(
     }
     let mut run: Option<(&str, crate::event::Stream, u64)> = None;
     for (j, &i) in pending.iter().enumerate() {
+        // A chat message counts no event: its events are counted with their batch.
+        let Origin::Event(ev) = chunk[i].1 else {
+            continue;
+        };
         if not_taken[j] {
             continue;
         }
-        let ev = chunk[i].1;
         match &mut run {
             Some((portal, stream, n))
                 if *portal == ev.portal.name.as_str() && *stream == ev.stream =>
@@ -564,28 +654,57 @@ fn count_delivered(
     }
 }
 
-/// Writes rejected events to the dead-letter file; retries until it succeeds, because an
-/// event whose dead letter is not written must not be acknowledged.
+/// Logs each alert message the receiver took (alert messages are logged one by one; events
+/// are counted, not logged).
+fn log_posted(name: &str, chunk: &[(Bytes, Origin<'_>)], pending: &[usize], partial: &Partial) {
+    for (j, &i) in pending.iter().enumerate() {
+        let Origin::Alerts(alerts) = chunk[i].1 else {
+            continue;
+        };
+        let refused = partial.retry.contains(&j) || partial.rejected.iter().any(|(r, _)| *r == j);
+        if !refused {
+            info!(sink = %name, alerts = alerts.len(), rules = %chat::tally(alerts), "alert message posted");
+        }
+    }
+}
+
+/// Writes rejected records to the dead-letter file (an event as its JSON, an alert message as
+/// each alert's ECS document); retries until it succeeds, because a record whose dead letter
+/// is not written must not be acknowledged.
 async fn write_dead(
     name: &str,
-    dead: &[(&Event, String)],
+    dead: &[(Origin<'_>, String)],
     stats: &SinkStats,
     dead_letter: &DeadLetter,
 ) {
-    let records: Vec<(serde_json::Value, String)> = dead
-        .iter()
-        .map(|(ev, why)| {
-            let mut raw = Vec::new();
-            transform::json::encode(ev, &mut raw);
-            (
-                serde_json::from_slice(&raw).unwrap_or_default(),
-                why.clone(),
-            )
-        })
-        .collect();
-    if let Some((_, why)) = records.first() {
-        error!(sink = %name, events = records.len(), file = %dead_letter.path().display(), "{why}; events written to the dead-letter file");
+    let mut events: Vec<(serde_json::Value, String)> = Vec::new();
+    let mut alerts: Vec<(serde_json::Value, String)> = Vec::new();
+    for (origin, why) in dead {
+        match origin {
+            Origin::Event(ev) => {
+                let mut raw = Vec::new();
+                transform::json::encode(ev, &mut raw);
+                events.push((
+                    serde_json::from_slice(&raw).unwrap_or_default(),
+                    why.clone(),
+                ));
+            }
+            Origin::Alerts(list) => {
+                alerts.extend(
+                    list.iter()
+                        .map(|a| (transform::alert::to_ecs(a), why.clone())),
+                );
+            }
+        }
     }
+    if let Some((_, why)) = events.first() {
+        error!(sink = %name, events = events.len(), file = %dead_letter.path().display(), "{why}; events written to the dead-letter file");
+    }
+    if let Some((_, why)) = alerts.first() {
+        error!(sink = %name, alerts = alerts.len(), file = %dead_letter.path().display(), "{why}; alerts written to the dead-letter file");
+    }
+    events.append(&mut alerts);
+    let records = events;
     stats
         .dead_lettered
         .fetch_add(records.len() as u64, Ordering::Relaxed);

@@ -6,6 +6,7 @@
 //! its escaping), so an attacker-typed login name can never split or forge a record. Framing
 //! (newlines, octet counts, JSON arrays) is the sink's job.
 
+pub mod alert;
 pub mod cef;
 pub mod ecs;
 pub mod json;
