@@ -363,4 +363,67 @@ mod tests {
             assert_eq!(fast.offset(), slow.offset(), "{s}");
         }
     }
+
+    /// The one writer writes, at each precision, what the five writers it replaced wrote: the
+    /// `format!` of each field (the year as `{:04}`, with a sign or a fifth digit outside
+    /// 0000-9999), in UTC.
+    #[test]
+    fn the_timestamp_writer_writes_what_format_writes() {
+        use time::macros::datetime;
+        let by_format = |t: OffsetDateTime, precision: Precision| {
+            let t = to_utc(t);
+            let fraction = match precision {
+                Precision::Seconds => String::new(),
+                Precision::Millis => format!(".{:03}", t.millisecond()),
+                Precision::Micros => format!(".{:06}", t.microsecond()),
+            };
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        };
+        let mut instants = vec![
+            datetime!(2025-01-15 14:32:07.123_456_789 +01:00),
+            datetime!(0000-01-01 00:00:00 UTC),
+            datetime!(0009-02-03 04:05:06.000_001 UTC),
+            datetime!(9999-12-31 23:59:59.999_999_999 UTC),
+            datetime!(-0005-06-07 08:09:10.5 UTC),
+            datetime!(-0123-06-07 08:09:10 UTC),
+            time::PrimitiveDateTime::MIN.assume_utc(),
+            time::PrimitiveDateTime::MAX.assume_offset(time::macros::offset!(-1)),
+            time::PrimitiveDateTime::MIN.assume_offset(time::macros::offset!(+1)),
+        ];
+        // A spread over the calendar, each with a fraction of its own.
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let secs = x.rem_euclid(253_402_300_800 + 62_167_219_200) - 62_167_219_200;
+            let nanos = i128::from(x.rem_euclid(1_000_000_000));
+            let t =
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(secs) * 1_000_000_000 + nanos)
+                    .expect("in range");
+            instants.push(t);
+        }
+        for t in instants {
+            for precision in [Precision::Seconds, Precision::Millis, Precision::Micros] {
+                assert_eq!(
+                    timestamp(t, precision).as_str(),
+                    by_format(t, precision),
+                    "{t}"
+                );
+            }
+            assert_eq!(format_utc_millis(t), by_format(t, Precision::Millis));
+            assert_eq!(format_utc_seconds(t), by_format(t, Precision::Seconds));
+            let mut w = Vec::new();
+            write_utc_millis(&mut w, t);
+            assert_eq!(w, by_format(t, Precision::Millis).as_bytes());
+        }
+    }
 }
