@@ -208,39 +208,27 @@ pub fn format_message(
     }
 }
 
-/// `<PRI>1 YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 5424) or `<PRI>Mmm dd HH:MM:SS` (RFC 3164, the day
-/// padded with a space), in UTC, digits written directly.
+/// `<PRI>1 YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 5424, by the agent's one timestamp writer) or
+/// `<PRI>Mmm dd HH:MM:SS` (RFC 3164, the day padded with a space), in UTC.
 fn put_pri_time(out: &mut BytesMut, rfc: Rfc, facility: u8, severity: u8, time: OffsetDateTime) {
     let pri = u16::from(facility) * 8 + u16::from(severity.min(7));
-    let t = crate::event::to_utc(time);
-    let (year, month, day) = t.to_calendar_date();
-    let (hour, minute, second, micro) = t.to_hms_micro();
     out.put_u8(b'<');
     out.put_slice(itoa::Buffer::new().format(pri).as_bytes());
     match rfc {
         Rfc::Rfc5424 => {
             out.put_slice(b">1 ");
-            if (0..=9999).contains(&year) {
-                put_digits(out, year.unsigned_abs(), 4);
-            } else {
-                // Outside four digits, as `{:04}` writes it (a sign, or a fifth digit).
-                out.put_slice(format!("{year:04}").as_bytes());
-            }
-            out.put_u8(b'-');
-            put_digits(out, u32::from(u8::from(month)), 2);
-            out.put_u8(b'-');
-            put_digits(out, u32::from(day), 2);
-            out.put_u8(b'T');
-            put_clock(out, hour, minute, second);
-            out.put_u8(b'.');
-            put_digits(out, micro, 6);
-            out.put_u8(b'Z');
+            out.put_slice(
+                crate::event::timestamp(time, crate::event::Precision::Micros).as_bytes(),
+            );
         }
         Rfc::Rfc3164 => {
             const MONTHS: [&[u8; 3]; 12] = [
                 b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
                 b"Nov", b"Dec",
             ];
+            let t = crate::event::to_utc(time);
+            let (_, month, day) = t.to_calendar_date();
+            let (hour, minute, second) = t.to_hms();
             out.put_u8(b'>');
             out.put_slice(MONTHS[usize::from(u8::from(month)) - 1]);
             out.put_u8(b' ');

@@ -642,45 +642,10 @@ pub(crate) fn put_display<O: Output + ?Sized>(out: &mut O, v: impl fmt::Display)
     let _ = fmt::write(&mut Adapter(out), format_args!("{v}"));
 }
 
-/// Appends a UTC instant as `YYYY-MM-DDTHH:MM:SS.mmmZ`, as [`crate::event::write_utc_millis`]
-/// writes it, into any [`Output`] (years outside 0–9999 fall back to the formatter).
+/// Appends an instant in UTC as `YYYY-MM-DDTHH:MM:SS.mmmZ`, by the agent's one timestamp
+/// writer ([`crate::event::timestamp`]), into any [`Output`].
 pub(crate) fn put_utc_millis<O: Output + ?Sized>(out: &mut O, t: OffsetDateTime) {
-    let t = crate::event::to_utc(t);
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        out.put(crate::event::format_utc_millis(t).as_bytes());
-        return;
-    }
-    let (hour, minute, second, milli) = t.to_hms_milli();
-    let y = year as u32;
-    let ms = u32::from(milli);
-    let d = |v: u32| b'0' + (v % 10) as u8;
-    out.put(&[
-        d(y / 1000),
-        d(y / 100),
-        d(y / 10),
-        d(y),
-        b'-',
-        d(u32::from(u8::from(t.month())) / 10),
-        d(u32::from(u8::from(t.month()))),
-        b'-',
-        d(u32::from(t.day()) / 10),
-        d(u32::from(t.day())),
-        b'T',
-        d(u32::from(hour) / 10),
-        d(u32::from(hour)),
-        b':',
-        d(u32::from(minute) / 10),
-        d(u32::from(minute)),
-        b':',
-        d(u32::from(second) / 10),
-        d(u32::from(second)),
-        b'.',
-        d(ms / 100),
-        d(ms / 10),
-        d(ms),
-        b'Z',
-    ]);
+    out.put(crate::event::timestamp(t, crate::event::Precision::Millis).as_bytes());
 }
 
 /// The event's `ip` when it is a valid address, as [`Event::valid_ip`] reads it: a dotted
