@@ -1,5 +1,5 @@
-//! TLS client configuration from PEM files, for the syslog sink (tokio-rustls) and the HTTP
-//! clients (reqwest, rustls backend, no OpenSSL).
+//! TLS client configuration from PEM files: the syslog sink's rustls config (tokio-rustls), the
+//! PEM errors the HTTP clients report too ([`crate::http`] builds those), and how a TLS failure is named.
 //!
 //! Invariants: certificate verification is on unless `insecure_skip_verify` is set (which the
 //! caller logs loudly); TLS 1.2 is the floor; a PEM problem is an error naming the file, never a
