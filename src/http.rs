@@ -142,7 +142,7 @@ pub fn is_loopback(url: &Url) -> bool {
 }
 
 /// The reqwest client of a portal or an HTTP sink aimed at `target`: TLS as
-/// [`client_builder`] sets it up, and the proxy as `tls.proxy` says (never one
+/// `client_builder` sets it up, and the proxy as `tls.proxy` says (never one
 /// for a loopback target).
 pub fn client(tls: &HttpTls, timeout: Duration, target: &Url) -> Result<reqwest::Client, TlsError> {
     let b = client_builder(tls, timeout)?;
