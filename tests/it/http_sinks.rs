@@ -3,14 +3,15 @@
 //! concatenated HEC envelopes, HEC codes, indexer acknowledgement, NDJSON `_bulk` with `create`
 //! and per-item statuses, 413 limits) and record everything they receive.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use docspace_siem::simulator::{SimStream, SimZone, Simulator};
+use docspace_siem::simulator::{SimStream, SimZone};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::support::scenario::{all_ids, assert_exactly_once, counts, until};
 use crate::support::{Agent, Workdir, portal, validate_ecs};
 
 use crate::support::mocks::{self, AckMode, Bulk, BulkAuth, Hec};
@@ -34,48 +35,6 @@ fn stop(agent: &mut Agent) {
         "{}",
         agent.stderr_text()
     );
-}
-
-fn all_ids(sim: &Simulator) -> BTreeSet<i64> {
-    let mut s: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
-    s.extend(sim.ids(SimStream::Audit));
-    s
-}
-
-/// Counts per id.
-fn counts(ids: &[i64]) -> BTreeMap<i64, usize> {
-    let mut m = BTreeMap::new();
-    for id in ids {
-        *m.entry(*id).or_insert(0) += 1;
-    }
-    m
-}
-
-fn assert_exactly_once(ids: &[i64], want: &BTreeSet<i64>, what: &str) {
-    let c = counts(ids);
-    let dups: Vec<_> = c.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "{what}: duplicates {dups:?}");
-    let got: BTreeSet<i64> = c.keys().copied().collect();
-    let missing: Vec<_> = want.difference(&got).collect();
-    let extra: Vec<_> = got.difference(want).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{what}: missing {missing:?}, unexpected {extra:?}"
-    );
-}
-
-/// Polls `f` until it returns true; on timeout, fails with the end of the agent's log.
-async fn until(agent: &Agent, limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        if start.elapsed() >= limit {
-            let err = agent.stderr_text();
-            let lines: Vec<&str> = err.lines().collect();
-            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-            panic!("timed out after {limit:?} waiting for {what}; the agent's log ends:\n{tail}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Epoch milliseconds of an RFC 3339 instant.

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::support::{
     Agent, Rsyslog, SyslogNg, Workdir, cef_sanitised, make_client_cert, parse_cef, portal, run_cli,
+    try_until,
 };
 
 /// Login names attackers type (the simulator's set): CR/LF with a forged syslog line, `|`, `=`,
@@ -103,21 +104,6 @@ fn assert_suser(parsed: &Value, row: &Value, whom: &str) {
             "{whom}: long suser of {} is marked as cut",
             row["id"]
         );
-    }
-}
-
-/// Polls `f` until true or `limit`; returns whether it became true (the caller then asserts
-/// with the details).
-async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -253,7 +239,7 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
         }
         c
     };
-    let arrived = wait_for(Duration::from_secs(60), || {
+    let arrived = try_until(Duration::from_secs(60), || {
         let c = count_by_app(&ng.messages());
         expect
             .keys()
@@ -473,7 +459,7 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
     let mut problems: Vec<String> = Vec::new();
     let cfg = w.config(&config(""));
     let mut agent = Agent::start(&cfg, w.path(), "nocert");
-    let named = wait_for(Duration::from_secs(10), || {
+    let named = try_until(Duration::from_secs(10), || {
         agent.stderr_text().contains("handshake failed")
     })
     .await;
@@ -506,7 +492,7 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
         key.display()
     )));
     let mut agent = Agent::start(&cfg, w.path(), "cert");
-    wait_for(Duration::from_secs(15), || {
+    try_until(Duration::from_secs(15), || {
         ng.messages().len() >= want.len()
     })
     .await;
@@ -632,7 +618,7 @@ async fn rfc3164_cef_is_parsed_by_rsyslog_and_syslog_ng() {
         v.extend(ng.messages());
         v
     };
-    let arrived = wait_for(Duration::from_secs(60), || {
+    let arrived = try_until(Duration::from_secs(60), || {
         all().len() >= expect.len() * n && agent.stdout_lines().len() >= n
     })
     .await;
@@ -851,7 +837,7 @@ async fn a_receivers_self_signed_certificate_given_as_ca_file_is_trusted_for_its
         tls_sink("by_name", "ds-by-name", ", server_name = \"localhost\"")
     )));
     let mut agent = Agent::start(&cfg, w.path(), "trusted");
-    let arrived = wait_for(Duration::from_secs(30), || {
+    let arrived = try_until(Duration::from_secs(30), || {
         rs.messages().len() >= 2 * want.len()
     })
     .await;
@@ -895,7 +881,7 @@ async fn a_receivers_self_signed_certificate_given_as_ca_file_is_trusted_for_its
         ", server_name = \"siem.example.com\"",
     )));
     let mut agent = Agent::start(&cfg, w.path(), "wrong-name");
-    let named = wait_for(Duration::from_secs(15), || {
+    let named = try_until(Duration::from_secs(15), || {
         agent
             .stderr_text()
             .contains("not valid for \\\"siem.example.com\\\"")
