@@ -106,8 +106,15 @@ impl Scenario {
 
     /// Writes the config and starts the agent (output files `a.stdout`, `a.stderr`).
     pub fn start(&mut self) -> &mut Agent {
+        self.start_as("a")
+    }
+
+    /// Writes the config and starts an agent with output files `TAG.stdout`, `TAG.stderr`, in
+    /// place of the one before (a restart on the same state directory; the old one, if still
+    /// running, is killed).
+    pub fn start_as(&mut self, tag: &str) -> &mut Agent {
         let cfg = self.write_config();
-        self.agent.insert(Agent::start(&cfg, self.work.path(), "a"))
+        self.agent.insert(Agent::start(&cfg, self.work.path(), tag))
     }
 
     /// The started agent.
@@ -130,24 +137,14 @@ impl Scenario {
     /// way, and [`Scenario::drain`] flushes it. A positive signal instead of a fixed sleep, so
     /// that a slow machine only waits longer.
     pub async fn settle(&self) {
-        self.watch_polls(2, || {}).await;
+        settle(&self.sim, self.agent()).await;
     }
 
     /// Runs `check` (which asserts) every [`super::wait::EVERY`] until every stream the agent
     /// has polled so far was polled `polls` more times: "nothing happens meanwhile" is watched
     /// over a count of the agent's own cycles, not over a span of wall-clock time.
-    pub async fn watch_polls(&self, polls: usize, mut check: impl FnMut()) {
-        let before = poll_counts(&self.sim);
-        assert!(!before.is_empty(), "watching polls before the agent polled");
-        let what = format!("{polls} more polls of every stream");
-        self.until(Duration::from_secs(60 + 10 * polls as u64), &what, || {
-            check();
-            let now = poll_counts(&self.sim);
-            before
-                .iter()
-                .all(|(path, n)| now.get(path).copied().unwrap_or(0) >= n + polls)
-        })
-        .await;
+    pub async fn watch_polls(&self, polls: usize, check: impl FnMut()) {
+        watch_polls(&self.sim, self.agent(), polls, check).await;
     }
 
     /// SIGTERM, then a clean exit (code 0) within 20 s; the failure carries the agent's log.
@@ -177,6 +174,31 @@ impl Scenario {
     pub fn assert_stream_once(&self, stream: SimStream, got: &[i64], what: &str) {
         assert_exactly_once(got, &self.ids(stream), what);
     }
+}
+
+/// [`Scenario::settle`] for a test that runs its agent itself.
+pub async fn settle(sim: &Simulator, agent: &Agent) {
+    watch_polls(sim, agent, 2, || {}).await;
+}
+
+/// [`Scenario::watch_polls`] for a test that runs its agent itself.
+pub async fn watch_polls(sim: &Simulator, agent: &Agent, polls: usize, mut check: impl FnMut()) {
+    let before = poll_counts(sim);
+    assert!(!before.is_empty(), "watching polls before the agent polled");
+    let what = format!("{polls} more polls of every stream");
+    until(
+        agent,
+        Duration::from_secs(60 + 10 * polls as u64),
+        &what,
+        || {
+            check();
+            let now = poll_counts(sim);
+            before
+                .iter()
+                .all(|(path, n)| now.get(path).copied().unwrap_or(0) >= n + polls)
+        },
+    )
+    .await;
 }
 
 /// Filter requests the portal has answered so far, per stream endpoint.
