@@ -743,7 +743,7 @@ async fn elasticsearch_bulk_creates_each_event_once_into_data_streams() {
         || es.stored_count() >= total,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    crate::support::scenario::settle(&sim, &agent).await;
     stop(&mut agent);
 
     let store = es.store();
@@ -818,7 +818,7 @@ async fn elasticsearch_bulk_creates_each_event_once_into_data_streams() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    crate::support::scenario::settle(&sim, &agent).await;
     stop(&mut agent);
     let again = &es.requests()[before..];
     assert!(

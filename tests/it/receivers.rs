@@ -14,6 +14,7 @@ use docspace_siem::syslog::severity_for;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::support::scenario::settle;
 use crate::support::{
     Agent, Rsyslog, SyslogNg, Workdir, cef_sanitised, make_client_cert, parse_cef, portal, run_cli,
     try_until,
@@ -249,7 +250,7 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
     })
     .await;
     // Time for a duplicate to show up.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&sim, &agent).await;
     agent.signal("TERM");
     assert_eq!(
         agent.wait(Duration::from_secs(20)),
@@ -496,7 +497,7 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
         ng.messages().len() >= want.len()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settle(&sim, &agent).await;
     agent.signal("TERM");
     let code = agent.wait(Duration::from_secs(20));
     if code != Some(0) {
@@ -622,7 +623,7 @@ async fn rfc3164_cef_is_parsed_by_rsyslog_and_syslog_ng() {
         all().len() >= expect.len() * n && agent.stdout_lines().len() >= n
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&sim, &agent).await;
     agent.signal("TERM");
     assert_eq!(
         agent.wait(Duration::from_secs(20)),
@@ -841,7 +842,7 @@ async fn a_receivers_self_signed_certificate_given_as_ca_file_is_trusted_for_its
         rs.messages().len() >= 2 * want.len()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settle(&sim, &agent).await;
     agent.signal("TERM");
     let code = agent.wait(Duration::from_secs(20));
     let stderr = agent.stderr_text();

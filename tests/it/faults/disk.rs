@@ -173,7 +173,7 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
         || hook.events().len() >= 300 && cursor.is_file() && a.stderr_text().contains("caught up"),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle(sim, &a).await;
 
     // Fill the disk, and new events come: the cursor save after their delivery fails (a poll
     // that finds nothing does not save at once; QUIET_SAVE_GAP).
@@ -247,7 +247,7 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
         || received(hook).len() >= replay_target,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(sim, &b).await;
     let replayed = received(hook).len() - before_crash.len();
 
     // Space returns: the next save succeeds.

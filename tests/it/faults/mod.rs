@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::support::mocks::Hec;
+use crate::support::scenario::{settle, watch_polls};
 use crate::support::{
     Agent, HttpCollector, KEY, Workdir, bin, eventually, ids_of, portal, try_until,
 };

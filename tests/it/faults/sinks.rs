@@ -431,7 +431,7 @@ async fn receiver_reset_mid_stream_loses_at_most_the_kernel_buffer_window() {
     )
     .await;
     let recovery = reset_at.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(&sim, &a).await;
     stop(&mut a);
     let info = info.lock().expect("lock").expect("reset info");
     let want = audit_ids(&sim);
