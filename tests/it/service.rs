@@ -280,18 +280,18 @@ async fn a_task_that_dies_stops_the_agent_with_exit_1() {
         .spawn()
         .expect("agent");
     let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!(
-                "the agent ran on after its sink task died:\n{}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut exited = None;
+    crate::support::try_until(Duration::from_secs(30), || {
+        exited = child.try_wait().expect("try_wait");
+        exited.is_some()
+    })
+    .await;
+    let Some(status) = exited else {
+        let _ = child.kill();
+        panic!(
+            "the agent ran on after its sink task died:\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
     };
     let err = std::fs::read_to_string(&stderr).expect("stderr");
     assert_eq!(status.code(), Some(1), "{err}");
