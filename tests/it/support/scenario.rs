@@ -20,13 +20,14 @@ const FILTERS: [&str; 2] = [
 
 /// A portal named `main` with its events, the config around it and, once started, the agent.
 pub struct Scenario {
+    // First, so that it is dropped (killed) first: before its portal and its directory go.
+    agent: Option<Agent>,
     pub sim: Simulator,
     pub server: SimServer,
     pub work: Workdir,
     top: String,
     portal: String,
     sinks: String,
-    agent: Option<Agent>,
 }
 
 impl Scenario {
@@ -34,13 +35,13 @@ impl Scenario {
     pub async fn new(zone: SimZone) -> Scenario {
         let (sim, server) = portal(zone).await;
         Scenario {
+            agent: None,
             sim,
             server,
             work: Workdir::new(),
             top: String::new(),
             portal: String::new(),
             sinks: String::new(),
-            agent: None,
         }
     }
 
