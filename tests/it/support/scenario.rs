@@ -114,6 +114,8 @@ impl Scenario {
     /// place of the one before (a restart on the same state directory; the old one, if still
     /// running, is killed).
     pub fn start_as(&mut self, tag: &str) -> &mut Agent {
+        // Dropping kills and reaps it, so that the state lock is free for the next one.
+        self.agent = None;
         let cfg = self.write_config();
         self.agent.insert(Agent::start(&cfg, self.work.path(), tag))
     }
