@@ -10,7 +10,7 @@ use docspace_siem::simulator::{SimEvent, SimZone};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::support::{Agent, Workdir, eventually, portal, run_cli};
+use crate::support::{Scenario, Workdir, eventually, run_cli};
 
 /// What an attacker typed as the login name: a Slack broadcast, a mention and a markdown link.
 const HOSTILE_LOGIN: &str = "<!channel> @everyone [x](http://evil) mallory@example.com";
@@ -136,7 +136,8 @@ fn attempt(at: OffsetDateTime, code: i32) -> SimEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attack_raises_each_alert_once_and_nothing_else_is_ever_posted() {
-    let (sim, server) = portal(SimZone::EuropeBerlin).await;
+    let s = Scenario::new(SimZone::EuropeBerlin).await;
+    let sim = s.sim.clone();
     let slack = ChatMock::start((200, "ok")).await;
     let teams = ChatMock::start((202, "")).await;
     let now = OffsetDateTime::now_utc();
@@ -152,11 +153,8 @@ async fn an_attack_raises_each_alert_once_and_nothing_else_is_ever_posted() {
     sim.insert(SimEvent::audit(now - minute * 44, 5011));
     normal += 3;
 
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        r#"state_dir = "{{state}}"
-{portal}
-[sinks.console]
+    let mut s = s.portal("start_from = \"1d\"").sink(&format!(
+        r#"[sinks.console]
 type = "stdout"
 format = "ecs"
 
@@ -174,20 +172,19 @@ rules = ["lockout"]
 threshold = 10
 window = "5m"
 "#,
-        portal = Workdir::portal_toml("main", &server.url, "start_from = \"1d\""),
         slack = slack.url,
         teams = teams.url,
     ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
+    s.start();
 
     // Phase 1: start-up and normal events post nothing.
     eventually(
         Duration::from_secs(60),
         "the normal events on stdout",
-        || agent.stdout_lines().len() >= normal,
+        || s.agent().stdout_lines().len() >= normal,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.watch_polls(3, || {}).await;
     assert!(
         slack.requests().is_empty() && teams.requests().is_empty(),
         "a chat sink posted without an alert: {:?} {:?}",
@@ -216,14 +213,8 @@ window = "5m"
     })
     .await;
     // Anything still coming would arrive now.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    agent.signal("TERM");
-    assert_eq!(
-        agent.wait(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        agent.stderr_text()
-    );
+    s.watch_polls(4, || {}).await;
+    s.drain();
 
     // Exactly these alerts, once each.
     let messages = slack.accepted();
@@ -278,13 +269,13 @@ window = "5m"
             .contains("Login locked out")
     );
     // The webhook tokens never reach the logs; the rule state was saved at the stop.
-    let logs = agent.stderr_text();
+    let logs = s.agent().stderr_text();
     assert!(
         !logs.contains("hunter2") && !logs.contains("T0ALERT"),
         "{logs}"
     );
-    assert!(w.state().join("alerts/chat/windows.json").is_file());
-    drop(server);
+    assert!(s.work.state().join("alerts/chat/windows.json").is_file());
+    drop(s);
 }
 
 #[test]
@@ -355,7 +346,8 @@ by = "ip"
 /// Needs the optional wiring of `rules` on stdout and webhook sinks (alerts as ECS documents).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_also_reach_other_sinks_as_ecs_documents() {
-    let (sim, server) = portal(SimZone::EuropeBerlin).await;
+    let s = Scenario::new(SimZone::EuropeBerlin).await;
+    let sim = s.sim.clone();
     let start = OffsetDateTime::now_utc() - time::Duration::hours(1);
     for i in 0..12 {
         sim.insert(attempt(start + time::Duration::seconds(i * 3), 1013));
@@ -368,27 +360,19 @@ async fn alerts_also_reach_other_sinks_as_ecs_documents() {
         ));
     }
     let events = 12 + 1 + 5;
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.console]\ntype = \"stdout\"\nformat = \"ecs\"\nrules = [\"brute_force\", \"lockout\", \"new_country\"]\n",
-        Workdir::portal_toml("main", &server.url, "start_from = \"1d\""),
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let mut s = s.portal("start_from = \"1d\"").sink(
+        "[sinks.console]\ntype = \"stdout\"\nformat = \"ecs\"\nrules = [\"brute_force\", \"lockout\", \"new_country\"]",
+    );
+    s.start();
     eventually(
         Duration::from_secs(60),
         "events and alerts on stdout",
-        || agent.stdout_lines().len() >= events + 2,
+        || s.agent().stdout_lines().len() >= events + 2,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    agent.signal("TERM");
-    assert_eq!(
-        agent.wait(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        agent.stderr_text()
-    );
-    let lines = agent.stdout_lines();
+    s.settle().await;
+    s.drain();
+    let lines = s.agent().stdout_lines();
     let (alerts, plain): (Vec<&String>, Vec<&String>) =
         lines.iter().partition(|l| l.contains("\"kind\":\"alert\""));
     assert_eq!(plain.len(), events);
@@ -429,5 +413,5 @@ async fn alerts_also_reach_other_sinks_as_ecs_documents() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    drop(server);
+    drop(s);
 }

@@ -8,9 +8,10 @@ use docspace_siem::simulator::{SimStream, SimZone};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::support::scenario::{days, hours, minutes, seconds};
 use crate::support::{
-    Agent, HttpCollector, Rsyslog, TcpCollector, UdpCollector, Workdir, eventually, ids_of,
-    parse_cef, portal, validate_ecs,
+    HttpCollector, Rsyslog, Scenario, TcpCollector, UdpCollector, Workdir, ids_of, parse_cef,
+    portal, validate_ecs,
 };
 
 /// A PEM certificate for configs that need a CA file.
@@ -18,59 +19,29 @@ pub fn test_ca() -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-ca.pem")
 }
 
-fn all_ids(sim: &docspace_siem::simulator::Simulator) -> BTreeSet<i64> {
-    let mut s: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
-    s.extend(sim.ids(SimStream::Audit));
-    s
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_ecs_carries_every_event_once_valid_and_in_order() {
-    let (sim, server) = portal(SimZone::EuropeBerlin).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        600,
-        now - time::Duration::days(2),
-        now - time::Duration::minutes(5),
-    );
-    sim.generate(
-        SimStream::Audit,
-        300,
-        now - time::Duration::days(2),
-        now - time::Duration::minutes(5),
-    );
-    let w = Workdir::new();
-    // On a work-stealing runtime of two threads (the default is one thread).
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\nthreads = 2\n{}\n[sinks.console]\ntype = \"stdout\"\nformat = \"ecs\"\n",
-        Workdir::portal_toml(
-            "main",
-            &server.url,
-            "start_from = \"3d\"\ncatchup_window = \"2h\""
-        )
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    let want = all_ids(&sim);
-    eventually(Duration::from_secs(60), "all events on stdout", || {
-        agent.stdout_lines().len() >= want.len()
+    let mut s = Scenario::new(SimZone::EuropeBerlin)
+        .await
+        .events(SimStream::Login, 600, days(2), minutes(5))
+        .events(SimStream::Audit, 300, days(2), minutes(5))
+        // On a work-stealing runtime of two threads (the default is one thread).
+        .top("threads = 2")
+        .portal("start_from = \"3d\"\ncatchup_window = \"2h\"")
+        .sink("[sinks.console]\ntype = \"stdout\"\nformat = \"ecs\"");
+    s.start();
+    let want = s.all_ids();
+    s.until(Duration::from_secs(60), "all events on stdout", || {
+        s.agent().stdout_lines().len() >= want.len()
     })
     .await;
-    agent.signal("TERM");
-    assert_eq!(
-        agent.wait(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        agent.stderr_text()
-    );
-    let lines = agent.stdout_lines();
+    s.drain();
+    let lines = s.agent().stdout_lines();
     let docs: Vec<Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
-    let ids = ids_of(&docs);
-    assert_eq!(ids.len(), want.len(), "no duplicates");
-    assert_eq!(ids.iter().copied().collect::<BTreeSet<_>>(), want);
+    s.assert_all_once(&ids_of(&docs), "stdout");
     // In order per stream: @timestamp never goes backwards.
     for ds in ["docspace.login", "docspace.audit"] {
         let ts: Vec<&str> = docs
@@ -82,7 +53,7 @@ async fn stdout_ecs_carries_every_event_once_valid_and_in_order() {
     }
     validate_ecs(&lines.join("\n"));
     assert!(
-        !std::fs::read_dir(w.path()).expect("dir").any(|e| {
+        !std::fs::read_dir(s.work.path()).expect("dir").any(|e| {
             let n = e.expect("entry").file_name();
             let n = n.to_string_lossy();
             !(n == "state" || n.starts_with("a.") || n == "config.toml")
@@ -94,27 +65,15 @@ async fn stdout_ecs_carries_every_event_once_valid_and_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_rsyslog_and_webhooks_receive_thousands_exactly_once() {
     let rx = Rsyslog::start();
-    let (sim, server) = portal(SimZone::EuropeBerlin).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        2000,
-        now - time::Duration::days(5),
-        now - time::Duration::minutes(3),
-    );
-    sim.generate(
-        SimStream::Audit,
-        1000,
-        now - time::Duration::days(5),
-        now - time::Duration::minutes(3),
-    );
     let ecs = HttpCollector::start().await;
     let raw = HttpCollector::start().await;
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        r#"state_dir = "{{state}}"
-{portal}
-[sinks.siem]
+    let mut s = Scenario::new(SimZone::EuropeBerlin)
+        .await
+        .events(SimStream::Login, 2000, days(5), minutes(3))
+        .events(SimStream::Audit, 1000, days(5), minutes(3))
+        .portal("start_from = \"6d\"")
+        .sink(&format!(
+            r#"[sinks.siem]
 type = "syslog"
 format = "cef"
 address = "127.0.0.1:{tcp}"
@@ -130,14 +89,13 @@ type = "webhook"
 format = "json"
 url = "{raw}"
 "#,
-        portal = Workdir::portal_toml("main", &server.url, "start_from = \"6d\""),
-        tcp = rx.tcp,
-        ecs = ecs.url,
-        raw = raw.url,
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    let want = all_ids(&sim);
-    eventually(
+            tcp = rx.tcp,
+            ecs = ecs.url,
+            raw = raw.url,
+        ));
+    s.start();
+    let want = s.all_ids();
+    s.until(
         Duration::from_secs(120),
         "rsyslog to receive every event",
         || {
@@ -147,14 +105,8 @@ url = "{raw}"
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    agent.signal("TERM");
-    assert_eq!(
-        agent.wait(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        agent.stderr_text()
-    );
+    s.settle().await;
+    s.drain();
 
     // rsyslog: every id exactly once, RFC 5424 fields as sent.
     let msgs = rx.messages();
@@ -231,34 +183,27 @@ url = "{raw}"
             .iter()
             .all(|b| b.as_array().is_some_and(|a| a.len() <= 250))
     );
-    assert!(!agent.stderr_text().contains("hook-secret"));
+    assert!(!s.agent().stderr_text().contains("hook-secret"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_rsyslog_over_tls_with_a_private_ca() {
     let rx = Rsyslog::start();
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        150,
-        now - time::Duration::hours(3),
-        now - time::Duration::minutes(3),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\nformat = \"ecs\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
-        rx.tls,
-        rx.ca().display()
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "TLS delivery", || {
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 150, hours(3), minutes(3))
+        .portal("streams = [\"login\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.siem]\ntype = \"syslog\"\nformat = \"ecs\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}",
+            rx.tls,
+            rx.ca().display()
+        ));
+    s.start();
+    s.until(Duration::from_secs(60), "TLS delivery", || {
         rx.messages().len() >= 150
     })
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     let msgs = rx.messages();
     assert_eq!(msgs.len(), 150);
     assert!(
@@ -275,57 +220,44 @@ async fn real_rsyslog_over_tls_with_a_private_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_to_an_untrusted_certificate_is_refused_and_named() {
     let rx = Rsyslog::start();
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        5,
-        now - time::Duration::hours(1),
-        now - time::Duration::minutes(3),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\" }}\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
-        rx.tls,
-        test_ca().display()
-    ));
-    let agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(30), "a named handshake error", || {
-        agent.stderr_text().contains("handshake failed")
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 5, hours(1), minutes(3))
+        .portal("streams = [\"login\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.siem]\ntype = \"syslog\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\" }}",
+            rx.tls,
+            test_ca().display()
+        ));
+    s.start();
+    s.until(Duration::from_secs(30), "a named handshake error", || {
+        s.agent().stderr_text().contains("handshake failed")
     })
     .await;
     assert!(
         rx.messages().is_empty(),
         "nothing may reach an untrusted receiver"
     );
-    assert!(!agent.stderr_text().contains(crate::support::KEY));
+    assert!(!s.agent().stderr_text().contains(crate::support::KEY));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_sends_one_rfc5424_datagram_per_event() {
     let udp = UdpCollector::start().await;
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        120,
-        now - time::Duration::hours(3),
-        now - time::Duration::minutes(3),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\nformat = \"cef\"\naddress = \"{}\"\nprotocol = \"udp\"\nmax_datagram = 1024\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
-        udp.addr
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "120 datagrams", || {
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 120, hours(3), minutes(3))
+        .portal("streams = [\"login\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.siem]\ntype = \"syslog\"\nformat = \"cef\"\naddress = \"{}\"\nprotocol = \"udp\"\nmax_datagram = 1024",
+            udp.addr
+        ));
+    s.start();
+    s.until(Duration::from_secs(60), "120 datagrams", || {
         udp.messages.lock().expect("lock").len() >= 120
     })
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     let msgs = udp.messages.lock().expect("lock").clone();
     assert_eq!(msgs.len(), 120);
     let mut ids = BTreeSet::new();
@@ -346,37 +278,25 @@ async fn udp_sends_one_rfc5424_datagram_per_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_syslog_receiver_outage_loses_nothing() {
     let tcp = TcpCollector::start().await;
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        300,
-        now - time::Duration::hours(5),
-        now - time::Duration::hours(2),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\nformat = \"json\"\naddress = \"{}\"\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
-        tcp.addr
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "first batch", || {
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 300, hours(5), hours(2))
+        .portal("streams = [\"login\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.siem]\ntype = \"syslog\"\nformat = \"json\"\naddress = \"{}\"",
+            tcp.addr
+        ));
+    s.start();
+    s.until(Duration::from_secs(60), "first batch", || {
         tcp.messages().len() >= 300
     })
     .await;
     tcp.stop();
-    // New events while the receiver is down.
-    let later = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        200,
-        later - time::Duration::seconds(90),
-        later - time::Duration::seconds(5),
-    );
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // New events while the receiver is down, read by the agent before it comes back.
+    s.more_events(SimStream::Login, 200, seconds(90), seconds(5));
+    s.settle().await;
     tcp.restart().await;
-    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    let want = s.ids(SimStream::Login);
     let ids = |msgs: Vec<String>| -> BTreeSet<i64> {
         msgs.iter()
             .filter_map(|m| {
@@ -386,36 +306,29 @@ async fn a_syslog_receiver_outage_loses_nothing() {
             })
             .collect()
     };
-    eventually(
+    s.until(
         Duration::from_secs(90),
         "every event after the outage",
         || ids(tcp.messages()) == want,
     )
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_retries_429_and_5xx_and_dead_letters_a_400() {
     let hook = HttpCollector::start().await;
     hook.script(&[(503, None), (429, Some(1)), (500, None)]);
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Audit,
-        40,
-        now - time::Duration::hours(3),
-        now - time::Duration::hours(2),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nurl = \"{}?token=t0p-secret\"\nbatch = {{ max_events = 10, timeout = \"100ms\" }}\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"audit\"]\nstart_from = \"1d\""),
-        hook.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "all 40 after retries", || {
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Audit, 40, hours(3), hours(2))
+        .portal("streams = [\"audit\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.hook]\ntype = \"webhook\"\nurl = \"{}?token=t0p-secret\"\nbatch = {{ max_events = 10, timeout = \"100ms\" }}",
+            hook.url
+        ));
+    s.start();
+    s.until(Duration::from_secs(60), "all 40 after retries", || {
         hook.events().len() >= 40
     })
     .await;
@@ -428,17 +341,12 @@ async fn webhook_retries_429_and_5xx_and_dead_letters_a_400() {
     );
     // Now a rejection for good: the next batch goes to the dead-letter file.
     hook.script(&[(400, None)]);
-    let later = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Audit,
-        3,
-        later - time::Duration::seconds(30),
-        later - time::Duration::seconds(5),
-    );
-    let dl = w.state().join("dead-letter/hook.ndjson");
-    eventually(Duration::from_secs(30), "dead letter", || dl.exists()).await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.more_events(SimStream::Audit, 3, seconds(30), seconds(5));
+    let dl = s.work.state().join("dead-letter/hook.ndjson");
+    s.until(Duration::from_secs(30), "dead letter", || dl.exists())
+        .await;
+    s.drain();
+    let agent = s.agent();
     let text = std::fs::read_to_string(&dl).expect("dead letter");
     let first: Value = serde_json::from_str(text.lines().next().expect("line")).expect("json");
     assert!(
@@ -471,35 +379,23 @@ async fn webhook_retries_429_and_5xx_and_dead_letters_a_400() {
 async fn sink_filters_pick_their_events() {
     let failures = HttpCollector::start().await;
     let everything = HttpCollector::start().await;
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        300,
-        now - time::Duration::hours(3),
-        now - time::Duration::minutes(3),
-    );
-    sim.generate(
-        SimStream::Audit,
-        50,
-        now - time::Duration::hours(3),
-        now - time::Duration::minutes(3),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.fail]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\nfilter = {{ streams = [\"login\"], outcome = \"failure\" }}\n[sinks.all]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml("main", &server.url, "start_from = \"1d\""),
-        failures.url,
-        everything.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "all events", || {
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 300, hours(3), minutes(3))
+        .events(SimStream::Audit, 50, hours(3), minutes(3))
+        .portal("start_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.fail]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\nfilter = {{ streams = [\"login\"], outcome = \"failure\" }}\n[sinks.all]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"",
+            failures.url,
+            everything.url
+        ));
+    s.start();
+    s.until(Duration::from_secs(60), "all events", || {
         everything.events().len() >= 350
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.settle().await;
+    s.drain();
     let all = everything.events();
     let want: BTreeSet<i64> = all
         .iter()
@@ -525,30 +421,14 @@ async fn sink_filters_pick_their_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dense_windows_are_split_so_memory_stays_bounded_and_nothing_is_lost() {
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
     // 900 events within 20 minutes, read with at most 100 events per window.
-    sim.generate(
-        SimStream::Audit,
-        900,
-        now - time::Duration::hours(2),
-        now - time::Duration::minutes(100),
-    );
-    sim.generate(
-        SimStream::Login,
-        900,
-        now - time::Duration::hours(2),
-        now - time::Duration::minutes(100),
-    );
-    let (_w, hook) = catch_up_into_hook(
-        &server.url,
-        "start_from = \"3h\"\ncatchup_window = \"1d\"\nmax_window_events = 100",
-        1800,
-    )
-    .await;
-    let ids = ids_of(&hook.events());
-    assert_eq!(ids.len(), 1800, "no duplicates");
-    assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), all_ids(&sim));
+    let s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Audit, 900, hours(2), minutes(100))
+        .events(SimStream::Login, 900, hours(2), minutes(100))
+        .portal("start_from = \"3h\"\ncatchup_window = \"1d\"\nmax_window_events = 100");
+    let (s, hook) = catch_up_into_hook(s, 1800).await;
+    s.assert_all_once(&ids_of(&hook.events()), "hook");
     // In order per stream.
     let times: Vec<(String, String)> = hook
         .events()
@@ -570,24 +450,20 @@ async fn dense_windows_are_split_so_memory_stays_bounded_and_nothing_is_lost() {
     }
 }
 
-/// Runs the agent (portal `main` at `url`, with `portal_extra`) into a `json` webhook until it
-/// has received `n` events, then stops it and expects a clean exit.
-async fn catch_up_into_hook(url: &str, portal_extra: &str, n: usize) -> (Workdir, HttpCollector) {
+/// Runs the agent of `s` into a `json` webhook until it has received `n` events, then drains it.
+async fn catch_up_into_hook(s: Scenario, n: usize) -> (Scenario, HttpCollector) {
     let hook = HttpCollector::start().await;
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml("main", url, portal_extra),
+    let mut s = s.sink(&format!(
+        "[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"",
         hook.url
     ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(90), &format!("all {n} events"), || {
+    s.start();
+    s.until(Duration::from_secs(90), &format!("all {n} events"), || {
         hook.events().len() >= n
     })
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
-    (w, hook)
+    s.drain();
+    (s, hook)
 }
 
 /// A catch-up cursor remembers the ids of the overlap before its watermark (what a re-read or a
@@ -595,23 +471,15 @@ async fn catch_up_into_hook(url: &str, portal_extra: &str, n: usize) -> (Workdir
 /// batch in flight carries a copy of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_catch_up_cursor_keeps_only_the_overlaps_ids() {
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
     // 3,000 logins over three days (about 1 in 86 s), the last 4 minutes before now.
-    sim.generate(
-        SimStream::Login,
-        3000,
-        now - time::Duration::days(3),
-        now - time::Duration::minutes(4),
-    );
-    let (w, hook) = catch_up_into_hook(
-        &server.url,
-        "start_from = \"4d\"\ncatchup_window = \"1d\"\nmax_window_events = 1000\nstreams = [\"login\"]",
-        3000,
-    )
-    .await;
-    assert_eq!(ids_of(&hook.events()).len(), 3000, "no duplicates");
-    let text = std::fs::read_to_string(w.state().join("cursors/main.login.json")).expect("cursor");
+    let s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 3000, days(3), minutes(4))
+        .portal("start_from = \"4d\"\ncatchup_window = \"1d\"\nmax_window_events = 1000\nstreams = [\"login\"]");
+    let (s, hook) = catch_up_into_hook(s, 3000).await;
+    s.assert_stream_once(SimStream::Login, &ids_of(&hook.events()), "hook");
+    let text =
+        std::fs::read_to_string(s.work.state().join("cursors/main.login.json")).expect("cursor");
     let cursor: Value = serde_json::from_str(&text).expect("cursor is JSON");
     let seen = cursor["seen"].as_array().map_or(0, Vec::len);
     // overlap = 2m: a few ids; the last whole window would be hundreds.
@@ -620,24 +488,20 @@ async fn a_catch_up_cursor_keeps_only_the_overlaps_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_without_audit_is_an_error_in_health_and_the_cursor_stays() {
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        50,
-        now - time::Duration::hours(2),
-        now - time::Duration::minutes(5),
-    );
-    sim.set_mode(docspace_siem::simulator::SimMode::NoAuditPlan);
     let port = crate::support::free_port();
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.c]\ntype = \"stdout\"\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"30d\"")
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(30), "the named error", || {
-        agent.stderr_text().contains("plan lacks the audit feature")
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 50, hours(2), minutes(5))
+        .top(&format!("[api]\naddress = \"127.0.0.1:{port}\""))
+        .portal("streams = [\"login\"]\nstart_from = \"30d\"")
+        .sink("[sinks.c]\ntype = \"stdout\"");
+    s.sim
+        .set_mode(docspace_siem::simulator::SimMode::NoAuditPlan);
+    s.start();
+    s.until(Duration::from_secs(30), "the named error", || {
+        s.agent()
+            .stderr_text()
+            .contains("plan lacks the audit feature")
     })
     .await;
     let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
@@ -662,14 +526,13 @@ async fn a_plan_without_audit_is_an_error_in_health_and_the_cursor_stays() {
         metrics.contains("docspace_siem_events_polled_total{portal=\"main\",stream=\"login\"} 0"),
         "{metrics}"
     );
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     assert!(
-        agent.stdout_lines().is_empty(),
+        s.agent().stdout_lines().is_empty(),
         "the 20 fallback rows were not taken for data"
     );
     assert!(
-        !w.state().join("cursors/main.login.json").exists(),
+        !s.work.state().join("cursors/main.login.json").exists(),
         "the cursor did not move"
     );
 }
@@ -703,30 +566,22 @@ async fn check_reports_each_target_and_fails_on_a_dead_sink() {
 /// Regression: once caught up, the poller read the same window again at once, ~900 requests/s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_agent_polls_once_per_poll_interval() {
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        10,
-        now - time::Duration::hours(1),
-        now - time::Duration::minutes(5),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.c]\ntype = \"stdout\"\n",
-        Workdir::portal_toml("main", &server.url, "start_from = \"1d\"")
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(30), "catch-up", || {
-        agent.stdout_lines().len() >= 10
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 10, hours(1), minutes(5))
+        .portal("start_from = \"1d\"")
+        .sink("[sinks.c]\ntype = \"stdout\"");
+    s.start();
+    let sim = s.sim.clone();
+    s.until(Duration::from_secs(30), "catch-up", || {
+        s.agent().stdout_lines().len() >= 10
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = sim.requests().len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let during = sim.requests().len() - before;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     // Two streams, one poll a second each, a few requests per poll.
     assert!(during > 0 && during <= 40, "{during} requests in 5 s");
 }
@@ -736,39 +591,27 @@ async fn an_idle_agent_polls_once_per_poll_interval() {
 /// `overlap_every` re-reads it all; the polls between re-read one `poll_interval`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caught_up_agent_does_not_reread_the_whole_overlap_at_every_poll() {
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
     // 40 pages of login rows inside the overlap (2 min), none after now − 10 s.
-    sim.generate(
-        SimStream::Login,
-        4_000,
-        now - time::Duration::seconds(110),
-        now - time::Duration::seconds(10),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.c]\ntype = \"stdout\"\n",
-        Workdir::portal_toml(
-            "main",
-            &server.url,
-            "start_from = \"1h\"\nstreams = [\"login\"]\noverlap_every = \"30s\""
-        )
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "catch-up", || {
-        agent.stdout_lines().len() >= 4_000 && agent.stderr_text().contains("caught up")
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 4_000, seconds(110), seconds(10))
+        .portal("start_from = \"1h\"\nstreams = [\"login\"]\noverlap_every = \"30s\"")
+        .sink("[sinks.c]\ntype = \"stdout\"");
+    s.start();
+    let sim = s.sim.clone();
+    s.until(Duration::from_secs(60), "catch-up", || {
+        s.agent().stdout_lines().len() >= 4_000 && s.agent().stderr_text().contains("caught up")
     })
     .await;
     let before = sim.requests().len();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let during = sim.requests().len() - before;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     // Before: 10 polls × ≥ 40 pages. Now: 10 short polls of a page or two, and at most one
     // full re-read (≤ 45 pages with its probes) in these 10 s.
     assert!(during > 0 && during <= 120, "{during} requests in 10 s");
     assert_eq!(
-        agent.stdout_lines().len(),
+        s.agent().stdout_lines().len(),
         4_000,
         "no event twice, none lost"
     );
@@ -777,51 +620,39 @@ async fn a_caught_up_agent_does_not_reread_the_whole_overlap_at_every_poll() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_syslog_loses_nothing_across_a_receiver_restart() {
     let mut rx = Rsyslog::start();
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        100,
-        now - time::Duration::hours(3),
-        now - time::Duration::minutes(3),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.siem]\ntype = \"syslog\"\nformat = \"json\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\""),
-        rx.tls,
-        rx.ca().display()
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "the first 100", || {
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 100, hours(3), minutes(3))
+        .portal("streams = [\"login\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.siem]\ntype = \"syslog\"\nformat = \"json\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}",
+            rx.tls,
+            rx.ca().display()
+        ));
+    s.start();
+    s.until(Duration::from_secs(60), "the first 100", || {
         rx.messages().len() >= 100
     })
     .await;
     rx.stop();
-    let later = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        60,
-        later - time::Duration::seconds(60),
-        later - time::Duration::seconds(3),
-    );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // New events while the receiver is down, read by the agent before it comes back.
+    s.more_events(SimStream::Login, 60, seconds(60), seconds(3));
+    s.settle().await;
     rx.restart();
-    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
+    let want = s.ids(SimStream::Login);
     let got = |rx: &Rsyslog| -> BTreeSet<i64> {
         rx.messages()
             .iter()
             .filter_map(|m| serde_json::from_str::<Value>(m["msg"].as_str()?).ok()?["id"].as_i64())
             .collect()
     };
-    eventually(
+    s.until(
         Duration::from_secs(90),
         "every event after the restart",
         || got(&rx) == want,
     )
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -860,30 +691,23 @@ async fn webhook_gzip_bodies_decompress_to_the_same_events() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Audit,
-        120,
-        now - time::Duration::hours(2),
-        now - time::Duration::minutes(3),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"ecs\"\ngzip = true\nurl = \"http://{addr}/in\"\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"audit\"]\nstart_from = \"1d\"")
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "120 events", || {
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Audit, 120, hours(2), minutes(3))
+        .portal("streams = [\"audit\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.hook]\ntype = \"webhook\"\nformat = \"ecs\"\ngzip = true\nurl = \"http://{addr}/in\""
+        ));
+    s.start();
+    s.until(Duration::from_secs(60), "120 events", || {
         got.lock().expect("lock").len() >= 120
     })
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     let events = got.lock().expect("lock").clone();
     assert_eq!(
         ids_of(&events).into_iter().collect::<BTreeSet<_>>(),
-        all_ids(&sim)
+        s.all_ids()
     );
 }
 
@@ -900,20 +724,13 @@ async fn webhook_gzip_bodies_decompress_to_the_same_events() {
 async fn udp_records_cut_to_max_datagram_stay_well_formed_in_every_format() {
     /// The default `max_datagram`.
     const MAX: usize = 2048;
-    let (sim, server) = portal(SimZone::Utc).await;
+    let s = Scenario::new(SimZone::Utc)
+        .await
+        .events(SimStream::Login, 60, hours(3), minutes(3))
+        .events(SimStream::Audit, 20, hours(3), minutes(3))
+        .top("shutdown_timeout = \"2s\"")
+        .portal("start_from = \"1d\"");
     let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        60,
-        now - time::Duration::hours(3),
-        now - time::Duration::minutes(3),
-    );
-    sim.generate(
-        SimStream::Audit,
-        20,
-        now - time::Duration::hours(3),
-        now - time::Duration::minutes(3),
-    );
     let hostile = "é\"\\=|^]\r\n\u{2028}CEF:0|x|y=z ";
     for i in 0..30 {
         let big = |n: usize| hostile.chars().cycle().take(n).collect::<String>();
@@ -929,9 +746,9 @@ async fn udp_records_cut_to_max_datagram_stay_well_formed_in_every_format() {
         ev.browser = big(800);
         ev.platform = big(800);
         ev.page = format!("https://docspace.example.com/{}", big(6000));
-        sim.insert(ev);
+        s.sim.insert(ev);
     }
-    let want = all_ids(&sim);
+    let want = s.all_ids();
     let formats = ["ecs", "json", "cef", "leef"];
     let mut collectors = BTreeMap::new();
     let mut sinks = String::new();
@@ -943,25 +760,16 @@ async fn udp_records_cut_to_max_datagram_stay_well_formed_in_every_format() {
         ));
         collectors.insert(f, c);
     }
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\nshutdown_timeout = \"2s\"\n{}\n{sinks}",
-        Workdir::portal_toml("main", &server.url, "start_from = \"1d\"")
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "every datagram", || {
+    let mut s = s.sink(&sinks);
+    s.start();
+    s.until(Duration::from_secs(60), "every datagram", || {
         collectors
             .values()
             .all(|c| c.messages.lock().expect("lock").len() >= want.len())
     })
     .await;
-    agent.signal("TERM");
-    assert_eq!(
-        agent.wait(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        agent.stderr_text()
-    );
+    s.drain();
+    let agent = s.agent();
     assert!(
         !agent.stderr_text().contains("not well formed"),
         "{}",

@@ -14,8 +14,10 @@ use docspace_siem::syslog::severity_for;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::support::scenario::settle;
 use crate::support::{
     Agent, Rsyslog, SyslogNg, Workdir, cef_sanitised, make_client_cert, parse_cef, portal, run_cli,
+    try_until,
 };
 
 /// Login names attackers type (the simulator's set): CR/LF with a forged syslog line, `|`, `=`,
@@ -103,21 +105,6 @@ fn assert_suser(parsed: &Value, row: &Value, whom: &str) {
             "{whom}: long suser of {} is marked as cut",
             row["id"]
         );
-    }
-}
-
-/// Polls `f` until true or `limit`; returns whether it became true (the caller then asserts
-/// with the details).
-async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -253,7 +240,7 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
         }
         c
     };
-    let arrived = wait_for(Duration::from_secs(60), || {
+    let arrived = try_until(Duration::from_secs(60), || {
         let c = count_by_app(&ng.messages());
         expect
             .keys()
@@ -263,7 +250,7 @@ async fn syslog_ng_receives_every_event_over_udp_tcp_newline_and_tls() {
     })
     .await;
     // Time for a duplicate to show up.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&sim, &agent).await;
     agent.signal("TERM");
     assert_eq!(
         agent.wait(Duration::from_secs(20)),
@@ -473,7 +460,7 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
     let mut problems: Vec<String> = Vec::new();
     let cfg = w.config(&config(""));
     let mut agent = Agent::start(&cfg, w.path(), "nocert");
-    let named = wait_for(Duration::from_secs(10), || {
+    let named = try_until(Duration::from_secs(10), || {
         agent.stderr_text().contains("handshake failed")
     })
     .await;
@@ -506,11 +493,11 @@ async fn syslog_ng_requiring_a_client_certificate_takes_events_only_from_an_agen
         key.display()
     )));
     let mut agent = Agent::start(&cfg, w.path(), "cert");
-    wait_for(Duration::from_secs(15), || {
+    try_until(Duration::from_secs(15), || {
         ng.messages().len() >= want.len()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settle(&sim, &agent).await;
     agent.signal("TERM");
     let code = agent.wait(Duration::from_secs(20));
     if code != Some(0) {
@@ -632,11 +619,11 @@ async fn rfc3164_cef_is_parsed_by_rsyslog_and_syslog_ng() {
         v.extend(ng.messages());
         v
     };
-    let arrived = wait_for(Duration::from_secs(60), || {
+    let arrived = try_until(Duration::from_secs(60), || {
         all().len() >= expect.len() * n && agent.stdout_lines().len() >= n
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&sim, &agent).await;
     agent.signal("TERM");
     assert_eq!(
         agent.wait(Duration::from_secs(20)),
@@ -851,11 +838,11 @@ async fn a_receivers_self_signed_certificate_given_as_ca_file_is_trusted_for_its
         tls_sink("by_name", "ds-by-name", ", server_name = \"localhost\"")
     )));
     let mut agent = Agent::start(&cfg, w.path(), "trusted");
-    let arrived = wait_for(Duration::from_secs(30), || {
+    let arrived = try_until(Duration::from_secs(30), || {
         rs.messages().len() >= 2 * want.len()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settle(&sim, &agent).await;
     agent.signal("TERM");
     let code = agent.wait(Duration::from_secs(20));
     let stderr = agent.stderr_text();
@@ -895,7 +882,7 @@ async fn a_receivers_self_signed_certificate_given_as_ca_file_is_trusted_for_its
         ", server_name = \"siem.example.com\"",
     )));
     let mut agent = Agent::start(&cfg, w.path(), "wrong-name");
-    let named = wait_for(Duration::from_secs(15), || {
+    let named = try_until(Duration::from_secs(15), || {
         agent
             .stderr_text()
             .contains("not valid for \\\"siem.example.com\\\"")

@@ -2,123 +2,101 @@
 //! a second agent cannot share a state directory.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docspace_siem::simulator::{SimStream, SimZone};
 use time::OffsetDateTime;
 
-use crate::support::{Agent, HttpCollector, Workdir, eventually, ids_of, portal};
+use crate::support::scenario::{days, hours, minutes, seconds};
+use crate::support::{Agent, HttpCollector, Scenario, Workdir, eventually, ids_of, portal};
 
-fn config(w: &Workdir, url: &str, hook: &str, extra_sink: &str) -> std::path::PathBuf {
-    w.config(&format!(
-        "state_dir = \"{{state}}\"\nshutdown_timeout = \"10s\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{hook}\"\n{extra_sink}\n",
-        Workdir::portal_toml("main", url, "start_from = \"2d\"")
-    ))
+fn hook_sink(hook: &str, extra_sink: &str) -> String {
+    format!("[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{hook}\"\n{extra_sink}\n")
+}
+
+/// A portal (from two days back) and a `json` webhook to `hook`, with a 10 s drain limit.
+async fn scenario(zone: SimZone, hook: &str, extra_sink: &str) -> Scenario {
+    Scenario::new(zone)
+        .await
+        .top("shutdown_timeout = \"10s\"")
+        .portal("start_from = \"2d\"")
+        .sink(&hook_sink(hook, extra_sink))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_saves_cursors_and_a_restart_sends_only_new_events() {
     let hook = HttpCollector::start().await;
-    let (sim, server) = portal(SimZone::EuropeBerlin).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        300,
-        now - time::Duration::days(1),
-        now - time::Duration::minutes(3),
-    );
-    sim.generate(
-        SimStream::Audit,
-        100,
-        now - time::Duration::days(1),
-        now - time::Duration::minutes(3),
-    );
-    let w = Workdir::new();
-    let cfg = config(&w, &server.url, &hook.url, "batch = { max_events = 50 }");
-    let mut a = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(60), "first run delivers", || {
+    let mut s = scenario(
+        SimZone::EuropeBerlin,
+        &hook.url,
+        "batch = { max_events = 50 }",
+    )
+    .await
+    .events(SimStream::Login, 300, days(1), minutes(3))
+    .events(SimStream::Audit, 100, days(1), minutes(3));
+    s.start();
+    s.until(Duration::from_secs(60), "first run delivers", || {
         hook.events().len() >= 400
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let t = Instant::now();
-    a.signal("TERM");
-    assert_eq!(
-        a.wait(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        a.stderr_text()
-    );
-    assert!(t.elapsed() < Duration::from_secs(20));
-    assert!(w.state().join("cursors/main.login.json").is_file());
-    assert!(w.state().join("cursors/main.audit.json").is_file());
+    s.settle().await;
+    // The drain's own limit (20 s) is the bound on a clean stop.
+    s.drain();
+    assert!(s.work.state().join("cursors/main.login.json").is_file());
+    assert!(s.work.state().join("cursors/main.audit.json").is_file());
     let first: BTreeSet<i64> = ids_of(&hook.events()).into_iter().collect();
     assert_eq!(first.len(), 400);
 
-    let later = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        25,
-        later - time::Duration::seconds(60),
-        later - time::Duration::seconds(3),
-    );
-    let mut b = Agent::start(&cfg, w.path(), "b");
-    eventually(
+    s.more_events(SimStream::Login, 25, seconds(60), seconds(3));
+    s.start_as("b");
+    s.until(
         Duration::from_secs(60),
         "second run delivers the new events",
         || hook.events().len() >= 425,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    b.signal("TERM");
-    assert_eq!(b.wait(Duration::from_secs(20)), Some(0));
+    s.settle().await;
+    s.drain();
     let ids = ids_of(&hook.events());
     assert_eq!(ids.len(), 425, "no event sent twice across a clean restart");
-    assert!(b.stderr_text().contains("resuming from cursor"));
+    s.assert_all_once(&ids, "across a clean restart");
+    assert!(s.agent().stderr_text().contains("resuming from cursor"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_nothing() {
     let hook = HttpCollector::start().await;
     *hook.delay.lock().expect("lock") = Duration::from_millis(150);
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Login,
-        1200,
-        now - time::Duration::days(1),
-        now - time::Duration::minutes(3),
-    );
-    let want: BTreeSet<i64> = sim.ids(SimStream::Login).into_iter().collect();
-    let w = Workdir::new();
-    let cfg = config(
-        &w,
-        &server.url,
+    let mut s = scenario(
+        SimZone::Utc,
         &hook.url,
         "batch = { max_events = 20, timeout = \"10ms\" }",
-    );
+    )
+    .await
+    .events(SimStream::Login, 1200, days(1), minutes(3));
+    let want = s.ids(SimStream::Login);
     let mut kills = 0;
     for round in 0..3 {
-        let mut a = Agent::start(&cfg, w.path(), &format!("run{round}"));
+        s.start_as(&format!("run{round}"));
         let before = hook.events().len();
-        eventually(Duration::from_secs(60), "progress before the kill", || {
+        s.until(Duration::from_secs(60), "progress before the kill", || {
             hook.events().len() >= before + 100
         })
         .await;
+        let a = s.agent_mut();
         a.signal("KILL");
         assert_eq!(a.wait(Duration::from_secs(10)), None, "killed by a signal");
         kills += 1;
     }
     *hook.delay.lock().expect("lock") = Duration::ZERO;
-    let mut last = Agent::start(&cfg, w.path(), "final");
-    eventually(
+    s.start_as("final");
+    s.until(
         Duration::from_secs(90),
         "every event after the kills",
         || ids_of(&hook.events()).into_iter().collect::<BTreeSet<_>>() == want,
     )
     .await;
-    last.signal("TERM");
-    assert_eq!(last.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     let total = hook.events().len();
     let dups = total - want.len();
     eprintln!(
@@ -353,23 +331,18 @@ async fn a_cursor_ahead_of_the_clock_is_shown_kept_and_waited_for() {
 /// cursors and exits 0, and the agent goes on delivering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_show_works_while_the_agent_runs() {
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
+    let hook = HttpCollector::start().await;
+    let mut s = scenario(SimZone::Utc, &hook.url, "").await.events(
         SimStream::Login,
         50,
-        now - time::Duration::hours(2),
-        now - time::Duration::minutes(5),
+        hours(2),
+        minutes(5),
     );
-    let hook = HttpCollector::start().await;
-    let w = Workdir::new();
-    let cfg = config(&w, &server.url, &hook.url, "");
-    let mut a = Agent::start(&cfg, w.path(), "a");
-    eventually(Duration::from_secs(30), "a saved cursor", || {
-        w.state().join("cursors/main.login.json").exists()
-    })
-    .await;
-    let path = cfg.to_str().expect("utf8").to_owned();
+    s.start();
+    let saved = s.work.state().join("cursors/main.login.json");
+    s.until(Duration::from_secs(30), "a saved cursor", || saved.exists())
+        .await;
+    let path = s.write_config().to_str().expect("utf8").to_owned();
     let (code, out, err) = tokio::task::spawn_blocking(move || {
         crate::support::run_cli(&["cursor", "show", "--config", &path], None)
     })
@@ -377,16 +350,10 @@ async fn cursor_show_works_while_the_agent_runs() {
     .expect("join");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("main") && out.contains("login"), "{out}");
-    sim.generate(
-        SimStream::Login,
-        10,
-        OffsetDateTime::now_utc() - time::Duration::seconds(3),
-        OffsetDateTime::now_utc(),
-    );
-    eventually(Duration::from_secs(30), "the agent goes on", || {
+    s.more_events(SimStream::Login, 10, seconds(3), seconds(0));
+    s.until(Duration::from_secs(30), "the agent goes on", || {
         ids_of(&hook.events()).len() >= 60
     })
     .await;
-    a.signal("TERM");
-    assert_eq!(a.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
 }

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use docspace_siem::simulator::{SimStream, SimZone};
 use time::OffsetDateTime;
 
-use crate::support::{Agent, KEY, Workdir, bin, eventually, free_port, portal, run_cli};
+use crate::support::{Agent, KEY, Scenario, Workdir, bin, eventually, free_port, portal, run_cli};
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -495,21 +495,22 @@ async fn an_endless_retention_body_is_refused_by_name() {
 /// the bearer token and 200 with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_token_guards_health_and_metrics() {
-    let (_sim, server) = portal(SimZone::Utc).await;
-    let w = Workdir::new();
     let port = free_port();
-    let token = w.path().join("api.token");
+    let s = Scenario::new(SimZone::Utc).await;
+    let token = s.work.path().join("api.token");
     std::fs::write(&token, "api-token-0123456789\n").expect("token");
     set_mode(&token, 0o600);
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n[api]\naddress = \"127.0.0.1:{port}\"\ntoken_file = \"{}\"\n{}\n[sinks.console]\ntype = \"stdout\"\n",
-        token.display(),
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]")
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "token");
+    let mut s = s
+        .top(&format!(
+            "[api]\naddress = \"127.0.0.1:{port}\"\ntoken_file = \"{}\"",
+            token.display()
+        ))
+        .portal("streams = [\"login\"]")
+        .sink("[sinks.console]\ntype = \"stdout\"");
+    s.start_as("token");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    eventually(Duration::from_secs(20), "the listener", || {
+    s.until(Duration::from_secs(20), "the listener", || {
         std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
     })
     .await;
@@ -535,8 +536,7 @@ async fn the_api_token_guards_health_and_metrics() {
             .expect("get");
         assert_ne!(r.status().as_u16(), 401, "{path}");
     }
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
 }
 
 fn set_mode(p: &Path, mode: u32) {
@@ -577,38 +577,32 @@ fn demo_uses_a_private_temporary_directory() {
 async fn a_redirecting_webhook_holds_the_batch_instead_of_dead_lettering() {
     let hook = crate::support::HttpCollector::start().await;
     hook.script(&[(302, None); 3]);
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Audit,
-        10,
-        now - time::Duration::hours(1),
-        now - time::Duration::minutes(5),
-    );
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
-        Workdir::portal_toml(
-            "main",
-            &server.url,
-            "streams = [\"audit\"]\nstart_from = \"1d\""
-        ),
-        hook.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "redirect");
-    eventually(
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(
+            SimStream::Audit,
+            10,
+            time::Duration::hours(1),
+            time::Duration::minutes(5),
+        )
+        .portal("streams = [\"audit\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"",
+            hook.url
+        ));
+    s.start_as("redirect");
+    s.until(
         Duration::from_secs(60),
         "delivery after the redirects",
         || hook.events().len() >= 10,
     )
     .await;
-    let log = agent.stderr_text();
+    let log = s.agent().stderr_text();
     assert!(log.contains("HTTP 302"), "{log}");
     assert!(log.contains("events wait meanwhile"), "{log}");
     assert!(
-        !w.state().join("dead-letter/hook.ndjson").exists(),
+        !s.work.state().join("dead-letter/hook.ndjson").exists(),
         "a redirect is not the content's fault"
     );
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
 }

@@ -14,24 +14,25 @@ use serde_json::Value;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use crate::support::{Agent, HttpCollector, KEY, Workdir, eventually, ids_of, portal};
+use crate::support::{HttpCollector, KEY, Scenario, Workdir, eventually, ids_of, portal};
 
 fn client(url: &str) -> Client {
     crate::support::docspace_client(url, KEY)
 }
 
-/// An agent reading the simulated portal at `url` (`portal_extra`: its portal keys) into a
-/// webhook collector of raw rows, with `/health` on a free port; the port is returned.
-fn agent_into_hook(url: &str, portal_extra: &str, hook: &HttpCollector) -> (Workdir, Agent, u16) {
+/// Starts the agent of `s` (`portal_extra`: its portal keys) into a webhook collector of raw
+/// rows, with `/health` on a free port; the port is returned.
+fn agent_into_hook(s: Scenario, portal_extra: &str, hook: &HttpCollector) -> (Scenario, u16) {
     let port = crate::support::free_port();
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"\n",
-        Workdir::portal_toml("main", url, portal_extra),
-        hook.url
-    ));
-    let agent = Agent::start(&cfg, w.path(), "a");
-    (w, agent, port)
+    let mut s = s
+        .top(&format!("[api]\naddress = \"127.0.0.1:{port}\""))
+        .portal(portal_extra)
+        .sink(&format!(
+            "[sinks.hook]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{}\"",
+            hook.url
+        ));
+    s.start();
+    (s, port)
 }
 
 fn set(ids: impl IntoIterator<Item = i64>) -> BTreeSet<i64> {
@@ -179,7 +180,8 @@ fn watermark(w: &Workdir) -> Option<String> {
 /// and every row written meanwhile arrives once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_lost_and_found_again_loses_nothing() {
-    let (sim, server) = portal(SimZone::Utc).await;
+    let s = Scenario::new(SimZone::Utc).await;
+    let sim = s.sim.clone();
     let now = OffsetDateTime::now_utc();
     sim.generate(
         SimStream::Login,
@@ -189,25 +191,23 @@ async fn a_plan_lost_and_found_again_loses_nothing() {
     );
     sim.set_mode(SimMode::NoAuditPlan);
     let hook = HttpCollector::start().await;
-    let (w, mut agent, port) = agent_into_hook(
-        &server.url,
-        "streams = [\"login\"]\nstart_from = \"3h\"",
-        &hook,
-    );
+    let (mut s, port) = agent_into_hook(s, "streams = [\"login\"]\nstart_from = \"3h\"", &hook);
     eventually(StdDuration::from_secs(30), "the named error", || {
-        agent.stderr_text().contains("plan lacks the audit feature")
+        s.agent()
+            .stderr_text()
+            .contains("plan lacks the audit feature")
     })
     .await;
     let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await
         .expect("health");
     assert_eq!(health.status().as_u16(), 503);
-    tokio::time::sleep(StdDuration::from_secs(3)).await;
+    s.watch_polls(3, || {}).await;
     assert!(
         hook.events().is_empty(),
         "fallback rows were taken for data"
     );
-    assert_eq!(watermark(&w), None, "the cursor did not move");
+    assert_eq!(watermark(&s.work), None, "the cursor did not move");
 
     sim.set_mode(SimMode::Normal);
     eventually(StdDuration::from_secs(60), "all 561 rows", || {
@@ -218,7 +218,7 @@ async fn a_plan_lost_and_found_again_loses_nothing() {
 
     // Lost again while running, with rows written meanwhile.
     eventually(StdDuration::from_secs(30), "a saved cursor", || {
-        watermark(&w).is_some()
+        watermark(&s.work).is_some()
     })
     .await;
     sim.set_mode(SimMode::HiddenLoginHistory);
@@ -226,20 +226,27 @@ async fn a_plan_lost_and_found_again_loses_nothing() {
         StdDuration::from_secs(30),
         "the hidden section named",
         || {
-            agent
+            s.agent()
                 .stderr_text()
                 .contains("hidden by the DocSpace server")
         },
     )
     .await;
-    let held = watermark(&w);
+    let held = watermark(&s.work);
     let t = OffsetDateTime::now_utc();
     for i in 0..30 {
         sim.insert(SimEvent::login(t - Duration::seconds(i), 1010));
     }
-    tokio::time::sleep(StdDuration::from_secs(5)).await;
+    s.watch_polls(5, || {
+        assert_eq!(
+            watermark(&s.work),
+            held,
+            "the cursor moved while the plan was gone"
+        );
+    })
+    .await;
     assert_eq!(
-        watermark(&w),
+        watermark(&s.work),
         held,
         "the cursor moved while the plan was gone"
     );
@@ -254,8 +261,7 @@ async fn a_plan_lost_and_found_again_loses_nothing() {
         hook.events().len() >= 591
     })
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(StdDuration::from_secs(20)), Some(0));
+    s.drain();
     let got = ids_of(&hook.events());
     assert_eq!(
         set(got.iter().copied()),
@@ -314,7 +320,8 @@ async fn live_through_a_fall_back_every_row_arrives() {
         at: now + Duration::seconds(15),
         minutes: 60,
     };
-    let (sim, server) = portal(zone).await;
+    let s = Scenario::new(zone).await;
+    let sim = s.sim.clone();
     sim.set_fall_back_bug(true);
     sim.generate(
         SimStream::Login,
@@ -329,7 +336,7 @@ async fn live_through_a_fall_back_every_row_arrives() {
         now - Duration::seconds(2),
     );
     let hook = HttpCollector::start().await;
-    let (_w, mut agent, _port) = agent_into_hook(&server.url, "start_from = \"3h\"", &hook);
+    let (mut s, _port) = agent_into_hook(s, "start_from = \"3h\"", &hook);
     // 330 rows live, 11 a second for 30 s, across the fall-back.
     for i in 0..330 {
         let t = OffsetDateTime::now_utc();
@@ -345,9 +352,8 @@ async fn live_through_a_fall_back_every_row_arrives() {
         hook.events().len() >= total
     })
     .await;
-    tokio::time::sleep(StdDuration::from_secs(3)).await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(StdDuration::from_secs(20)), Some(0));
+    s.watch_polls(3, || {}).await;
+    s.drain();
     let got = ids_of(&hook.events());
     let mut want: BTreeSet<(String, i64)> = BTreeSet::new();
     for (stream, table) in [("login", SimStream::Login), ("audit", SimStream::Audit)] {
@@ -413,7 +419,8 @@ async fn every_row_of_a_second_arrives_whatever_the_order_of_ties() {
 /// of ties; every row arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ties_through_the_agent_lose_nothing() {
-    let (sim, server) = portal(SimZone::Utc).await;
+    let s = Scenario::new(SimZone::Utc).await;
+    let sim = s.sim.clone();
     sim.set_random_tie_order(true);
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
     sim.generate(
@@ -428,8 +435,8 @@ async fn ties_through_the_agent_lose_nothing() {
         }
     }
     let hook = HttpCollector::start().await;
-    let (_w, mut agent, _port) = agent_into_hook(
-        &server.url,
+    let (mut s, _port) = agent_into_hook(
+        s,
         "streams = [\"login\"]\nstart_from = \"2h\"\ncatchup_window = \"7m\"",
         &hook,
     );
@@ -446,9 +453,8 @@ async fn ties_through_the_agent_lose_nothing() {
         hook.events().len() >= 1030
     })
     .await;
-    tokio::time::sleep(StdDuration::from_secs(2)).await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(StdDuration::from_secs(20)), Some(0));
+    s.settle().await;
+    s.drain();
     let got = ids_of(&hook.events());
     assert_eq!(
         set(got.iter().copied()),
@@ -465,7 +471,8 @@ async fn ties_through_the_agent_lose_nothing() {
 /// metric; it never stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
-    let (sim, server) = portal(SimZone::Utc).await;
+    let s = Scenario::new(SimZone::Utc).await;
+    let (sim, server) = (s.sim.clone(), &s.server);
     let now = OffsetDateTime::now_utc();
     sim.generate(
         SimStream::Login,
@@ -499,8 +506,8 @@ async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
     assert_eq!(w.unreadable.len(), 1, "{:?}", w.unreadable);
 
     let hook = HttpCollector::start().await;
-    let (_wd, mut agent, port) = agent_into_hook(
-        &server.url,
+    let (mut s, port) = agent_into_hook(
+        s,
         "streams = [\"login\"]\nstart_from = \"6h\"\ncatchup_window = \"20m\"",
         &hook,
     );
@@ -526,9 +533,8 @@ async fn a_row_the_server_cannot_convert_is_read_around_and_named() {
         hook.events().len() >= 2150
     })
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.wait(StdDuration::from_secs(20)), Some(0));
-    let log = agent.stderr_text();
+    s.drain();
+    let log = s.agent().stderr_text();
     assert!(
         log.contains("ERROR") && log.contains("cannot convert") && log.contains("startIndex"),
         "{log}"

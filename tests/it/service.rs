@@ -9,7 +9,7 @@ use docspace_siem::simulator::{SimStream, SimZone};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::support::{Agent, HttpCollector, Workdir, bin, eventually, free_port, portal};
+use crate::support::{HttpCollector, Scenario, Workdir, bin, eventually, free_port, portal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systemd_gets_ready_watchdog_and_stopping_and_journald_gets_json() {
@@ -79,29 +79,28 @@ async fn health_names_a_failing_sink_and_metrics_count_per_sink() {
     let good = HttpCollector::start().await;
     let bad = HttpCollector::start().await;
     bad.script(&[(401, None); 50]);
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.generate(
-        SimStream::Audit,
-        20,
-        now - time::Duration::hours(1),
-        now - time::Duration::minutes(5),
-    );
     let port = free_port();
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.good]\ntype = \"webhook\"\nurl = \"{}\"\n[sinks.bad]\ntype = \"webhook\"\nurl = \"{}\"\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"audit\"]\nstart_from = \"1d\""),
-        good.url,
-        bad.url
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .events(
+            SimStream::Audit,
+            20,
+            time::Duration::hours(1),
+            time::Duration::minutes(5),
+        )
+        .top(&format!("[api]\naddress = \"127.0.0.1:{port}\""))
+        .portal("streams = [\"audit\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.good]\ntype = \"webhook\"\nurl = \"{}\"\n[sinks.bad]\ntype = \"webhook\"\nurl = \"{}\"",
+            good.url, bad.url
+        ));
+    s.start();
     eventually(Duration::from_secs(30), "the good sink to deliver", || {
         good.events().len() >= 20
     })
     .await;
     eventually(Duration::from_secs(30), "the bad sink's error", || {
-        agent.stderr_text().contains("HTTP 401")
+        s.agent().stderr_text().contains("HTTP 401")
     })
     .await;
     let resp = reqwest::get(format!("http://127.0.0.1:{port}/health"))
@@ -147,10 +146,9 @@ async fn health_names_a_failing_sink_and_metrics_count_per_sink() {
             .contains("docspace_siem_events_committed_total{portal=\"main\",stream=\"audit\"} 0"),
         "{metrics}"
     );
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     assert!(
-        !w.state().join("dead-letter/bad.ndjson").exists(),
+        !s.work.state().join("dead-letter/bad.ndjson").exists(),
         "credential errors do not dead-letter"
     );
 }
@@ -197,28 +195,34 @@ async fn absurd_chat_service() -> (String, std::sync::Arc<std::sync::atomic::Ato
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_429_asking_for_an_absurd_wait_is_clamped_not_a_dead_task() {
     let (chat, posts) = absurd_chat_service().await;
-    let (sim, server) = portal(SimZone::Utc).await;
-    let now = OffsetDateTime::now_utc();
-    sim.insert(docspace_siem::simulator::SimEvent::login(
-        now - time::Duration::minutes(5),
+    let port = free_port();
+    let mut s = Scenario::new(SimZone::Utc)
+        .await
+        .top(&format!(
+            "shutdown_timeout = \"3s\"\n[api]\naddress = \"127.0.0.1:{port}\""
+        ))
+        .portal("streams = [\"login\"]\nstart_from = \"1d\"")
+        .sink(&format!(
+            "[sinks.chat]\ntype = \"discord\"\nurl = \"{chat}\"\nrules = [\"lockout\"]"
+        ));
+    s.sim.insert(docspace_siem::simulator::SimEvent::login(
+        OffsetDateTime::now_utc() - time::Duration::minutes(5),
         1023,
     ));
-    let port = free_port();
-    let w = Workdir::new();
-    let cfg = w.config(&format!(
-        "state_dir = \"{{state}}\"\nshutdown_timeout = \"3s\"\n[api]\naddress = \"127.0.0.1:{port}\"\n{}\n[sinks.chat]\ntype = \"discord\"\nurl = \"{chat}\"\nrules = [\"lockout\"]\n",
-        Workdir::portal_toml("main", &server.url, "streams = [\"login\"]\nstart_from = \"1d\"")
-    ));
-    let mut agent = Agent::start(&cfg, w.path(), "a");
+    s.start();
     eventually(Duration::from_secs(30), "the 429 to be answered", || {
-        agent.stderr_text().contains("HTTP 429")
+        s.agent().stderr_text().contains("HTTP 429")
     })
     .await;
     // A panicking task would have shown by now; the agent is still running.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let err = agent.stderr_text();
+    s.settle().await;
+    let err = s.agent().stderr_text();
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(agent.child.try_wait().expect("try_wait"), None, "{err}");
+    assert_eq!(
+        s.agent_mut().child.try_wait().expect("try_wait"),
+        None,
+        "{err}"
+    );
     assert_eq!(posts.load(std::sync::atomic::Ordering::Relaxed), 1);
     let retry_in = err
         .lines()
@@ -238,8 +242,7 @@ async fn a_chat_429_asking_for_an_absurd_wait_is_clamped_not_a_dead_task() {
             .is_some_and(|e| e.contains("rate limited")),
         "{doc}"
     );
-    agent.signal("TERM");
-    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    s.drain();
     eprintln!(
         "chat 429 with Retry-After 1e20 and retry_after 1e300: no panic, retry_in={retry_in}"
     );
@@ -277,18 +280,18 @@ async fn a_task_that_dies_stops_the_agent_with_exit_1() {
         .spawn()
         .expect("agent");
     let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!(
-                "the agent ran on after its sink task died:\n{}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut exited = None;
+    crate::support::try_until(Duration::from_secs(30), || {
+        exited = child.try_wait().expect("try_wait");
+        exited.is_some()
+    })
+    .await;
+    let Some(status) = exited else {
+        let _ = child.kill();
+        panic!(
+            "the agent ran on after its sink task died:\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
     };
     let err = std::fs::read_to_string(&stderr).expect("stderr");
     assert_eq!(status.code(), Some(1), "{err}");

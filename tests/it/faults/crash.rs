@@ -95,7 +95,7 @@ async fn kill_9_at_random_moments_loses_nothing() {
     )
     .await;
     let drain = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&sim, &last).await;
     stop(&mut last);
     per_run_dups.push(run_dups(&before, &received(&hook)));
     no_panic(&last);
@@ -159,7 +159,7 @@ async fn crash_inside_the_cursor_write_leaves_the_old_or_the_new_cursor() {
             a.stderr_text().contains("caught up") && hook.events().len() >= 150
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        settle(&sim, &a).await;
         stop(&mut a);
         let old = std::fs::read(&cursor).expect("run A saved a cursor");
         let old_wm = watermark_of(&old);
@@ -206,7 +206,7 @@ async fn crash_inside_the_cursor_write_leaves_the_old_or_the_new_cursor() {
             delivered_all(&hook, &want)
         })
         .await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        settle(&sim, &c).await;
         stop(&mut c);
         assert_eq!(tmp_leftovers(&w.state().join("cursors")), 0);
         let t = tally(&want, &received(&hook));

@@ -24,31 +24,27 @@ impl TmpfsNamespace {
             .stderr(Stdio::piped())
             .spawn()
             .expect("unshare runs");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = holder.try_wait().expect("try_wait") {
-                let mut err = String::new();
-                if let Some(mut e) = holder.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
+        let mountinfo = format!("/proc/{}/mountinfo", holder.id());
+        crate::support::eventually_blocking(
+            Duration::from_secs(10),
+            "the tmpfs mount",
+            || {
+                if let Some(status) = holder.try_wait().expect("try_wait") {
+                    let mut err = String::new();
+                    if let Some(mut e) = holder.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    panic!(
+                        "`unshare -m` + `mount -t tmpfs` is not permitted here ({status}): {err}. This test needs root (CAP_SYS_ADMIN), as CI has."
+                    );
                 }
-                panic!(
-                    "`unshare -m` + `mount -t tmpfs` is not permitted here ({status}): {err}. This test needs root (CAP_SYS_ADMIN), as CI has."
-                );
-            }
-            let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", holder.id()))
-                .unwrap_or_default();
-            if mounts
-                .lines()
-                .any(|l| l.contains(&format!(" {} ", dir.display())) && l.contains("tmpfs"))
-            {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "tmpfs not mounted"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                std::fs::read_to_string(&mountinfo)
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|l| l.contains(&format!(" {} ", dir.display())) && l.contains("tmpfs"))
+            },
+            String::new,
+        );
         TmpfsNamespace {
             holder,
             dir: dir.to_path_buf(),
@@ -173,7 +169,7 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
         || hook.events().len() >= 300 && cursor.is_file() && a.stderr_text().contains("caught up"),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle(sim, &a).await;
 
     // Fill the disk, and new events come: the cursor save after their delivery fails (a poll
     // that finds nothing does not save at once; QUIET_SAVE_GAP).
@@ -247,7 +243,7 @@ async fn disk_full_on_state_dir_means_replays_not_losses() {
         || received(hook).len() >= replay_target,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(sim, &b).await;
     let replayed = received(hook).len() - before_crash.len();
 
     // Space returns: the next save succeeds.

@@ -161,7 +161,7 @@ async fn docspace_transient_errors_and_timeouts_move_nothing() {
         })
         .await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&sim, &a).await;
     stop(&mut a);
     let want = all_ids(&sim);
     let t = tally(&want, &received(&hook));
@@ -459,7 +459,7 @@ async fn huge_fields_are_capped_and_delivered() {
     })
     .await;
     let hwm = status_kib(pid, "VmHWM");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&sim, &a).await;
     stop(&mut a);
     no_panic(&a);
     let docs = hook.events();
@@ -578,7 +578,7 @@ async fn rows_inserted_during_paging_give_no_miss_and_no_duplicate() {
         delivered_all(&hook, &want)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(&sim, &a).await;
     stop(&mut a);
     let t = tally(&want, &received(&hook));
     figure(
@@ -650,7 +650,8 @@ async fn late_rows_and_clock_skew_within_the_overlap_are_caught() {
     })
     .await;
     let ahead_s = inserted.elapsed();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The row beyond the overlap would come with the next polls, if ever.
+    watch_polls(&sim, &a, 3, || {}).await;
     stop(&mut a);
     let want: BTreeSet<i64> = login_ids(&sim)
         .into_iter()
@@ -775,7 +776,9 @@ async fn portal_zones_and_a_dst_change_lose_nothing() {
         want.is_subset(&got)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    for sim in [&kat, &nfl, &ber] {
+        settle(sim, &a).await;
+    }
     stop(&mut a);
     let docs = hook.events();
     let t = tally(&want, &keys(&docs));

@@ -29,7 +29,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::support::mocks::Hec;
-use crate::support::{Agent, HttpCollector, KEY, Workdir, bin, eventually, ids_of, portal};
+use crate::support::scenario::{settle, watch_polls};
+use crate::support::{
+    Agent, HttpCollector, KEY, Workdir, bin, eventually, ids_of, portal, try_until,
+};
 
 /// 1–2: `kill -9` at random moments; crash points inside the cursor write.
 mod crash;
@@ -277,19 +280,6 @@ impl Drop for RequestClock {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// Polls `f` until it returns true (true) or `limit` passes (false), for tests that report
-/// their figure before they assert.
-async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while !f() {
-        if start.elapsed() > limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    true
 }
 
 fn median(v: &mut [usize]) -> usize {

@@ -53,7 +53,7 @@ async fn sigterm_under_load_exits_in_time_and_the_restart_resends_nothing() {
         || delivered_all(&hook, &want),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(&sim, &b).await;
     stop(&mut b);
     let all = received(&hook);
     let seen: BTreeSet<i64> = first_run.iter().copied().collect();
@@ -126,7 +126,7 @@ async fn no_secret_reaches_any_output_at_trace_level() {
         want.is_subset(&hec_ids) && hook.events().len() + 50 >= want.len()
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&sim, &a).await;
     stop(&mut a);
     assert!(
         w.state().join("dead-letter/hook.ndjson").is_file(),

@@ -292,7 +292,7 @@ async fn a_sink_that_accepts_and_never_reads_costs_no_events_and_bounded_memory(
 
     rx.reading.store(true, Ordering::Relaxed);
     let read_at = Instant::now();
-    let complete = wait_until(Duration::from_secs(45), || {
+    let complete = try_until(Duration::from_secs(45), || {
         let got: BTreeSet<i64> = rx.ids().into_iter().collect();
         want.is_subset(&got)
     })
@@ -431,7 +431,7 @@ async fn receiver_reset_mid_stream_loses_at_most_the_kernel_buffer_window() {
     )
     .await;
     let recovery = reset_at.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(&sim, &a).await;
     stop(&mut a);
     let info = info.lock().expect("lock").expect("reset info");
     let want = audit_ids(&sim);

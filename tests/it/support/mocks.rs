@@ -75,16 +75,11 @@ impl Listener {
     }
 
     async fn restart(&self) {
-        let start = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(start.elapsed() < Duration::from_secs(10), "rebind: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
+        let addr = self.addr;
+        let listener = super::retry_until(Duration::from_secs(10), "rebind", || {
+            TcpListener::bind(addr)
+        })
+        .await;
         self.serve(listener);
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docspace_siem::simulator::{SimConfig, SimServer, SimZone, Simulator};
 use serde_json::Value;
@@ -151,18 +151,26 @@ impl Agent {
 
     /// Waits for exit up to `limit`; returns the code (None when killed by a signal).
     pub fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "agent did not exit within {limit:?}; stderr:\n{}",
-                self.stderr_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut code = None;
+        let (child, stderr) = (&mut self.child, &self.stderr);
+        eventually_blocking(
+            limit,
+            "the agent to exit",
+            || match child.try_wait().expect("try_wait") {
+                Some(status) => {
+                    code = Some(status.code());
+                    true
+                }
+                None => false,
+            },
+            || {
+                format!(
+                    "stderr:\n{}",
+                    std::fs::read_to_string(stderr).unwrap_or_default()
+                )
+            },
+        );
+        code.flatten()
     }
 
     pub fn stderr_text(&self) -> String {
@@ -209,18 +217,6 @@ pub fn run_cli(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Polls `f` until it returns true or `limit` passes.
-pub async fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A TCP syslog collector that splits octet-counted frames (RFC 6587) and records messages.
@@ -289,16 +285,11 @@ impl TcpCollector {
 
     /// Listens again on the same port.
     pub async fn restart(&self) {
-        let start = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(start.elapsed() < Duration::from_secs(10), "rebind: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
+        let addr = self.addr;
+        let listener = retry_until(Duration::from_secs(10), "rebind", || {
+            TcpListener::bind(addr)
+        })
+        .await;
         self.serve(listener);
     }
 
@@ -609,14 +600,13 @@ impl Rsyslog {
     /// Stops the receiver (SIGTERM) and waits until it is gone.
     pub fn stop(&self) {
         let _ = Command::new("kill").arg(self.pid.to_string()).status();
-        let start = std::time::Instant::now();
-        while Path::new(&format!("/proc/{}", self.pid)).exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "rsyslog did not stop"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let proc = format!("/proc/{}", self.pid);
+        eventually_blocking(
+            Duration::from_secs(10),
+            "rsyslog to stop",
+            || !Path::new(&proc).exists(),
+            String::new,
+        );
     }
 
     /// Starts it again on the same ports and output file.
@@ -959,6 +949,13 @@ pub fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// Splunk HEC and Elasticsearch `_bulk` mocks (docs/formats.md §4.1, §4.2).
 pub mod mocks;
+/// One agent against one simulated portal: events, config, start, drain, exactly-once checks.
+pub mod scenario;
+/// The one wait-until of the tests.
+pub mod wait;
+
+pub use scenario::Scenario;
+pub use wait::{eventually, eventually_blocking, retry_until, try_until};
 
 /// Runs each `openssl` command line in `dir`, failing the test with openssl's own message.
 fn run_openssl(dir: &Path, steps: &[&[&str]]) {

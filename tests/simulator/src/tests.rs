@@ -756,13 +756,23 @@ async fn spawn_live_inserts_until_cancelled() {
     let sim = sim(SimZone::Utc);
     let cancel = CancellationToken::new();
     let task = sim.spawn_live(200.0, cancel.clone());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let total = || sim.len(SimStream::Login) + sim.len(SimStream::Audit);
+    // Until it has inserted a few (at 200/s, within milliseconds; the limit is for a loaded
+    // machine).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while total() <= 5 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("live inserts");
     cancel.cancel();
     task.await.expect("live task");
-    let n = sim.len(SimStream::Login) + sim.len(SimStream::Audit);
+    // The task has ended, so what it inserted is final: nothing after the cancel.
+    let n = total();
     assert!(n > 5, "{n}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(sim.len(SimStream::Login) + sim.len(SimStream::Audit), n);
+    tokio::task::yield_now().await;
+    assert_eq!(total(), n);
 }
 
 /// The naive `ORDER BY date DESC, id DESC` of a table, as ids.
