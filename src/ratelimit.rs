@@ -92,7 +92,8 @@ mod tests {
     use super::*;
     use futures_util::FutureExt as _;
 
-    // Paused time: any wait would show as virtual time passing, whatever the machine's load.
+    // Every test runs on paused time: slots are computed from tokio's clock, so the schedule
+    // is exact whatever the machine's load, and any wait shows as virtual time passing.
     #[tokio::test(start_paused = true)]
     async fn zero_means_no_client_side_limit() {
         let l = RateLimiter::new(0.0);
@@ -104,7 +105,7 @@ mod tests {
         assert!(t.elapsed().is_zero(), "{:?}", t.elapsed());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn unused_slots_are_kept_for_a_while_then_the_rate_holds() {
         // 40 a second (25 ms): after a pause, a quarter second of slots (10) comes at once,
         // then one every 25 ms.
@@ -124,7 +125,7 @@ mod tests {
         assert!(last - slots[0] >= Duration::from_millis(25 * 29));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_default_rate_stays_below_docspaces_1500_a_minute() {
         // Slots after a pause (the credit comes at once), then three minutes of them: no
         // 60-second span holds more than 1,494 (60 × 24.8 and the quarter second of credit),
@@ -143,7 +144,7 @@ mod tests {
         assert!((1480..=1494).contains(&most), "{most} slots within 60 s");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_slot_given_up_before_it_came_is_handed_out_again() {
         let l = RateLimiter::new(10.0);
         // Use up the credit: the slots after it lie ahead.
