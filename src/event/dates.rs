@@ -141,6 +141,13 @@ impl Timestamp {
         std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+
     fn push(&mut self, b: u8) {
         if let Some(slot) = self.buf.get_mut(self.len) {
             *slot = b;
@@ -192,27 +199,63 @@ pub fn timestamp(t: OffsetDateTime, precision: Precision) -> Timestamp {
         buf: [0; Timestamp::CAP],
         len: 0,
     };
-    if year < 0 {
-        w.push(b'-');
-        w.digits(year.unsigned_abs(), 3);
+    let (month, day, hour, minute, second) = (
+        u32::from(u8::from(month)),
+        u32::from(day),
+        u32::from(hour),
+        u32::from(minute),
+        u32::from(second),
+    );
+    if let (Ok(y @ 0..=9999), Some(head)) = (u32::try_from(year), w.buf.get_mut(..19)) {
+        // Every timestamp the encoders write takes this path, once or more per event: fixed
+        // widths written in one go, not digit by digit.
+        let d = |v: u32| b'0' + (v % 10) as u8;
+        head.copy_from_slice(&[
+            d(y / 1000),
+            d(y / 100),
+            d(y / 10),
+            d(y),
+            b'-',
+            d(month / 10),
+            d(month),
+            b'-',
+            d(day / 10),
+            d(day),
+            b'T',
+            d(hour / 10),
+            d(hour),
+            b':',
+            d(minute / 10),
+            d(minute),
+            b':',
+            d(second / 10),
+            d(second),
+        ]);
+        w.len = 19;
     } else {
-        w.digits(year.unsigned_abs(), 4);
+        if year < 0 {
+            w.push(b'-');
+            w.digits(year.unsigned_abs(), 3);
+        } else {
+            w.digits(year.unsigned_abs(), 4);
+        }
+        w.push(b'-');
+        w.digits(month, 2);
+        w.push(b'-');
+        w.digits(day, 2);
+        w.push(b'T');
+        w.digits(hour, 2);
+        w.push(b':');
+        w.digits(minute, 2);
+        w.push(b':');
+        w.digits(second, 2);
     }
-    w.push(b'-');
-    w.digits(u32::from(u8::from(month)), 2);
-    w.push(b'-');
-    w.digits(u32::from(day), 2);
-    w.push(b'T');
-    w.digits(u32::from(hour), 2);
-    w.push(b':');
-    w.digits(u32::from(minute), 2);
-    w.push(b':');
-    w.digits(u32::from(second), 2);
     match precision {
         Precision::Seconds => {}
         Precision::Millis => {
-            w.push(b'.');
-            w.digits(nano / 1_000_000, 3);
+            let ms = nano / 1_000_000;
+            let d = |v: u32| b'0' + (v % 10) as u8;
+            w.put(&[b'.', d(ms / 100), d(ms / 10), d(ms)]);
         }
         Precision::Micros => {
             w.push(b'.');
