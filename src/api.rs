@@ -299,6 +299,9 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
                 "events_dead_lettered": s.dead_lettered.load(Ordering::Relaxed),
                 "last_success": s.last_success.load(Ordering::Relaxed),
                 "queued_batches": s.queued.load(Ordering::Relaxed),
+                // live, catching_up (a chaser feeds it) or failed (detached, retried slowly).
+                "delivery": s.state(),
+                "lag_seconds": s.lag(&reg.streams),
             }),
         );
     }
@@ -431,6 +434,33 @@ pub fn metrics_text(reg: &Registry) -> String {
             "docspace_siem_sink_up{{sink=\"{}\"}} {}",
             label(sink),
             u8::from(s.error().is_none())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_sink_state A sink's delivery state: 1 for the current one of live, catching_up (detached, a chaser feeds it) and failed\n# TYPE docspace_siem_sink_state gauge"
+    );
+    for (sink, s) in &reg.sinks {
+        let now = s.state();
+        for state in ["live", "catching_up", "failed"] {
+            let _ = writeln!(
+                out,
+                "docspace_siem_sink_state{{sink=\"{}\",state=\"{state}\"}} {}",
+                label(sink),
+                u8::from(now == state)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_sink_lag_seconds How far a sink's saved progress trails the newest event read, at worst over its portals and streams\n# TYPE docspace_siem_sink_lag_seconds gauge"
+    );
+    for (sink, s) in &reg.sinks {
+        let _ = writeln!(
+            out,
+            "docspace_siem_sink_lag_seconds{{sink=\"{}\"}} {}",
+            label(sink),
+            s.lag(&reg.streams)
         );
     }
     let _ = writeln!(

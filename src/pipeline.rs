@@ -49,12 +49,12 @@ pub struct Delivery {
     pub done: oneshot::Sender<()>,
 }
 
-/// A cursor waiting for the acknowledgements of its batch.
+/// A cursor waiting for the acknowledgements of its batch, by one sink.
 #[derive(Debug)]
 pub struct Commit {
-    /// The cursor after this batch.
-    pub cursor: Cursor,
-    /// One per sink.
+    /// The cursor after this batch (shared by the commits of every sink).
+    pub cursor: Arc<Cursor>,
+    /// The sink's acknowledgement (one; a vector so that a committer may fold several).
     pub acks: Vec<oneshot::Receiver<()>>,
     /// Events in the batch.
     pub events: usize,
@@ -65,47 +65,293 @@ pub struct Commit {
 #[error("pipeline closed")]
 pub struct Closed;
 
-/// Where a poller sends its batches.
+/// How long the live poller waits on a sink whose queue is full before it detaches that sink
+/// (and how long it waits for a chaser to reach its fence when the sink rejoins).
+pub const DETACH_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One sink as a poller sees it: its queue, its committer for this portal/stream, its stats.
 #[derive(Debug, Clone)]
+pub struct Lane {
+    /// The sink's name.
+    pub name: String,
+    /// The sink's queue (shared by every poller).
+    pub tx: mpsc::Sender<Delivery>,
+    /// The committer of this portal × stream × sink.
+    pub commits: mpsc::Sender<Commit>,
+    /// The sink's stats (`failed` is read here).
+    pub stats: Arc<SinkStats>,
+}
+
+/// A sink the live poller stopped feeding; its chaser reads DocSpace again from `from` (the
+/// cursor of the last batch queued to it).
+#[derive(Debug)]
+pub struct Detached {
+    /// Index of the lane in the live outlet.
+    pub lane: usize,
+    /// The lane itself (for the chaser's outlet).
+    pub sink: Lane,
+    /// Where the chaser starts.
+    pub from: Arc<Cursor>,
+}
+
+/// A chaser that reached the live position asks to rejoin.
+#[derive(Debug)]
+pub struct Rejoin {
+    /// Index of the lane in the live outlet.
+    pub lane: usize,
+    /// Where the live poller answers with its fence.
+    pub fence: oneshot::Sender<Fence>,
+}
+
+/// The live poller's answer: it stopped at `cursor`; the chaser reads up to its watermark,
+/// queues that, then sends `done`, and the live poller feeds the sink again from its next
+/// batch.
+#[derive(Debug)]
+pub struct Fence {
+    /// The cursor of the live poller's last batch.
+    pub cursor: Arc<Cursor>,
+    /// Sent by the chaser once everything up to the fence is queued to the sink.
+    pub done: oneshot::Sender<()>,
+}
+
+/// Where a poller sends its batches: every attached sink's queue and committer.
+///
+/// The live outlet detaches a sink that its loop marked failed, or whose queue stays full for
+/// [`DETACH_GRACE`]: the others go on, and the poller starts a chaser for it
+/// ([`Outlet::take_detached`]). A chaser's outlet feeds one sink and never detaches it (it only
+/// holds that sink back). On the steady path a batch costs one `try_send` per sink and one
+/// commit per sink: nothing per event.
+#[derive(Debug)]
 pub struct Outlet {
-    sinks: Vec<mpsc::Sender<Delivery>>,
-    commits: mpsc::Sender<Commit>,
+    lanes: Vec<(Lane, bool)>,
+    /// The cursor of the last batch emitted (the fence a rejoining chaser reads up to).
+    last: Arc<Cursor>,
+    /// Whether a full or failed sink is detached (the live outlet) or waited for (a chaser's).
+    detaching: bool,
+    detached: Vec<Detached>,
+    rejoin_tx: mpsc::Sender<Rejoin>,
+    rejoin_rx: mpsc::Receiver<Rejoin>,
+    /// For logs.
+    portal: String,
+    stream: Stream,
 }
 
 impl Outlet {
-    /// Builds an outlet.
-    pub fn new(sinks: Vec<mpsc::Sender<Delivery>>, commits: mpsc::Sender<Commit>) -> Outlet {
-        Outlet { sinks, commits }
+    /// The live outlet of a portal/stream starting at `start`. A lane given with a cursor of its
+    /// own (behind `start`) starts detached, its chaser from there.
+    pub fn live(
+        portal: &str,
+        stream: Stream,
+        lanes: Vec<(Lane, Option<Cursor>)>,
+        start: &Cursor,
+    ) -> Outlet {
+        let (rejoin_tx, rejoin_rx) = mpsc::channel(lanes.len().max(1));
+        let mut out = Outlet {
+            lanes: Vec::with_capacity(lanes.len()),
+            last: Arc::new(start.clone()),
+            detaching: true,
+            detached: Vec::new(),
+            rejoin_tx,
+            rejoin_rx,
+            portal: portal.to_owned(),
+            stream,
+        };
+        for (i, (lane, behind)) in lanes.into_iter().enumerate() {
+            match behind {
+                Some(from) => {
+                    lane.stats.detached.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(portal = %portal, stream = %stream, sink = %lane.name, watermark = %crate::event::format_utc_seconds(from.watermark), "the sink is behind the others: it catches up on its own");
+                    out.detached.push(Detached {
+                        lane: i,
+                        sink: lane.clone(),
+                        from: Arc::new(from),
+                    });
+                    out.lanes.push((lane, false));
+                }
+                None => out.lanes.push((lane, true)),
+            }
+        }
+        out
     }
 
-    /// Sends a batch to every sink (waiting while their queues are full), then queues its
-    /// cursor for commit. An empty batch only moves the cursor, still in order.
-    pub async fn emit(&self, events: Vec<Event>, cursor: Cursor) -> Result<(), Closed> {
+    /// A chaser's outlet: one sink, never detached.
+    pub fn chaser(portal: &str, stream: Stream, lane: Lane, start: Arc<Cursor>) -> Outlet {
+        let (rejoin_tx, rejoin_rx) = mpsc::channel(1);
+        Outlet {
+            lanes: vec![(lane, true)],
+            last: start,
+            detaching: false,
+            detached: Vec::new(),
+            rejoin_tx,
+            rejoin_rx,
+            portal: portal.to_owned(),
+            stream,
+        }
+    }
+
+    /// Where a chaser asks to rejoin this (live) outlet.
+    pub fn rejoin_sender(&self) -> mpsc::Sender<Rejoin> {
+        self.rejoin_tx.clone()
+    }
+
+    /// The sinks detached since the last call, for their chasers.
+    pub fn take_detached(&mut self) -> Vec<Detached> {
+        std::mem::take(&mut self.detached)
+    }
+
+    /// Sends a batch to every attached sink (see the type's doc for full and failed sinks),
+    /// then queues its cursor for each sink's commit. An empty batch only moves the cursors,
+    /// still in order. Before the batch, chasers that reached the live position rejoin.
+    pub async fn emit(&mut self, events: Vec<Event>, cursor: Cursor) -> Result<(), Closed> {
+        if self.detaching {
+            self.serve_rejoins().await;
+        }
         let n = events.len();
         let events = Arc::new(events);
-        let mut acks = Vec::with_capacity(self.sinks.len());
-        for sink in &self.sinks {
+        let cursor = Arc::new(cursor);
+        let grace = self.detaching.then_some(DETACH_GRACE);
+        for i in 0..self.lanes.len() {
+            let (lane, attached) = &self.lanes[i];
+            if !*attached {
+                continue;
+            }
+            if self.detaching && lane.stats.failed.load(Ordering::Relaxed) {
+                self.detach(i, "the sink failed");
+                continue;
+            }
             let (done, ack) = oneshot::channel();
             if n == 0 {
                 let _ = done.send(());
             } else {
-                sink.send(Delivery {
+                let d = Delivery {
                     events: events.clone(),
                     done,
-                })
-                .await
-                .map_err(|_| Closed)?;
+                };
+                if !offer(&lane.tx, d, grace).await? {
+                    self.detach(i, "its queue stayed full");
+                    continue;
+                }
             }
-            acks.push(ack);
-        }
-        self.commits
-            .send(Commit {
-                cursor,
-                acks,
+            let c = Commit {
+                cursor: cursor.clone(),
+                acks: vec![ack],
                 events: n,
-            })
-            .await
-            .map_err(|_| Closed)
+            };
+            if !offer(&self.lanes[i].0.commits, c, grace).await? {
+                self.detach(i, "its acknowledgements stopped");
+            }
+        }
+        self.last = cursor;
+        Ok(())
+    }
+
+    fn detach(&mut self, i: usize, why: &str) {
+        let (lane, attached) = &mut self.lanes[i];
+        *attached = false;
+        lane.stats.detached.fetch_add(1, Ordering::Relaxed);
+        warn!(portal = %self.portal, stream = %self.stream, sink = %lane.name, watermark = %crate::event::format_utc_seconds(self.last.watermark), "sink detached ({why}): the other sinks go on; it catches up from DocSpace once it recovers");
+        self.detached.push(Detached {
+            lane: i,
+            sink: lane.clone(),
+            from: self.last.clone(),
+        });
+    }
+
+    /// At a batch boundary: answers each chaser that asked to rejoin with the current cursor
+    /// as its fence, and waits (at most [`DETACH_GRACE`]) until it queued everything up to it.
+    async fn serve_rejoins(&mut self) {
+        while let Ok(req) = self.rejoin_rx.try_recv() {
+            let (done, mut reached) = oneshot::channel();
+            let fence = Fence {
+                cursor: self.last.clone(),
+                done,
+            };
+            if req.fence.send(fence).is_err() {
+                continue;
+            }
+            let ok = match tokio::time::timeout(DETACH_GRACE, &mut reached).await {
+                Ok(r) => r.is_ok(),
+                Err(_) => {
+                    // Closed first, so the chaser's send fails unless it came before: both
+                    // sides then agree on whether the sink rejoined.
+                    reached.close();
+                    reached.try_recv().is_ok()
+                }
+            };
+            let Some((lane, attached)) = self.lanes.get_mut(req.lane) else {
+                continue;
+            };
+            if ok {
+                *attached = true;
+                lane.stats.detached.fetch_sub(1, Ordering::Relaxed);
+                tracing::info!(portal = %self.portal, stream = %self.stream, sink = %lane.name, "sink rejoined: the live poller feeds it again");
+            } else {
+                tracing::info!(portal = %self.portal, stream = %self.stream, sink = %lane.name, "sink did not reach the live position in time: it goes on catching up");
+            }
+        }
+    }
+}
+
+/// Queues `item`: at once when there is room; else waits, at most `grace` (`Ok(false)` after
+/// it), or for good without one.
+async fn offer<T>(
+    tx: &mpsc::Sender<T>,
+    item: T,
+    grace: Option<std::time::Duration>,
+) -> Result<bool, Closed> {
+    match tx.try_send(item) {
+        Ok(()) => Ok(true),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
+        Err(mpsc::error::TrySendError::Full(item)) => match grace {
+            None => tx.send(item).await.map(|()| true).map_err(|_| Closed),
+            Some(g) => match tokio::time::timeout(g, tx.send(item)).await {
+                Ok(Ok(())) => Ok(true),
+                Ok(Err(_)) => Err(Closed),
+                Err(_) => Ok(false),
+            },
+        },
+    }
+}
+
+/// Whose progress a committer saves: one sink of a portal/stream (its own cursor file), or the
+/// stream's own cursor (`sink: None`, the unit tests).
+#[derive(Debug, Clone, Default)]
+pub struct CommitLane {
+    /// The sink, and its stats (where its acknowledged watermark is kept).
+    pub sink: Option<(String, Arc<SinkStats>)>,
+    /// Every sink of the stream: the stream's watermark and count are the least of theirs.
+    pub peers: Vec<Arc<SinkStats>>,
+}
+
+impl CommitLane {
+    /// Records acknowledged progress: the sink's, and the stream's (the least of its sinks').
+    fn progress(
+        &self,
+        portal: &str,
+        stream: Stream,
+        stats: &StreamStats,
+        events: u64,
+        watermark: Option<time::OffsetDateTime>,
+    ) {
+        let Some((_, me)) = &self.sink else {
+            stats.committed.fetch_add(events, Ordering::Relaxed);
+            if let Some(w) = watermark {
+                stats.set_watermark(w);
+            }
+            return;
+        };
+        me.acked_progress(portal, stream, events, watermark);
+        let key = (portal.to_owned(), stream);
+        let mut least: Option<(u64, u64)> = None;
+        for peer in &self.peers {
+            if let Some(&(w, c)) = peer.acked.lock().ok().as_ref().and_then(|m| m.get(&key)) {
+                least = Some(least.map_or((w, c), |(lw, lc)| (lw.min(w), lc.min(c))));
+            }
+        }
+        if let Some((w, c)) = least {
+            stats.watermark.store(w, Ordering::Relaxed);
+            stats.committed.store(c, Ordering::Relaxed);
+        }
     }
 }
 
@@ -114,18 +360,20 @@ pub async fn run_committer(
     state: Arc<StateDir>,
     portal: String,
     stream: Stream,
+    lane: CommitLane,
     mut commits: mpsc::Receiver<Commit>,
     stats: Arc<StreamStats>,
-) -> Option<Cursor> {
+) -> Option<Arc<Cursor>> {
     let mut last = None;
+    let sink: Option<String> = lane.sink.as_ref().map(|(n, _)| n.clone());
     // The newest acknowledged cursor that could not be saved, since when, and its events.
-    let mut unsaved: Option<(Cursor, std::time::Instant, u64)> = None;
+    let mut unsaved: Option<(Arc<Cursor>, std::time::Instant, u64)> = None;
     // A commit taken from the queue while coalescing, not fully acknowledged yet.
     let mut carried: Option<Commit> = None;
     // When the last save started (the first one is not delayed).
     let mut saved_at: Option<tokio::time::Instant> = None;
     // A cursor whose batches held no events, not saved yet (see QUIET_SAVE_GAP).
-    let mut quiet: Option<Cursor> = None;
+    let mut quiet: Option<Arc<Cursor>> = None;
     // The queue closed: what is left is saved at once.
     let mut closing = false;
     loop {
@@ -140,12 +388,12 @@ pub async fn run_committer(
                     let st = state.clone();
                     let cursor = cursor.clone();
                     let p = portal.clone();
-                    let saved = tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await;
+                    let k = sink.clone();
+                    let saved = tokio::task::spawn_blocking(move || st.save_lane(&p, stream, k.as_deref(), &cursor)).await;
                     if let Ok(Ok(())) = saved
                         && let Some((cursor, _, events)) = unsaved.take()
                     {
-                        stats.committed.fetch_add(events, Ordering::Relaxed);
-                        stats.set_watermark(cursor.watermark);
+                        lane.progress(&portal, stream, &stats, events, Some(cursor.watermark));
                         stats.held.store(false, Ordering::Relaxed);
                         stats.set_save_error(None);
                         tracing::info!(portal = %portal, stream = %stream, "cursor saved again");
@@ -199,7 +447,7 @@ pub async fn run_committer(
             && saved_at.is_some_and(|at| at.elapsed() < QUIET_SAVE_GAP)
         {
             // What every sink has acknowledged: the lag that /health and /metrics show.
-            stats.set_watermark(commit.cursor.watermark);
+            lane.progress(&portal, stream, &stats, 0, Some(commit.cursor.watermark));
             quiet = Some(commit.cursor);
             continue;
         }
@@ -218,7 +466,10 @@ pub async fn run_committer(
         let st = state.clone();
         let cursor = commit.cursor.clone();
         let p = portal.clone();
-        let saved = tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await;
+        let k = sink.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || st.save_lane(&p, stream, k.as_deref(), &cursor))
+                .await;
         match saved {
             Ok(Ok(())) => {
                 let before = unsaved.take().map_or(0, |(_, _, n)| n);
@@ -227,10 +478,13 @@ pub async fn run_committer(
                     stats.set_save_error(None);
                 }
                 stats.held.store(false, Ordering::Relaxed);
-                stats
-                    .committed
-                    .fetch_add(before + commit.events as u64, Ordering::Relaxed);
-                stats.set_watermark(commit.cursor.watermark);
+                lane.progress(
+                    &portal,
+                    stream,
+                    &stats,
+                    before + commit.events as u64,
+                    Some(commit.cursor.watermark),
+                );
                 last = Some(commit.cursor);
             }
             Ok(Err(e)) => {
@@ -368,6 +622,9 @@ pub struct StreamStats {
     pub retention: AtomicU64,
     /// Cursor saves have failed past the bound: the poller holds until one succeeds.
     pub held: std::sync::atomic::AtomicBool,
+    /// The watermark of the newest batch the live poller emitted (unix seconds): what each
+    /// sink's lag is measured against.
+    pub read: AtomicU64,
 }
 
 /// Warns when the delivered cursor of a stream falls behind by 50 % and then 80 % of the
@@ -498,6 +755,14 @@ pub struct SinkStats {
     pub error: Mutex<Option<String>>,
     /// Events delivered, by the portal and stream they came from.
     pub delivered_by: Mutex<BTreeMap<(String, Stream), u64>>,
+    /// The sink refused for a reason only its operator can fix (credentials, a revoked URL):
+    /// the pollers detach it; cleared by its next success.
+    pub failed: std::sync::atomic::AtomicBool,
+    /// Portal/streams whose live poller does not feed this sink (a chaser does).
+    pub detached: AtomicU64,
+    /// By portal and stream: the watermark (unix seconds) of the sink's saved cursor, and the
+    /// events its committer saved.
+    pub acked: Mutex<BTreeMap<(String, Stream), (u64, u64)>>,
 }
 
 impl SinkStats {
@@ -524,6 +789,48 @@ impl SinkStats {
     /// The last error.
     pub fn error(&self) -> Option<String> {
         self.error.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Records the sink's saved progress on `portal`'s `stream`.
+    pub fn acked_progress(
+        &self,
+        portal: &str,
+        stream: Stream,
+        events: u64,
+        watermark: Option<time::OffsetDateTime>,
+    ) {
+        if let Ok(mut m) = self.acked.lock() {
+            let e = m.entry((portal.to_owned(), stream)).or_default();
+            if let Some(w) = watermark {
+                e.0 = w.unix_timestamp().max(0) as u64;
+            }
+            e.1 += events;
+        }
+    }
+
+    /// `live`, `catching_up` (some stream's live poller does not feed it) or `failed`.
+    pub fn state(&self) -> &'static str {
+        if self.failed.load(Ordering::Relaxed) {
+            "failed"
+        } else if self.detached.load(Ordering::Relaxed) > 0 {
+            "catching_up"
+        } else {
+            "live"
+        }
+    }
+
+    /// Seconds its saved progress trails the newest event read, at worst over its streams.
+    pub fn lag(&self, streams: &BTreeMap<(String, Stream), Arc<StreamStats>>) -> u64 {
+        let Ok(m) = self.acked.lock() else {
+            return 0;
+        };
+        m.iter()
+            .filter_map(|(k, (w, _))| {
+                let read = streams.get(k)?.read.load(Ordering::Relaxed);
+                Some(read.saturating_sub(*w))
+            })
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -658,7 +965,9 @@ mod tests {
         } else {
             Some(done)
         };
-        let cursor = Cursor::at(OffsetDateTime::from_unix_timestamp(t).expect("time"));
+        let cursor = Arc::new(Cursor::at(
+            OffsetDateTime::from_unix_timestamp(t).expect("time"),
+        ));
         let commit = Commit {
             cursor,
             acks: vec![ack],
@@ -667,13 +976,15 @@ mod tests {
         (commit, done)
     }
 
+    type Committed = tokio::task::JoinHandle<Option<Arc<Cursor>>>;
+
     fn committer(
         dir: &Path,
     ) -> (
         Arc<StateDir>,
         Arc<StreamStats>,
         mpsc::Sender<Commit>,
-        tokio::task::JoinHandle<Option<Cursor>>,
+        Committed,
     ) {
         let state = Arc::new(StateDir::open(dir).expect("state dir"));
         let stats = Arc::new(StreamStats::default());
@@ -682,6 +993,7 @@ mod tests {
             state.clone(),
             "p".into(),
             Stream::Login,
+            CommitLane::default(),
             rx,
             stats.clone(),
         ));

@@ -23,11 +23,11 @@ use serde_json::Value;
 use url::Url;
 
 use crate::actions;
-use crate::sink::chat::{ChatConfig, ChatKind};
 use crate::event::{Outcome, Stream};
 pub use crate::http::HttpTls;
 pub use crate::http::redact_url;
 pub use crate::retry::MAX_SINK_BACKOFF;
+use crate::sink::chat::{ChatConfig, ChatKind};
 pub use crate::sink::syslog::{Protocol, SyslogConfig, UDP_EVENTS_PER_SECOND};
 pub use crate::sink::webhook::WebhookConfig;
 pub use crate::sink::{Filter, SinkConfig, SinkKind};
