@@ -103,9 +103,15 @@ pub async fn run(
                 .max_by_key(|c| c.watermark)
                 .cloned()
                 .or(legacy.clone());
+            // One sink keeps the stream's file (a file of its own is left from a config that had
+            // more sinks: the newer of the two counts).
+            let single = cfg.sinks.len() == 1;
             let own: Vec<Option<Cursor>> = own
                 .into_iter()
-                .map(|c| c.or_else(|| legacy.clone()))
+                .map(|c| match (c, &legacy) {
+                    (Some(c), Some(l)) if single && l.watermark > c.watermark => Some(l.clone()),
+                    (c, l) => c.or_else(|| l.clone()),
+                })
                 .collect();
             lane_starts.insert((p.name.clone(), stream), own);
             let c = match newest {
@@ -206,6 +212,7 @@ pub async fn run(
                 let lane = CommitLane {
                     sink: Some((name.clone(), sink_stats.clone())),
                     peers: peers.clone(),
+                    own_file: senders.len() > 1,
                 };
                 let committer = run_committer(
                     state.clone(),

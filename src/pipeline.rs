@@ -321,9 +321,40 @@ pub struct CommitLane {
     pub sink: Option<(String, Arc<SinkStats>)>,
     /// Every sink of the stream: the stream's watermark and count are the least of theirs.
     pub peers: Vec<Arc<SinkStats>>,
+    /// Whether the sink has a file of its own (`<portal>.<stream>.<sink>.json`): when the
+    /// stream has several sinks. A stream with one sink keeps the stream's file, as before.
+    pub own_file: bool,
 }
 
 impl CommitLane {
+    /// Whether this sink is the first of those furthest ahead on `portal`'s `stream` (the one
+    /// that also saves the stream's file).
+    fn at_front(&self, portal: &str, stream: Stream) -> bool {
+        let Some((_, me)) = &self.sink else {
+            return false;
+        };
+        let key = (portal.to_owned(), stream);
+        let marks: Vec<u64> = self
+            .peers
+            .iter()
+            .map(|p| {
+                p.acked
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&key).map(|e| e.0))
+                    .unwrap_or(0)
+            })
+            .collect();
+        let Some(&front) = marks.iter().max() else {
+            return false;
+        };
+        self.peers
+            .iter()
+            .zip(&marks)
+            .find(|(_, w)| **w == front)
+            .is_some_and(|(p, _)| Arc::ptr_eq(p, me))
+    }
+
     /// Records acknowledged progress: the sink's, and the stream's (the least of its sinks').
     fn progress(
         &self,
@@ -365,7 +396,12 @@ pub async fn run_committer(
     stats: Arc<StreamStats>,
 ) -> Option<Arc<Cursor>> {
     let mut last = None;
-    let sink: Option<String> = lane.sink.as_ref().map(|(n, _)| n.clone());
+    // The file it saves: the sink's own, or the stream's when the stream has one sink.
+    let sink: Option<String> = lane
+        .sink
+        .as_ref()
+        .filter(|_| lane.own_file)
+        .map(|(n, _)| n.clone());
     // The newest acknowledged cursor that could not be saved, since when, and its events.
     let mut unsaved: Option<(Arc<Cursor>, std::time::Instant, u64)> = None;
     // A commit taken from the queue while coalescing, not fully acknowledged yet.
@@ -485,6 +521,18 @@ pub async fn run_committer(
                     before + commit.events as u64,
                     Some(commit.cursor.watermark),
                 );
+                if sink.is_some() && lane.at_front(&portal, stream) {
+                    // The stream's file follows the sink furthest ahead: what the live poller
+                    // reads from after a restart, and what `cursor show` names first.
+                    let st = state.clone();
+                    let cursor = commit.cursor.clone();
+                    let p = portal.clone();
+                    if let Ok(Err(e)) =
+                        tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await
+                    {
+                        warn!(portal = %portal, stream = %stream, error = %e, "cannot save the stream's cursor (each sink's own is saved)");
+                    }
+                }
                 last = Some(commit.cursor);
             }
             Ok(Err(e)) => {
