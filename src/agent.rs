@@ -89,6 +89,8 @@ pub async fn run(
     let mut starts = BTreeMap::new();
     let mut lane_starts: BTreeMap<(String, crate::event::Stream), Vec<Option<Cursor>>> =
         BTreeMap::new();
+    // Which sinks had a file of their own.
+    let mut lane_files: BTreeMap<(String, crate::event::Stream), Vec<bool>> = BTreeMap::new();
     for p in &cfg.portals {
         for &stream in &p.streams {
             let mut own = Vec::with_capacity(cfg.sinks.len());
@@ -96,13 +98,10 @@ pub async fn run(
                 own.push(state.load_lane(&p.name, stream, Some(&s.name))?);
             }
             let legacy = state.load(&p.name, stream)?;
-            // The live poller reads from the newest of its sinks' cursors.
-            let newest = own
-                .iter()
-                .flatten()
-                .max_by_key(|c| c.watermark)
-                .cloned()
-                .or(legacy.clone());
+            lane_files.insert(
+                (p.name.clone(), stream),
+                own.iter().map(Option::is_some).collect::<Vec<bool>>(),
+            );
             // One sink keeps the stream's file (a file of its own is left from a config that had
             // more sinks: the newer of the two counts).
             let single = cfg.sinks.len() == 1;
@@ -113,6 +112,13 @@ pub async fn run(
                     (c, l) => c.or_else(|| l.clone()),
                 })
                 .collect();
+            // The live poller reads from the newest of its sinks' cursors.
+            let newest = own
+                .iter()
+                .flatten()
+                .max_by_key(|c| c.watermark)
+                .cloned()
+                .or(legacy.clone());
             lane_starts.insert((p.name.clone(), stream), own);
             let c = match newest {
                 Some(c) => {
@@ -230,6 +236,17 @@ pub async fn run(
                 );
                 // A sink whose cursor is behind the live start catches up on its own.
                 let mine = own.get(i).cloned().flatten();
+                // With several sinks, a sink's file is written before it starts: from then on
+                // the stream's file (which follows the sink furthest ahead) never stands in for
+                // it, so a sink that never acknowledged anything keeps its place.
+                let had_file = lane_files
+                    .get(&(p.name.clone(), stream))
+                    .and_then(|f| f.get(i).copied())
+                    .unwrap_or(false);
+                if senders.len() > 1 && !had_file {
+                    let at = mine.clone().unwrap_or_else(|| cursor.clone());
+                    state.save_lane(&p.name, stream, Some(name), &at)?;
+                }
                 let behind = mine.filter(|c| c.watermark < cursor.watermark);
                 let at = behind.as_ref().map_or(cursor.watermark, |c| c.watermark);
                 sink_stats.acked_progress(&p.name, stream, 0, Some(at));

@@ -140,3 +140,95 @@ async fn a_revoked_chat_url_and_a_dead_webhook_never_hold_back_a_healthy_syslog_
 fn slack_posted(slack: &HttpCollector) -> bool {
     !slack.bodies.lock().expect("lock").is_empty()
 }
+
+/// Kills the agent with SIGKILL and waits for it.
+fn kill_9(a: &mut Agent) {
+    a.signal("KILL");
+    let _ = a.wait(Duration::from_secs(10));
+}
+
+// See: issue 19, "Done when" (second item). kill -9 while a sink is detached, then while it
+// catches up: lost 0 at every sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_a_sink_is_detached_or_catching_up_loses_nothing() {
+    let good = HttpCollector::start().await;
+    let late_port = crate::support::free_port();
+    let late_url = format!("http://127.0.0.1:{late_port}/ingest");
+    let (sim, server) = portal(SimZone::Utc).await;
+    sim.generate(
+        SimStream::Audit,
+        3_000,
+        ago(time::Duration::hours(5)),
+        ago(time::Duration::minutes(3)),
+    );
+    let want = audit_ids(&sim);
+    let w = Workdir::new();
+    let cfg = config(
+        &w,
+        "shutdown_timeout = \"5s\"",
+        &(portal_cfg("main", &server.url, &[("streams", "[\"audit\"]")])
+            + &hook_sink("good", &good.url, "json", "")
+            + &hook_sink(
+                "late",
+                &late_url,
+                "json",
+                "batch = { max_events = 50, timeout = \"10ms\" }",
+            )),
+    );
+
+    // 1. The late sink's receiver is down: it is detached; kill -9.
+    let mut a = Agent::start(&cfg, w.path(), "a");
+    eventually(
+        Duration::from_secs(120),
+        "the backlog at the good sink",
+        || delivered_all(&good, &want),
+    )
+    .await;
+    eventually(Duration::from_secs(60), "the late sink detached", || {
+        a.stderr_text().contains("sink detached")
+    })
+    .await;
+    kill_9(&mut a);
+
+    // 2. Its receiver comes up, slow: the restarted agent catches it up; kill -9 midway.
+    let late = HttpCollector::start_on(late_port).await;
+    *late.delay.lock().expect("lock") = Duration::from_millis(100);
+    let mut b = Agent::start(&cfg, w.path(), "b");
+    eventually(Duration::from_secs(120), "part of the catch-up", || {
+        late.events().len() >= 600
+    })
+    .await;
+    assert!(
+        b.stderr_text().contains("catches up on its own")
+            || b.stderr_text().contains("sink detached"),
+        "{}",
+        tail(&b.stderr_text(), 4000)
+    );
+    kill_9(&mut b);
+
+    // 3. Restarted with a fast receiver: every row at both sinks, and live rows after.
+    *late.delay.lock().expect("lock") = Duration::ZERO;
+    let mut c = Agent::start(&cfg, w.path(), "c");
+    eventually(
+        Duration::from_secs(180),
+        "the backlog at the late sink",
+        || delivered_all(&late, &want),
+    )
+    .await;
+    sim.insert(SimEvent::audit(ago(time::Duration::seconds(2)), 5011));
+    let all = audit_ids(&sim);
+    eventually(Duration::from_secs(60), "a live row at both sinks", || {
+        delivered_all(&late, &all) && delivered_all(&good, &all)
+    })
+    .await;
+    stop(&mut c);
+    let g = tally(&all, &received(&good));
+    let l = tally(&all, &received(&late));
+    figure("detach-kill9-good", g, "kills=2");
+    figure("detach-kill9-late", l, "kills=2");
+    assert_eq!(g.lost, 0);
+    assert_eq!(l.lost, 0);
+    // At most a batch per sink per fault, and the overlap re-read of a restart.
+    assert!(g.dups <= 2 * BATCH_EVENTS, "{} duplicates at good", g.dups);
+    assert!(l.dups <= 2 * BATCH_EVENTS, "{} duplicates at late", l.dups);
+}
