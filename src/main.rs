@@ -407,9 +407,15 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
                 Err(code) => return code,
             };
             for s in streams(stream) {
-                // The stream's cursor and every sink's: they all start from there.
-                let lanes =
-                    std::iter::once(None).chain(cfg.sinks.iter().map(|k| Some(k.name.as_str())));
+                // The stream's cursor and every sink's: they all start from there (a stream
+                // with one sink has only the stream's file).
+                let several = cfg.sinks.len() > 1;
+                let lanes = std::iter::once(None).chain(
+                    cfg.sinks
+                        .iter()
+                        .filter(|_| several)
+                        .map(|k| Some(k.name.as_str())),
+                );
                 for lane in lanes {
                     if let Err(e) = state.save_lane(&portal, s, lane, &Cursor::at(at)) {
                         eprintln!("docspace-siem cursor: {e}");

@@ -1168,4 +1168,149 @@ mod tests {
         assert_eq!(stats.saves.load(Ordering::Relaxed), 3);
         assert_eq!(stats.committed.load(Ordering::Relaxed), 20);
     }
+
+    fn event(id: i64) -> Event {
+        Event::from_json(
+            Arc::new(crate::event::PortalInfo::new("p", "https://x")),
+            Some(Stream::Login),
+            json!({"id": id, "date": "2025-01-01T10:00:00Z", "actionId": 5011}),
+        )
+        .expect("valid")
+    }
+
+    fn at(t: i64) -> Cursor {
+        Cursor::at(OffsetDateTime::from_unix_timestamp(t).expect("time"))
+    }
+
+    /// A lane with a queue of `cap` batches, and the ends the test reads.
+    fn lane(
+        name: &str,
+        cap: usize,
+    ) -> (
+        Lane,
+        mpsc::Receiver<Delivery>,
+        mpsc::Receiver<Commit>,
+        Arc<SinkStats>,
+    ) {
+        let (tx, rx) = mpsc::channel(cap);
+        let (ctx, crx) = mpsc::channel(COMMIT_QUEUE);
+        let stats = Arc::new(SinkStats::default());
+        let lane = Lane {
+            name: name.to_owned(),
+            tx,
+            commits: ctx,
+            stats: stats.clone(),
+        };
+        (lane, rx, crx, stats)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_sink_is_detached_after_the_grace_and_a_chaser_rejoins_at_the_fence() {
+        let (stuck, mut stuck_rx, mut stuck_commits, stuck_stats) = lane("stuck", 1);
+        let (good, mut good_rx, _good_commits, _) = lane("good", 8);
+        let mut out = Outlet::live(
+            "p",
+            Stream::Login,
+            vec![(stuck, None), (good, None)],
+            &at(0),
+        );
+        out.emit(vec![event(1)], at(1)).await.expect("emit");
+        assert!(out.take_detached().is_empty());
+        // The stuck sink's queue is full: after the grace it is detached, the other goes on.
+        let t0 = tokio::time::Instant::now();
+        out.emit(vec![event(2)], at(2)).await.expect("emit");
+        assert!(t0.elapsed() >= DETACH_GRACE);
+        let detached = out.take_detached();
+        assert_eq!(detached.len(), 1);
+        assert_eq!(detached[0].lane, 0);
+        assert_eq!(
+            detached[0].from.watermark.unix_timestamp(),
+            1,
+            "the chaser starts after the last batch queued to it"
+        );
+        assert_eq!(stuck_stats.state(), "catching_up");
+        // Later batches do not wait for it.
+        let t1 = tokio::time::Instant::now();
+        out.emit(vec![event(3)], at(3)).await.expect("emit");
+        assert_eq!(t1.elapsed(), std::time::Duration::ZERO);
+        for want in 1..=3 {
+            let d = good_rx.recv().await.expect("good gets every batch");
+            assert_eq!(d.events[0].id, want);
+        }
+        // The queued batch stays for the stuck sink; its commit is its only one.
+        assert_eq!(stuck_rx.recv().await.expect("queued").events[0].id, 1);
+        assert_eq!(
+            stuck_commits
+                .recv()
+                .await
+                .expect("commit")
+                .cursor
+                .watermark
+                .unix_timestamp(),
+            1
+        );
+        // A chaser asks to rejoin: the fence is the live cursor; once it says it reached it,
+        // the live poller feeds the sink again from its next batch.
+        let rejoin = out.rejoin_sender();
+        let chaser = tokio::spawn(async move {
+            let (tx, rx) = oneshot::channel();
+            rejoin
+                .send(Rejoin { lane: 0, fence: tx })
+                .await
+                .expect("asked");
+            let fence = rx.await.expect("fence");
+            let w = fence.cursor.watermark.unix_timestamp();
+            fence.done.send(()).expect("the live poller waits");
+            w
+        });
+        tokio::task::yield_now().await;
+        out.emit(vec![event(4)], at(4)).await.expect("emit");
+        assert_eq!(
+            chaser.await.expect("chaser"),
+            3,
+            "fenced at the live cursor"
+        );
+        assert_eq!(stuck_stats.state(), "live");
+        assert_eq!(stuck_rx.recv().await.expect("rejoined").events[0].id, 4);
+        assert_eq!(
+            stuck_commits
+                .recv()
+                .await
+                .expect("commit")
+                .cursor
+                .watermark
+                .unix_timestamp(),
+            4
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_sink_is_detached_at_once() {
+        let (failed, _rx, _commits, stats) = lane("failed", 4);
+        let (good, mut good_rx, _good_commits, _) = lane("good", 4);
+        stats.failed.store(true, Ordering::Relaxed);
+        let mut out = Outlet::live(
+            "p",
+            Stream::Login,
+            vec![(failed, None), (good, None)],
+            &at(0),
+        );
+        let t0 = tokio::time::Instant::now();
+        out.emit(vec![event(1)], at(1)).await.expect("emit");
+        assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
+        assert_eq!(out.take_detached().len(), 1);
+        assert_eq!(stats.state(), "failed");
+        assert_eq!(good_rx.recv().await.expect("good").events[0].id, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sink_behind_the_others_starts_detached_from_its_own_cursor() {
+        let (behind, _rx, _commits, stats) = lane("behind", 4);
+        let out_lanes = vec![(behind, Some(at(5)))];
+        let mut out = Outlet::live("p", Stream::Login, out_lanes, &at(9));
+        let d = out.take_detached();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].from.watermark.unix_timestamp(), 5);
+        assert_eq!(stats.state(), "catching_up");
+    }
 }
