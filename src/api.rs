@@ -646,4 +646,52 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn each_sink_shows_its_delivery_state_and_lag() {
+        use crate::event::Stream;
+        let mut reg = Registry::default();
+        let stream = Arc::new(crate::pipeline::StreamStats::default());
+        stream.read.store(1_000, Ordering::Relaxed);
+        reg.streams
+            .insert(("main".to_owned(), Stream::Login), stream);
+        let live = Arc::new(crate::pipeline::SinkStats::default());
+        live.acked_progress(
+            "main",
+            Stream::Login,
+            1,
+            time::OffsetDateTime::from_unix_timestamp(1_000).ok(),
+        );
+        let behind = Arc::new(crate::pipeline::SinkStats::default());
+        behind.acked_progress(
+            "main",
+            Stream::Login,
+            1,
+            time::OffsetDateTime::from_unix_timestamp(400).ok(),
+        );
+        behind.detached.store(1, Ordering::Relaxed);
+        let failed = Arc::new(crate::pipeline::SinkStats::default());
+        failed.failed.store(true, Ordering::Relaxed);
+        reg.sinks.insert("live".to_owned(), live);
+        reg.sinks.insert("behind".to_owned(), behind);
+        reg.sinks.insert("failed".to_owned(), failed);
+        let (_, doc) = health_doc(&reg);
+        assert_eq!(doc["sinks"]["live"]["delivery"], "live");
+        assert_eq!(doc["sinks"]["live"]["lag_seconds"], 0);
+        assert_eq!(doc["sinks"]["behind"]["delivery"], "catching_up");
+        assert_eq!(doc["sinks"]["behind"]["lag_seconds"], 600);
+        assert_eq!(doc["sinks"]["failed"]["delivery"], "failed");
+        let text = metrics_text(&reg);
+        for line in [
+            "docspace_siem_sink_state{sink=\"behind\",state=\"catching_up\"} 1",
+            "docspace_siem_sink_state{sink=\"behind\",state=\"live\"} 0",
+            "docspace_siem_sink_state{sink=\"failed\",state=\"failed\"} 1",
+            "docspace_siem_sink_lag_seconds{sink=\"behind\"} 600",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+    }
 }
