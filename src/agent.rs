@@ -27,7 +27,8 @@ use crate::config::{Config, SinkKind};
 use crate::cursor::{Cursor, CursorError, StateDir};
 use crate::event::PortalInfo;
 use crate::pipeline::{
-    COMMIT_QUEUE, DeadLetter, Outlet, Registry, SINK_QUEUE, SinkStats, StreamStats, run_committer,
+    COMMIT_QUEUE, CommitLane, DeadLetter, Lane, Outlet, Registry, SINK_QUEUE, SinkStats,
+    StreamStats, run_committer,
 };
 use crate::sink::{self, AnySink};
 use crate::source::Poller;
@@ -82,11 +83,44 @@ pub async fn run(
     let state = Arc::new(StateDir::open(&cfg.state_dir)?);
     let now = OffsetDateTime::now_utc();
 
-    // Cursors first: a corrupt one stops everything before a single event is sent.
+    // Cursors first: a corrupt one stops everything before a single event is sent. Each sink
+    // has its own cursor per portal/stream; one without a file (an upgrade) starts from the
+    // stream's cursor of the release before, so an upgrade re-sends at most one batch.
     let mut starts = BTreeMap::new();
+    let mut lane_starts: BTreeMap<(String, crate::event::Stream), Vec<Option<Cursor>>> =
+        BTreeMap::new();
+    // Which sinks had a file of their own.
+    let mut lane_files: BTreeMap<(String, crate::event::Stream), Vec<bool>> = BTreeMap::new();
     for p in &cfg.portals {
         for &stream in &p.streams {
-            let c = match state.load(&p.name, stream)? {
+            let mut own = Vec::with_capacity(cfg.sinks.len());
+            for s in &cfg.sinks {
+                own.push(state.load_lane(&p.name, stream, Some(&s.name))?);
+            }
+            let legacy = state.load(&p.name, stream)?;
+            lane_files.insert(
+                (p.name.clone(), stream),
+                own.iter().map(Option::is_some).collect::<Vec<bool>>(),
+            );
+            // One sink keeps the stream's file (a file of its own is left from a config that had
+            // more sinks: the newer of the two counts).
+            let single = cfg.sinks.len() == 1;
+            let own: Vec<Option<Cursor>> = own
+                .into_iter()
+                .map(|c| match (c, &legacy) {
+                    (Some(c), Some(l)) if single && l.watermark > c.watermark => Some(l.clone()),
+                    (c, l) => c.or_else(|| l.clone()),
+                })
+                .collect();
+            // The live poller reads from the newest of its sinks' cursors.
+            let newest = own
+                .iter()
+                .flatten()
+                .max_by_key(|c| c.watermark)
+                .cloned()
+                .or(legacy.clone());
+            lane_starts.insert((p.name.clone(), stream), own);
+            let c = match newest {
                 Some(c) => {
                     info!(portal = %p.name, stream = %stream, watermark = %crate::event::format_utc_seconds(c.watermark), "resuming from cursor");
                     if c.watermark > now {
@@ -137,8 +171,8 @@ pub async fn run(
             warn!(sink = %s.name, "tls.insecure_skip_verify = true: the receiver's certificate is NOT checked");
         }
         let (tx, rx) = mpsc::channel(SINK_QUEUE);
-        senders.push(tx);
         let stats = Arc::new(SinkStats::default());
+        senders.push((s.name.clone(), tx, stats.clone()));
         registry.sinks.insert(s.name.clone(), stats.clone());
         let dl = DeadLetter::new(&cfg.state_dir, &s.name);
         tasks.spawn(
@@ -170,25 +204,82 @@ pub async fn run(
             registry
                 .streams
                 .insert((p.name.clone(), stream), stats.clone());
-            let (ctx, crx) = mpsc::channel(COMMIT_QUEUE);
-            let committer =
-                run_committer(state.clone(), p.name.clone(), stream, crx, stats.clone());
-            tasks.spawn(format!("committer {}/{stream}", p.name), async move {
-                committer.await;
-            });
             let cursor = starts
                 .remove(&(p.name.clone(), stream))
                 .unwrap_or_else(|| Cursor::at(now));
+            let own = lane_starts
+                .remove(&(p.name.clone(), stream))
+                .unwrap_or_default();
+            let peers: Vec<Arc<SinkStats>> = senders.iter().map(|(_, _, st)| st.clone()).collect();
+            let mut lanes = Vec::with_capacity(senders.len());
+            for (i, (name, tx, sink_stats)) in senders.iter().enumerate() {
+                // One committer per portal × stream × sink: each sink's progress is its own.
+                let (ctx, crx) = mpsc::channel(COMMIT_QUEUE);
+                let lane = CommitLane {
+                    sink: Some((name.clone(), sink_stats.clone())),
+                    peers: peers.clone(),
+                    own_file: senders.len() > 1,
+                };
+                let committer = run_committer(
+                    state.clone(),
+                    p.name.clone(),
+                    stream,
+                    lane,
+                    crx,
+                    stats.clone(),
+                );
+                tasks.spawn(
+                    format!("committer {}/{stream}/{name}", p.name),
+                    async move {
+                        committer.await;
+                    },
+                );
+                // A sink whose cursor is behind the live start catches up on its own.
+                let mine = own.get(i).cloned().flatten();
+                // With several sinks, a sink's file is written before it starts: from then on
+                // the stream's file (which follows the sink furthest ahead) never stands in for
+                // it, so a sink that never acknowledged anything keeps its place.
+                let had_file = lane_files
+                    .get(&(p.name.clone(), stream))
+                    .and_then(|f| f.get(i).copied())
+                    .unwrap_or(false);
+                if senders.len() > 1 && !had_file {
+                    let at = mine.clone().unwrap_or_else(|| cursor.clone());
+                    state.save_lane(&p.name, stream, Some(name), &at)?;
+                }
+                let behind = mine.filter(|c| c.watermark < cursor.watermark);
+                let at = behind.as_ref().map_or(cursor.watermark, |c| c.watermark);
+                sink_stats.acked_progress(&p.name, stream, 0, Some(at));
+                lanes.push((
+                    Lane {
+                        name: name.clone(),
+                        tx: tx.clone(),
+                        commits: ctx,
+                        stats: sink_stats.clone(),
+                    },
+                    behind,
+                ));
+            }
+            stats.set_watermark(
+                own.iter()
+                    .flatten()
+                    .map(|c| c.watermark)
+                    .min()
+                    .unwrap_or(cursor.watermark)
+                    .min(cursor.watermark),
+            );
+            let outlet = Outlet::live(&p.name, stream, lanes, &cursor);
             let poller = Poller {
                 client: client.clone(),
                 cfg: pcfg.clone(),
                 stream,
                 cursor,
-                outlet: Outlet::new(senders.clone(), ctx),
+                outlet,
                 dead_letter: DeadLetter::new(&cfg.state_dir, &format!("portal.{}", p.name)),
                 stats,
                 progress_interval: cfg.progress_interval,
                 rejected_seen: Default::default(),
+                chase: None,
             };
             tasks.spawn(
                 format!("poller {}/{stream}", p.name),

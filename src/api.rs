@@ -299,6 +299,9 @@ pub fn health_doc(reg: &Registry) -> (bool, Value) {
                 "events_dead_lettered": s.dead_lettered.load(Ordering::Relaxed),
                 "last_success": s.last_success.load(Ordering::Relaxed),
                 "queued_batches": s.queued.load(Ordering::Relaxed),
+                // live, catching_up (a chaser feeds it) or failed (detached, retried slowly).
+                "delivery": s.state(),
+                "lag_seconds": s.lag(&reg.streams),
             }),
         );
     }
@@ -431,6 +434,33 @@ pub fn metrics_text(reg: &Registry) -> String {
             "docspace_siem_sink_up{{sink=\"{}\"}} {}",
             label(sink),
             u8::from(s.error().is_none())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_sink_state A sink's delivery state: 1 for the current one of live, catching_up (detached, a chaser feeds it) and failed\n# TYPE docspace_siem_sink_state gauge"
+    );
+    for (sink, s) in &reg.sinks {
+        let now = s.state();
+        for state in ["live", "catching_up", "failed"] {
+            let _ = writeln!(
+                out,
+                "docspace_siem_sink_state{{sink=\"{}\",state=\"{state}\"}} {}",
+                label(sink),
+                u8::from(now == state)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP docspace_siem_sink_lag_seconds How far a sink's saved progress trails the newest event read, at worst over its portals and streams\n# TYPE docspace_siem_sink_lag_seconds gauge"
+    );
+    for (sink, s) in &reg.sinks {
+        let _ = writeln!(
+            out,
+            "docspace_siem_sink_lag_seconds{{sink=\"{}\"}} {}",
+            label(sink),
+            s.lag(&reg.streams)
         );
     }
     let _ = writeln!(
@@ -613,6 +643,54 @@ mod tests {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),
                 "{name} has no TYPE"
+            );
+        }
+    }
+
+    #[test]
+    fn each_sink_shows_its_delivery_state_and_lag() {
+        use crate::event::Stream;
+        let mut reg = Registry::default();
+        let stream = Arc::new(crate::pipeline::StreamStats::default());
+        stream.read.store(1_000, Ordering::Relaxed);
+        reg.streams
+            .insert(("main".to_owned(), Stream::Login), stream);
+        let live = Arc::new(crate::pipeline::SinkStats::default());
+        live.acked_progress(
+            "main",
+            Stream::Login,
+            1,
+            time::OffsetDateTime::from_unix_timestamp(1_000).ok(),
+        );
+        let behind = Arc::new(crate::pipeline::SinkStats::default());
+        behind.acked_progress(
+            "main",
+            Stream::Login,
+            1,
+            time::OffsetDateTime::from_unix_timestamp(400).ok(),
+        );
+        behind.detached.store(1, Ordering::Relaxed);
+        let failed = Arc::new(crate::pipeline::SinkStats::default());
+        failed.failed.store(true, Ordering::Relaxed);
+        reg.sinks.insert("live".to_owned(), live);
+        reg.sinks.insert("behind".to_owned(), behind);
+        reg.sinks.insert("failed".to_owned(), failed);
+        let (_, doc) = health_doc(&reg);
+        assert_eq!(doc["sinks"]["live"]["delivery"], "live");
+        assert_eq!(doc["sinks"]["live"]["lag_seconds"], 0);
+        assert_eq!(doc["sinks"]["behind"]["delivery"], "catching_up");
+        assert_eq!(doc["sinks"]["behind"]["lag_seconds"], 600);
+        assert_eq!(doc["sinks"]["failed"]["delivery"], "failed");
+        let text = metrics_text(&reg);
+        for line in [
+            "docspace_siem_sink_state{sink=\"behind\",state=\"catching_up\"} 1",
+            "docspace_siem_sink_state{sink=\"behind\",state=\"live\"} 0",
+            "docspace_siem_sink_state{sink=\"failed\",state=\"failed\"} 1",
+            "docspace_siem_sink_lag_seconds{sink=\"behind\"} 600",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
             );
         }
     }

@@ -236,8 +236,19 @@ impl StateDir {
 
     /// Loads a cursor; `Ok(None)` on the first run.
     pub fn load(&self, portal: &str, stream: Stream) -> Result<Option<Cursor>, CursorError> {
-        let path = self.cursor_path(portal, stream);
-        let name = cursor_name(portal, stream);
+        self.load_lane(portal, stream, None)
+    }
+
+    /// Loads the cursor of one sink of a portal/stream (`sink`), or the stream's own (`None`);
+    /// `Ok(None)` when there is none. A corrupt file is moved aside, as by [`StateDir::load`].
+    pub fn load_lane(
+        &self,
+        portal: &str,
+        stream: Stream,
+        sink: Option<&str>,
+    ) -> Result<Option<Cursor>, CursorError> {
+        let name = lane_name(portal, stream, sink);
+        let path = self.root.join("cursors").join(&name);
         let bytes = match self.cursors.read(&name) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -262,7 +273,20 @@ impl StateDir {
 
     /// Saves a cursor atomically (temp file, fsync, rename, fsync of the directory).
     pub fn save(&self, portal: &str, stream: Stream, cursor: &Cursor) -> Result<(), CursorError> {
-        let path = self.cursor_path(portal, stream);
+        self.save_lane(portal, stream, None, cursor)
+    }
+
+    /// Saves the cursor of one sink of a portal/stream (`sink`), or the stream's own (`None`),
+    /// atomically; the file format is the same.
+    pub fn save_lane(
+        &self,
+        portal: &str,
+        stream: Stream,
+        sink: Option<&str>,
+        cursor: &Cursor,
+    ) -> Result<(), CursorError> {
+        let name = lane_name(portal, stream, sink);
+        let path = self.root.join("cursors").join(&name);
         let body = OnDisk {
             version: CURSOR_VERSION,
             portal: portal.to_owned(),
@@ -273,17 +297,26 @@ impl StateDir {
         };
         // Serialising plain data cannot fail.
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        self.cursors
-            .write_atomic(&cursor_name(portal, stream), &bytes)
-            .map_err(io(&path))
+        self.cursors.write_atomic(&name, &bytes).map_err(io(&path))
     }
 
     /// Deletes a cursor (`cursor reset`): `Ok(false)` when there was none.
     pub fn remove(&self, portal: &str, stream: Stream) -> Result<bool, CursorError> {
-        match self.cursors.remove(&cursor_name(portal, stream)) {
+        self.remove_lane(portal, stream, None)
+    }
+
+    /// Deletes the cursor of one sink (`sink`) or the stream's own (`None`).
+    pub fn remove_lane(
+        &self,
+        portal: &str,
+        stream: Stream,
+        sink: Option<&str>,
+    ) -> Result<bool, CursorError> {
+        let name = lane_name(portal, stream, sink);
+        match self.cursors.remove(&name) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io(&self.cursor_path(portal, stream))(e)),
+            Err(e) => Err(io(&self.root.join("cursors").join(&name))(e)),
         }
     }
 }
@@ -491,8 +524,18 @@ fn regular(f: File, name: &str) -> std::io::Result<File> {
     }
 }
 
-fn cursor_name(portal: &str, stream: Stream) -> String {
-    format!("{portal}.{}.json", stream.as_str())
+/// The file of a stream's cursor (`<portal>.<stream>.json`) or of one of its sinks
+/// (`<portal>.<stream>.<sink>.json`). Table names hold no dot, so the two never collide.
+fn lane_name(portal: &str, stream: Stream, sink: Option<&str>) -> String {
+    match sink {
+        Some(sink) => format!("{portal}.{}.{sink}.json", stream.as_str()),
+        None => format!("{portal}.{}.json", stream.as_str()),
+    }
+}
+
+/// Path of the cursor file of one sink of a portal/stream (`None`: the stream's own).
+pub fn lane_path(root: &Path, portal: &str, stream: Stream, sink: Option<&str>) -> PathBuf {
+    root.join("cursors").join(lane_name(portal, stream, sink))
 }
 
 /// Path of the cursor file of a portal/stream under the state directory `root`.
@@ -506,10 +549,21 @@ pub fn cursor_path(root: &Path, portal: &str, stream: Stream) -> PathBuf {
 /// [`CursorError::Damaged`] and stays where it is. Safe beside a running agent, whose saves
 /// replace the file atomically.
 pub fn read_only(root: &Path, portal: &str, stream: Stream) -> Result<Option<Cursor>, CursorError> {
-    let path = cursor_path(root, portal, stream);
+    read_only_lane(root, portal, stream, None)
+}
+
+/// [`read_only`] for the cursor of one sink (`sink`) or the stream's own (`None`).
+pub fn read_only_lane(
+    root: &Path,
+    portal: &str,
+    stream: Stream,
+    sink: Option<&str>,
+) -> Result<Option<Cursor>, CursorError> {
+    let path = lane_path(root, portal, stream, sink);
     let read = || -> std::io::Result<Vec<u8>> {
         // `cursors` through its descriptor, the file without following a link.
-        PrivateDir::open_below(&root.join("cursors"), 1, false)?.read(&cursor_name(portal, stream))
+        PrivateDir::open_below(&root.join("cursors"), 1, false)?
+            .read(&lane_name(portal, stream, sink))
     };
     let bytes = match read() {
         Ok(b) => b,

@@ -267,60 +267,94 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
             let mut corrupt = false;
             for p in &cfg.portals {
                 for &stream in &p.streams {
-                    let path = cursor::cursor_path(&cfg.state_dir, &p.name, stream);
-                    match cursor::read_only(&cfg.state_dir, &p.name, stream) {
-                        Ok(Some(c)) => {
-                            let behind = (now - c.watermark).whole_seconds();
-                            let lag = humantime::format_duration(Duration::from_secs(
-                                behind.unsigned_abs(),
-                            ))
-                            .to_string();
-                            // A watermark ahead of the clock is not corrupt: `run` waits.
-                            let lag = if behind < 0 {
-                                format!("ahead {lag}")
-                            } else {
-                                lag
-                            };
-                            println!(
-                                "{:<16} {:<6} {:<22} {:>12} {:>6}  {}{}",
-                                p.name,
-                                stream,
-                                format_utc_seconds(c.watermark),
-                                lag,
-                                c.seen.len(),
-                                path.display(),
-                                if behind < 0 {
-                                    " (ahead of the clock: run waits until the clock passes it)"
-                                } else {
-                                    ""
-                                }
-                            );
-                        }
-                        Ok(None) => println!(
-                            "{:<16} {:<6} {:<22} {:>12} {:>6}  {} (none yet: starts from start_from)",
-                            p.name,
+                    // Each sink's cursor (the stream's own file of an older release stands in
+                    // for a sink that has none yet); the stream's row is where the live poller
+                    // reads from: the newest of them.
+                    let legacy = cursor::read_only(&cfg.state_dir, &p.name, stream);
+                    let mut rows = Vec::new();
+                    for s in &cfg.sinks {
+                        let path =
+                            cursor::lane_path(&cfg.state_dir, &p.name, stream, Some(&s.name));
+                        let c = match cursor::read_only_lane(
+                            &cfg.state_dir,
+                            &p.name,
                             stream,
-                            "-",
-                            "-",
-                            "-",
-                            path.display()
-                        ),
-                        Err(e @ CursorError::Damaged { .. }) => {
-                            println!(
-                                "{:<16} {:<6} {:<22} {:>12} {:>6}  {} (corrupt)",
+                            Some(&s.name),
+                        ) {
+                            Ok(None) => match &legacy {
+                                Ok(Some(c)) => Ok(Some(c.clone())),
+                                _ => Ok(None),
+                            },
+                            other => other,
+                        };
+                        rows.push((format!("{stream}/{}", s.name), c, path));
+                    }
+                    let newest = rows
+                        .iter()
+                        .filter_map(|(_, c, _)| c.as_ref().ok().and_then(|c| c.as_ref()))
+                        .max_by_key(|c| c.watermark)
+                        .cloned();
+                    let path = cursor::cursor_path(&cfg.state_dir, &p.name, stream);
+                    let own = match newest {
+                        Some(c) => Ok(Some(c)),
+                        None => legacy,
+                    };
+                    rows.insert(0, (stream.to_string(), own, path));
+                    for (label, c, path) in rows {
+                        match c {
+                            Ok(Some(c)) => {
+                                let behind = (now - c.watermark).whole_seconds();
+                                let lag = humantime::format_duration(Duration::from_secs(
+                                    behind.unsigned_abs(),
+                                ))
+                                .to_string();
+                                // A watermark ahead of the clock is not corrupt: `run` waits.
+                                let lag = if behind < 0 {
+                                    format!("ahead {lag}")
+                                } else {
+                                    lag
+                                };
+                                println!(
+                                    "{:<16} {:<6} {:<22} {:>12} {:>6}  {}{}",
+                                    p.name,
+                                    label,
+                                    format_utc_seconds(c.watermark),
+                                    lag,
+                                    c.seen.len(),
+                                    path.display(),
+                                    if behind < 0 {
+                                        " (ahead of the clock: run waits until the clock passes it)"
+                                    } else {
+                                        ""
+                                    }
+                                );
+                            }
+                            Ok(None) => println!(
+                                "{:<16} {:<6} {:<22} {:>12} {:>6}  {} (none yet: starts from start_from)",
                                 p.name,
-                                stream,
-                                "?",
-                                "?",
-                                "?",
+                                label,
+                                "-",
+                                "-",
+                                "-",
                                 path.display()
-                            );
-                            eprintln!("docspace-siem cursor: {e}");
-                            corrupt = true;
-                        }
-                        Err(e) => {
-                            eprintln!("docspace-siem cursor: {e}");
-                            return ExitCode::FAILURE;
+                            ),
+                            Err(e @ CursorError::Damaged { .. }) => {
+                                println!(
+                                    "{:<16} {:<6} {:<22} {:>12} {:>6}  {} (corrupt)",
+                                    p.name,
+                                    label,
+                                    "?",
+                                    "?",
+                                    "?",
+                                    path.display()
+                                );
+                                eprintln!("docspace-siem cursor: {e}");
+                                corrupt = true;
+                            }
+                            Err(e) => {
+                                eprintln!("docspace-siem cursor: {e}");
+                                return ExitCode::FAILURE;
+                            }
                         }
                     }
                 }
@@ -373,9 +407,20 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
                 Err(code) => return code,
             };
             for s in streams(stream) {
-                if let Err(e) = state.save(&portal, s, &Cursor::at(at)) {
-                    eprintln!("docspace-siem cursor: {e}");
-                    return ExitCode::FAILURE;
+                // The stream's cursor and every sink's: they all start from there (a stream
+                // with one sink has only the stream's file).
+                let several = cfg.sinks.len() > 1;
+                let lanes = std::iter::once(None).chain(
+                    cfg.sinks
+                        .iter()
+                        .filter(|_| several)
+                        .map(|k| Some(k.name.as_str())),
+                );
+                for lane in lanes {
+                    if let Err(e) = state.save_lane(&portal, s, lane, &Cursor::at(at)) {
+                        eprintln!("docspace-siem cursor: {e}");
+                        return ExitCode::FAILURE;
+                    }
                 }
                 println!("{portal} {s}: cursor set to {}", format_utc_seconds(at));
             }
@@ -390,7 +435,17 @@ fn cursor_command(cfg: &Config, action: CursorAction) -> ExitCode {
                 Err(code) => return code,
             };
             for s in streams(stream) {
-                match state.remove(&portal, s) {
+                let mut sinks_removed = false;
+                for k in &cfg.sinks {
+                    match state.remove_lane(&portal, s, Some(&k.name)) {
+                        Ok(removed) => sinks_removed |= removed,
+                        Err(e) => {
+                            eprintln!("docspace-siem cursor: cannot remove: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                match state.remove(&portal, s).map(|r| r || sinks_removed) {
                     Ok(true) => println!(
                         "{portal} {s}: cursor removed; the next start begins at start_from"
                     ),

@@ -32,6 +32,9 @@ use tracing::{error, warn};
 use crate::cursor::{Cursor, StateDir};
 use crate::event::{Event, Stream};
 
+mod outlet;
+pub use outlet::{DETACH_GRACE, Detached, Fence, Lane, Outlet, Rejoin};
+
 /// Batches each sink may have queued before the pollers wait.
 pub const SINK_QUEUE: usize = 4;
 /// Batches a committer may have waiting for acknowledgements.
@@ -49,12 +52,12 @@ pub struct Delivery {
     pub done: oneshot::Sender<()>,
 }
 
-/// A cursor waiting for the acknowledgements of its batch.
+/// A cursor waiting for the acknowledgements of its batch, by one sink.
 #[derive(Debug)]
 pub struct Commit {
-    /// The cursor after this batch.
-    pub cursor: Cursor,
-    /// One per sink.
+    /// The cursor after this batch (shared by the commits of every sink).
+    pub cursor: Arc<Cursor>,
+    /// The sink's acknowledgement (one; a vector so that a committer may fold several).
     pub acks: Vec<oneshot::Receiver<()>>,
     /// Events in the batch.
     pub events: usize,
@@ -65,47 +68,76 @@ pub struct Commit {
 #[error("pipeline closed")]
 pub struct Closed;
 
-/// Where a poller sends its batches.
-#[derive(Debug, Clone)]
-pub struct Outlet {
-    sinks: Vec<mpsc::Sender<Delivery>>,
-    commits: mpsc::Sender<Commit>,
+/// Whose progress a committer saves: one sink of a portal/stream (its own cursor file), or the
+/// stream's own cursor (`sink: None`, the unit tests).
+#[derive(Debug, Clone, Default)]
+pub struct CommitLane {
+    /// The sink, and its stats (where its acknowledged watermark is kept).
+    pub sink: Option<(String, Arc<SinkStats>)>,
+    /// Every sink of the stream: the stream's watermark and count are the least of theirs.
+    pub peers: Vec<Arc<SinkStats>>,
+    /// Whether the sink has a file of its own (`<portal>.<stream>.<sink>.json`): when the
+    /// stream has several sinks. A stream with one sink keeps the stream's file, as before.
+    pub own_file: bool,
 }
 
-impl Outlet {
-    /// Builds an outlet.
-    pub fn new(sinks: Vec<mpsc::Sender<Delivery>>, commits: mpsc::Sender<Commit>) -> Outlet {
-        Outlet { sinks, commits }
+impl CommitLane {
+    /// Whether this sink is the first of those furthest ahead on `portal`'s `stream` (the one
+    /// that also saves the stream's file).
+    fn at_front(&self, portal: &str, stream: Stream) -> bool {
+        let Some((_, me)) = &self.sink else {
+            return false;
+        };
+        let key = (portal.to_owned(), stream);
+        let marks: Vec<u64> = self
+            .peers
+            .iter()
+            .map(|p| {
+                p.acked
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&key).map(|e| e.0))
+                    .unwrap_or(0)
+            })
+            .collect();
+        let Some(&front) = marks.iter().max() else {
+            return false;
+        };
+        self.peers
+            .iter()
+            .zip(&marks)
+            .find(|(_, w)| **w == front)
+            .is_some_and(|(p, _)| Arc::ptr_eq(p, me))
     }
 
-    /// Sends a batch to every sink (waiting while their queues are full), then queues its
-    /// cursor for commit. An empty batch only moves the cursor, still in order.
-    pub async fn emit(&self, events: Vec<Event>, cursor: Cursor) -> Result<(), Closed> {
-        let n = events.len();
-        let events = Arc::new(events);
-        let mut acks = Vec::with_capacity(self.sinks.len());
-        for sink in &self.sinks {
-            let (done, ack) = oneshot::channel();
-            if n == 0 {
-                let _ = done.send(());
-            } else {
-                sink.send(Delivery {
-                    events: events.clone(),
-                    done,
-                })
-                .await
-                .map_err(|_| Closed)?;
+    /// Records acknowledged progress: the sink's, and the stream's (the least of its sinks').
+    fn progress(
+        &self,
+        portal: &str,
+        stream: Stream,
+        stats: &StreamStats,
+        events: u64,
+        watermark: Option<time::OffsetDateTime>,
+    ) {
+        let Some((_, me)) = &self.sink else {
+            stats.committed.fetch_add(events, Ordering::Relaxed);
+            if let Some(w) = watermark {
+                stats.set_watermark(w);
             }
-            acks.push(ack);
+            return;
+        };
+        me.acked_progress(portal, stream, events, watermark);
+        let key = (portal.to_owned(), stream);
+        let mut least: Option<(u64, u64)> = None;
+        for peer in &self.peers {
+            if let Some(&(w, c)) = peer.acked.lock().ok().as_ref().and_then(|m| m.get(&key)) {
+                least = Some(least.map_or((w, c), |(lw, lc)| (lw.min(w), lc.min(c))));
+            }
         }
-        self.commits
-            .send(Commit {
-                cursor,
-                acks,
-                events: n,
-            })
-            .await
-            .map_err(|_| Closed)
+        if let Some((w, c)) = least {
+            stats.watermark.store(w, Ordering::Relaxed);
+            stats.committed.store(c, Ordering::Relaxed);
+        }
     }
 }
 
@@ -114,18 +146,25 @@ pub async fn run_committer(
     state: Arc<StateDir>,
     portal: String,
     stream: Stream,
+    lane: CommitLane,
     mut commits: mpsc::Receiver<Commit>,
     stats: Arc<StreamStats>,
-) -> Option<Cursor> {
+) -> Option<Arc<Cursor>> {
     let mut last = None;
+    // The file it saves: the sink's own, or the stream's when the stream has one sink.
+    let sink: Option<String> = lane
+        .sink
+        .as_ref()
+        .filter(|_| lane.own_file)
+        .map(|(n, _)| n.clone());
     // The newest acknowledged cursor that could not be saved, since when, and its events.
-    let mut unsaved: Option<(Cursor, std::time::Instant, u64)> = None;
+    let mut unsaved: Option<(Arc<Cursor>, std::time::Instant, u64)> = None;
     // A commit taken from the queue while coalescing, not fully acknowledged yet.
     let mut carried: Option<Commit> = None;
     // When the last save started (the first one is not delayed).
     let mut saved_at: Option<tokio::time::Instant> = None;
     // A cursor whose batches held no events, not saved yet (see QUIET_SAVE_GAP).
-    let mut quiet: Option<Cursor> = None;
+    let mut quiet: Option<Arc<Cursor>> = None;
     // The queue closed: what is left is saved at once.
     let mut closing = false;
     loop {
@@ -140,12 +179,12 @@ pub async fn run_committer(
                     let st = state.clone();
                     let cursor = cursor.clone();
                     let p = portal.clone();
-                    let saved = tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await;
+                    let k = sink.clone();
+                    let saved = tokio::task::spawn_blocking(move || st.save_lane(&p, stream, k.as_deref(), &cursor)).await;
                     if let Ok(Ok(())) = saved
                         && let Some((cursor, _, events)) = unsaved.take()
                     {
-                        stats.committed.fetch_add(events, Ordering::Relaxed);
-                        stats.set_watermark(cursor.watermark);
+                        lane.progress(&portal, stream, &stats, events, Some(cursor.watermark));
                         stats.held.store(false, Ordering::Relaxed);
                         stats.set_save_error(None);
                         tracing::info!(portal = %portal, stream = %stream, "cursor saved again");
@@ -199,7 +238,7 @@ pub async fn run_committer(
             && saved_at.is_some_and(|at| at.elapsed() < QUIET_SAVE_GAP)
         {
             // What every sink has acknowledged: the lag that /health and /metrics show.
-            stats.set_watermark(commit.cursor.watermark);
+            lane.progress(&portal, stream, &stats, 0, Some(commit.cursor.watermark));
             quiet = Some(commit.cursor);
             continue;
         }
@@ -218,7 +257,10 @@ pub async fn run_committer(
         let st = state.clone();
         let cursor = commit.cursor.clone();
         let p = portal.clone();
-        let saved = tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await;
+        let k = sink.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || st.save_lane(&p, stream, k.as_deref(), &cursor))
+                .await;
         match saved {
             Ok(Ok(())) => {
                 let before = unsaved.take().map_or(0, |(_, _, n)| n);
@@ -227,10 +269,25 @@ pub async fn run_committer(
                     stats.set_save_error(None);
                 }
                 stats.held.store(false, Ordering::Relaxed);
-                stats
-                    .committed
-                    .fetch_add(before + commit.events as u64, Ordering::Relaxed);
-                stats.set_watermark(commit.cursor.watermark);
+                lane.progress(
+                    &portal,
+                    stream,
+                    &stats,
+                    before + commit.events as u64,
+                    Some(commit.cursor.watermark),
+                );
+                if sink.is_some() && lane.at_front(&portal, stream) {
+                    // The stream's file follows the sink furthest ahead: what the live poller
+                    // reads from after a restart, and what `cursor show` names first.
+                    let st = state.clone();
+                    let cursor = commit.cursor.clone();
+                    let p = portal.clone();
+                    if let Ok(Err(e)) =
+                        tokio::task::spawn_blocking(move || st.save(&p, stream, &cursor)).await
+                    {
+                        warn!(portal = %portal, stream = %stream, error = %e, "cannot save the stream's cursor (each sink's own is saved)");
+                    }
+                }
                 last = Some(commit.cursor);
             }
             Ok(Err(e)) => {
@@ -368,6 +425,9 @@ pub struct StreamStats {
     pub retention: AtomicU64,
     /// Cursor saves have failed past the bound: the poller holds until one succeeds.
     pub held: std::sync::atomic::AtomicBool,
+    /// The watermark of the newest batch the live poller emitted (unix seconds): what each
+    /// sink's lag is measured against.
+    pub read: AtomicU64,
 }
 
 /// Warns when the delivered cursor of a stream falls behind by 50 % and then 80 % of the
@@ -498,6 +558,14 @@ pub struct SinkStats {
     pub error: Mutex<Option<String>>,
     /// Events delivered, by the portal and stream they came from.
     pub delivered_by: Mutex<BTreeMap<(String, Stream), u64>>,
+    /// The sink refused for a reason only its operator can fix (credentials, a revoked URL):
+    /// the pollers detach it; cleared by its next success.
+    pub failed: std::sync::atomic::AtomicBool,
+    /// Portal/streams whose live poller does not feed this sink (a chaser does).
+    pub detached: AtomicU64,
+    /// By portal and stream: the watermark (unix seconds) of the sink's saved cursor, and the
+    /// events its committer saved.
+    pub acked: Mutex<BTreeMap<(String, Stream), (u64, u64)>>,
 }
 
 impl SinkStats {
@@ -524,6 +592,48 @@ impl SinkStats {
     /// The last error.
     pub fn error(&self) -> Option<String> {
         self.error.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Records the sink's saved progress on `portal`'s `stream`.
+    pub fn acked_progress(
+        &self,
+        portal: &str,
+        stream: Stream,
+        events: u64,
+        watermark: Option<time::OffsetDateTime>,
+    ) {
+        if let Ok(mut m) = self.acked.lock() {
+            let e = m.entry((portal.to_owned(), stream)).or_default();
+            if let Some(w) = watermark {
+                e.0 = w.unix_timestamp().max(0) as u64;
+            }
+            e.1 += events;
+        }
+    }
+
+    /// `live`, `catching_up` (some stream's live poller does not feed it) or `failed`.
+    pub fn state(&self) -> &'static str {
+        if self.failed.load(Ordering::Relaxed) {
+            "failed"
+        } else if self.detached.load(Ordering::Relaxed) > 0 {
+            "catching_up"
+        } else {
+            "live"
+        }
+    }
+
+    /// Seconds its saved progress trails the newest event read, at worst over its streams.
+    pub fn lag(&self, streams: &BTreeMap<(String, Stream), Arc<StreamStats>>) -> u64 {
+        let Ok(m) = self.acked.lock() else {
+            return 0;
+        };
+        m.iter()
+            .filter_map(|(k, (w, _))| {
+                let read = streams.get(k)?.read.load(Ordering::Relaxed);
+                Some(read.saturating_sub(*w))
+            })
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -658,7 +768,9 @@ mod tests {
         } else {
             Some(done)
         };
-        let cursor = Cursor::at(OffsetDateTime::from_unix_timestamp(t).expect("time"));
+        let cursor = Arc::new(Cursor::at(
+            OffsetDateTime::from_unix_timestamp(t).expect("time"),
+        ));
         let commit = Commit {
             cursor,
             acks: vec![ack],
@@ -667,13 +779,15 @@ mod tests {
         (commit, done)
     }
 
+    type Committed = tokio::task::JoinHandle<Option<Arc<Cursor>>>;
+
     fn committer(
         dir: &Path,
     ) -> (
         Arc<StateDir>,
         Arc<StreamStats>,
         mpsc::Sender<Commit>,
-        tokio::task::JoinHandle<Option<Cursor>>,
+        Committed,
     ) {
         let state = Arc::new(StateDir::open(dir).expect("state dir"));
         let stats = Arc::new(StreamStats::default());
@@ -682,6 +796,7 @@ mod tests {
             state.clone(),
             "p".into(),
             Stream::Login,
+            CommitLane::default(),
             rx,
             stats.clone(),
         ));

@@ -515,6 +515,10 @@ pub struct Partial {
     pub retry_after: Option<u64>,
 }
 
+/// Longest wait between two tries of a failed sink (one that needs its operator): a fix is
+/// noticed within it.
+pub const FAILED_RETRY: Duration = Duration::from_secs(10);
+
 /// Delivers one chunk: retries what is retryable, splits what is too large, dead-letters
 /// what is rejected for good. Returns once every record is delivered or dead-lettered.
 async fn deliver(
@@ -552,6 +556,9 @@ async fn deliver(
                     if events_sent && let Some(was) = stats.error() {
                         info!(sink = %name, after = %was, "the sink recovered: delivering again");
                     }
+                    if stats.failed.swap(false, Ordering::Relaxed) {
+                        info!(sink = %name, "the sink recovered from its failure: it catches up, then rejoins the live pollers");
+                    }
                     stats.set_error(None);
                     stats
                         .last_success
@@ -584,11 +591,17 @@ async fn deliver(
             Err(e) if e.retryable && !e.too_large => {
                 stats.retries.fetch_add(1, Ordering::Relaxed);
                 stats.set_error(Some(e.message.clone()));
-                let delay = match e.retry_after {
+                let mut delay = match e.retry_after {
                     Some(s) => retry_after(Some(s), MAX_SINK_BACKOFF),
                     None => backoff.next_delay(),
                 };
                 if e.operator {
+                    // Failed: the pollers detach it, so it holds nothing else; it is tried
+                    // again often enough that a fix is noticed within FAILED_RETRY.
+                    delay = delay.min(FAILED_RETRY);
+                    if !stats.failed.swap(true, Ordering::Relaxed) {
+                        warn!(sink = %name, "the sink failed (only its operator can fix this): the pollers detach it and feed the other sinks");
+                    }
                     error!(sink = %name, retry_in = %crate::retry::Secs(delay), "{e}");
                 } else {
                     warn!(sink = %name, retry_in = %crate::retry::Secs(delay), "{e}");

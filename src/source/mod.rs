@@ -132,6 +132,32 @@ pub struct Poller {
     /// Fingerprints of undecodable rows already dead-lettered (in memory; a restart may write
     /// one again, never lose one).
     pub rejected_seen: HashSet<u64>,
+    /// `Some` for a chaser: a poller that feeds one detached sink until it rejoins the live one.
+    pub chase: Option<Chase>,
+}
+
+/// What makes a poller a chaser (see [`crate::pipeline::Outlet`]): it reads the portal again
+/// from a detached sink's cursor, through the same client (so the portal's rate limiter), into
+/// that sink's queue and committer only, and stops once it has read up to the fence the live
+/// poller gave it.
+#[derive(Debug)]
+pub struct Chase {
+    /// The sink.
+    pub sink: String,
+    /// Its lane in the live outlet.
+    pub lane: usize,
+    /// Where it asks the live poller to rejoin.
+    pub rejoin: tokio::sync::mpsc::Sender<crate::pipeline::Rejoin>,
+    /// The fence it reads up to, once the live poller answered.
+    pub fence: Option<crate::pipeline::Fence>,
+}
+
+/// What a chaser does at the top of its loop.
+enum ChaseStep {
+    /// Read on (up to this instant at most, when a fence is set).
+    Read(Option<OffsetDateTime>),
+    /// Rejoined, or the pipeline is stopping.
+    Stop,
 }
 
 /// A stable fingerprint of a raw row (its JSON text).
@@ -179,8 +205,130 @@ async fn beating<F: std::future::Future>(fut: F, stats: &StreamStats) -> F::Outp
 }
 
 impl Poller {
-    /// Runs until cancelled or until the pipeline closes.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    /// Runs until cancelled or until the pipeline closes; a live poller then waits for its
+    /// chasers (a chaser that panicked panics the poller, which the agent watches).
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut chasers = Vec::new();
+        self.run_loop(&cancel, &mut chasers).await;
+        for h in chasers {
+            if let Err(e) = h.await
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+
+    /// Boxed, so that the live poller can spawn chasers, which are pollers too.
+    fn run_boxed(
+        self,
+        cancel: CancellationToken,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut none = Vec::new();
+            self.run_loop(&cancel, &mut none).await;
+        })
+    }
+
+    /// Starts a chaser for each sink the live outlet detached; reaps chasers that ended.
+    fn start_chasers(
+        &mut self,
+        cancel: &CancellationToken,
+        chasers: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) {
+        let mut i = 0;
+        while i < chasers.len() {
+            if chasers[i].is_finished() {
+                let h = chasers.swap_remove(i);
+                // Finished: this does not wait.
+                if let Some(Err(e)) = futures_now(h)
+                    && e.is_panic()
+                {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            } else {
+                i += 1;
+            }
+        }
+        for d in self.outlet.take_detached() {
+            let rejoin = self.outlet.rejoin_sender();
+            let chaser = Poller {
+                client: self.client.clone(),
+                cfg: self.cfg.clone(),
+                stream: self.stream,
+                cursor: (*d.from).clone(),
+                outlet: Outlet::chaser(&self.cfg.name, self.stream, d.sink.clone(), d.from),
+                dead_letter: self.dead_letter.clone(),
+                stats: Arc::new(StreamStats::default()),
+                progress_interval: self.progress_interval,
+                rejected_seen: HashSet::new(),
+                chase: Some(Chase {
+                    sink: d.sink.name.clone(),
+                    lane: d.lane,
+                    rejoin,
+                    fence: None,
+                }),
+            };
+            chasers.push(tokio::spawn(chaser.run_boxed(cancel.clone())));
+        }
+    }
+
+    /// A chaser's step at the top of its loop: past its fence, it tells the live poller and
+    /// stops; caught up without one, it asks for one (and waits for the live poller's next
+    /// batch boundary).
+    async fn chase_step(&mut self, cancel: &CancellationToken, caught_up: bool) -> ChaseStep {
+        let portal = self.cfg.name.clone();
+        let stream = self.stream;
+        let watermark = self.cursor.watermark;
+        let Some(chase) = self.chase.as_mut() else {
+            return ChaseStep::Read(None);
+        };
+        if let Some(fence) = chase.fence.take() {
+            let at = fence.cursor.watermark;
+            if watermark < at {
+                let ceiling = Some(at);
+                chase.fence = Some(fence);
+                return ChaseStep::Read(ceiling);
+            }
+            if fence.done.send(()).is_ok() {
+                info!(portal = %portal, stream = %stream, sink = %chase.sink, watermark = %format_utc_seconds(watermark), "caught up: the sink rejoins the live poller");
+                return ChaseStep::Stop;
+            }
+            // The live poller gave up waiting: chase on, and ask again.
+            return ChaseStep::Read(None);
+        }
+        if !caught_up {
+            return ChaseStep::Read(None);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let asked = crate::pipeline::Rejoin {
+            lane: chase.lane,
+            fence: tx,
+        };
+        let answered = tokio::select! {
+            r = async {
+                chase.rejoin.send(asked).await.ok()?;
+                rx.await.ok()
+            } => r,
+            _ = cancel.cancelled() => None,
+        };
+        match answered {
+            Some(fence) => {
+                chase.fence = Some(fence);
+                // Decided at once if the fence is not ahead.
+                Box::pin(self.chase_step(cancel, caught_up)).await
+            }
+            None => ChaseStep::Stop,
+        }
+    }
+
+    /// The poll loop (see the module doc); a chaser's ends when it rejoins.
+    async fn run_loop(
+        mut self,
+        cancel: &CancellationToken,
+        chasers: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) {
+        let cancel = cancel.clone();
         let portal = self.cfg.name.clone();
         let stream = self.stream;
         let settle = time::Duration::try_from(self.cfg.settle).unwrap_or(time::Duration::MINUTE);
@@ -223,7 +371,14 @@ impl Poller {
                 warn!(portal = %portal, stream = %stream, retention_days = r.as_secs() / 86_400, "the cursor is older than the portal's retention: events between them may already be deleted");
             }
         }
-        self.stats.set_watermark(self.cursor.watermark);
+        // (The stream's watermark is its sinks' saved progress, set by the agent and the
+        // committers; `read` is where the live poller is.)
+        if self.chase.is_none() {
+            self.stats.read.store(
+                self.cursor.watermark.unix_timestamp().max(0) as u64,
+                Ordering::Relaxed,
+            );
+        }
         info!(portal = %portal, stream = %stream, watermark = %format_utc_seconds(self.cursor.watermark), "polling");
         loop {
             self.stats.beat();
@@ -242,8 +397,18 @@ impl Poller {
                 }
                 continue;
             }
+            if self.chase.is_none() {
+                self.start_chasers(&cancel, chasers);
+            }
             let now = OffsetDateTime::now_utc();
-            let target = now - settle;
+            let mut target = now - settle;
+            if self.chase.is_some() {
+                match self.chase_step(&cancel, live).await {
+                    ChaseStep::Stop => break,
+                    ChaseStep::Read(Some(ceiling)) => target = target.min(ceiling),
+                    ChaseStep::Read(None) => {}
+                }
+            }
             if self.cursor.watermark >= target {
                 if !pause(&cancel, self.cfg.poll_interval, &self.stats).await {
                     break;
@@ -392,6 +557,13 @@ impl Poller {
             if emitted.is_err() {
                 break;
             }
+            if self.chase.is_none() {
+                self.stats.read.store(
+                    self.cursor.watermark.unix_timestamp().max(0) as u64,
+                    Ordering::Relaxed,
+                );
+                self.start_chasers(&cancel, chasers);
+            }
             if dense < self.cfg.max_window_events / 4 && to < target {
                 span = (span * 2).min(MAX_SPAN);
             }
@@ -406,7 +578,10 @@ impl Poller {
             );
             // Caught up: the next poll is due one poll_interval from now, not at once (the
             // watermark trails `now − settle` by mere milliseconds by then).
-            if caught_up && !pause(&cancel, self.cfg.poll_interval, &self.stats).await {
+            if caught_up
+                && self.chase.is_none()
+                && !pause(&cancel, self.cfg.poll_interval, &self.stats).await
+            {
                 break;
             }
             // After a catch-up, once its batches had a poll_interval to drain, give the heap
@@ -461,6 +636,18 @@ impl Poller {
                 return Ok(());
             }
         }
+    }
+}
+
+/// The result of a task known to have finished.
+fn futures_now(h: tokio::task::JoinHandle<()>) -> Option<Result<(), tokio::task::JoinError>> {
+    use std::future::Future as _;
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut h = h;
+    match std::pin::Pin::new(&mut h).poll(&mut cx) {
+        std::task::Poll::Ready(r) => Some(r),
+        std::task::Poll::Pending => None,
     }
 }
 

@@ -36,6 +36,8 @@ use crate::support::{
 
 /// 1–2: `kill -9` at random moments; crash points inside the cursor write.
 mod crash;
+/// 8: one failing sink never holds back the others (detach, catch-up from DocSpace, rejoin).
+mod detach;
 /// 3: disk full on `state_dir`, and the bound on unsaved progress.
 mod disk;
 /// 6: every DocSpace error shape, odd rows, inserts while paging, late rows and zones.

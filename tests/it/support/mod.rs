@@ -352,6 +352,12 @@ pub struct HttpCollector {
 
 impl HttpCollector {
     pub async fn start() -> HttpCollector {
+        Self::start_on(0).await
+    }
+
+    /// A collector on a given loopback port (0: any), e.g. a receiver that comes up late at the
+    /// address a sink was configured with.
+    pub async fn start_on(port: u16) -> HttpCollector {
         use axum::extract::State;
         use axum::http::{HeaderMap, StatusCode};
         use axum::response::IntoResponse;
@@ -399,7 +405,7 @@ impl HttpCollector {
             );
             StatusCode::OK.into_response()
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let c = HttpCollector {
             url: format!("http://{addr}/ingest"),
@@ -417,6 +423,11 @@ impl HttpCollector {
     /// The next responses (status, Retry-After), before normal 200s resume.
     pub fn script(&self, steps: &[(u16, Option<u64>)]) {
         self.script.lock().expect("lock").extend_from_slice(steps);
+    }
+
+    /// Scripted answers not given yet.
+    pub fn script_left(&self) -> usize {
+        self.script.lock().expect("lock").len()
     }
 
     /// Every event received, in order.
