@@ -118,6 +118,9 @@ pub struct PortalInfo {
     /// Elasticsearch `_id`): the host, with `:port` when the URL names a port other than its
     /// scheme's default, so two portals on one host do not share ids.
     pub key: String,
+    /// The portal's `labels` (a customer's name or id, …), sorted by key: carried into every
+    /// output format, matched by sink filters and named by `{label.KEY}` templates.
+    pub labels: Vec<(String, String)>,
 }
 
 impl PortalInfo {
@@ -137,7 +140,23 @@ impl PortalInfo {
             url: url.trim_end_matches('/').to_owned(),
             host,
             key,
+            labels: Vec::new(),
         }
+    }
+
+    /// The same portal with these labels (sorted by key, so every output lists them in one order).
+    pub fn with_labels(mut self, labels: impl IntoIterator<Item = (String, String)>) -> PortalInfo {
+        self.labels = labels.into_iter().collect();
+        self.labels.sort();
+        self
+    }
+
+    /// The value of one label, if the portal has it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -17,6 +17,7 @@ pub mod filter;
 pub mod splunk;
 pub mod stdout;
 pub mod syslog;
+pub mod template;
 pub mod webhook;
 
 use std::sync::Arc;
