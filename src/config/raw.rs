@@ -58,6 +58,7 @@ pub(super) struct RawPortal {
     pub(super) max_requests_per_second: Option<f64>,
     pub(super) tls: Option<RawHttpTls>,
     pub(super) proxy: Option<String>,
+    pub(super) labels: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -136,6 +137,8 @@ pub(super) struct RawFilter {
     pub(super) streams: Option<Vec<String>>,
     pub(super) actions: Option<Vec<Value>>,
     pub(super) outcome: Option<Value>,
+    pub(super) portals: Option<Vec<String>>,
+    pub(super) labels: Option<Value>,
 }
 
 /// Keys of each sink type beyond `type`, `format`, `filter` (for "not a key of" errors).

@@ -8,8 +8,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
-use crate::event::{PortalInfo, Stream};
+use crate::event::{Event, PortalInfo, Stream};
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +135,35 @@ pub fn valid_label_key(key: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && key.len() <= 64
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// What a sink rendered from its templates for the portal and stream of its last event. A
+/// batch comes from one portal and stream, so the templates render once per batch, not once
+/// per event. It holds the portal, so the allocation it compares by address stays alive and
+/// cannot be reused by another portal.
+#[derive(Debug)]
+pub struct Route<T> {
+    last: Option<(Arc<PortalInfo>, Stream, T)>,
+}
+
+impl<T> Default for Route<T> {
+    fn default() -> Self {
+        Route { last: None }
+    }
+}
+
+impl<T> Route<T> {
+    /// The value for `ev`'s portal and stream: the last one, or `make`'s when they changed.
+    pub fn get(&mut self, ev: &Event, make: impl FnOnce(&PortalInfo, Stream) -> T) -> &T {
+        let same = matches!(&self.last, Some((p, s, _)) if Arc::ptr_eq(p, &ev.portal) && *s == ev.stream);
+        if !same {
+            self.last = None;
+        }
+        let (_, _, value) = self
+            .last
+            .get_or_insert_with(|| (ev.portal.clone(), ev.stream, make(&ev.portal, ev.stream)));
+        value
+    }
 }
 
 #[cfg(test)]
