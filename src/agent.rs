@@ -446,7 +446,9 @@ pub async fn check(cfg: &Config) -> Vec<(String, Result<String, String>)> {
         {
             Err(e) => Err(e.to_string()),
             Ok(http) => {
-                let info = Arc::new(PortalInfo::new(&p.name, p.url.as_str()).with_labels(p.labels.clone()));
+                let info = Arc::new(
+                    PortalInfo::new(&p.name, p.url.as_str()).with_labels(p.labels.clone()),
+                );
                 // The same cap on answers as `run` (max_response_mib).
                 let client = Client::new(http, p.url.clone(), p.api_key.clone(), info)
                     .with_max_response(p.max_response_mib);

@@ -326,7 +326,10 @@ pub(super) fn labels(
             }
         };
         if value.is_empty() {
-            errs.push(ConfigProblem::new(at, "is empty: remove the label or give it a value"));
+            errs.push(ConfigProblem::new(
+                at,
+                "is empty: remove the label or give it a value",
+            ));
         } else if value.chars().count() > MAX_LABEL_VALUE {
             errs.push(ConfigProblem::new(
                 at,

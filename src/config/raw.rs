@@ -117,6 +117,7 @@ pub(super) struct RawSink {
     pub(super) pipeline: Option<String>,
     // webhook
     pub(super) gzip: Option<bool>,
+    pub(super) body: Option<String>,
     // chat sinks
     pub(super) rules: Option<Value>,
     pub(super) rate: Option<Value>,
@@ -157,7 +158,7 @@ pub(super) const SYSLOG_KEYS: &[&str] = &[
     "tls",
 ];
 pub(super) const WEBHOOK_KEYS: &[&str] = &[
-    "url", "url_file", "headers", "batch", "timeout", "tls", "rules", "gzip", "proxy",
+    "url", "url_file", "headers", "batch", "timeout", "tls", "rules", "gzip", "proxy", "body",
 ];
 pub(super) const SPLUNK_KEYS: &[&str] = &[
     "endpoint",

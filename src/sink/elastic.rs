@@ -14,8 +14,8 @@ use bytes::Bytes;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
-use super::{Partial, SinkError};
 use super::template::{Route, Template};
+use super::{Partial, SinkError};
 use crate::event::Event;
 use crate::http::HttpTls;
 use crate::transform;

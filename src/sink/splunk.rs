@@ -141,7 +141,9 @@ impl SplunkSink {
         transform::encode(self.format, ev, &mut doc);
         let event: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
         let cfg = &self.cfg;
-        let route = self.route.get(ev, |portal, stream| Routing::of(cfg, portal, stream));
+        let route = self
+            .route
+            .get(ev, |portal, stream| Routing::of(cfg, portal, stream));
         let millis = ev.epoch_millis();
         let mut env = serde_json::Map::new();
         env.insert("host".into(), route.host.clone());
@@ -247,7 +249,10 @@ impl SplunkSink {
             ))),
             (_, Some(7)) => Err(SinkError::operator(format!(
                 "{what}: the token may not write to index {:?}; events wait meanwhile",
-                self.cfg.index.as_ref().map_or("(default)", Template::as_str)
+                self.cfg
+                    .index
+                    .as_ref()
+                    .map_or("(default)", Template::as_str)
             ))),
             (_, Some(10 | 11 | 14)) => Err(SinkError::operator(format!(
                 "{what}: indexer acknowledgement is misconfigured; set ack to match the token's useACK"

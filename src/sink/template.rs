@@ -155,7 +155,8 @@ impl<T> Default for Route<T> {
 impl<T> Route<T> {
     /// The value for `ev`'s portal and stream: the last one, or `make`'s when they changed.
     pub fn get(&mut self, ev: &Event, make: impl FnOnce(&PortalInfo, Stream) -> T) -> &T {
-        let same = matches!(&self.last, Some((p, s, _)) if Arc::ptr_eq(p, &ev.portal) && *s == ev.stream);
+        let same =
+            matches!(&self.last, Some((p, s, _)) if Arc::ptr_eq(p, &ev.portal) && *s == ev.stream);
         if !same {
             self.last = None;
         }

@@ -79,8 +79,7 @@ fn field_problem(v: &str) -> Option<String> {
 /// not starting with `_` or `-`).
 fn index_problem(v: &str) -> Option<String> {
     let ok = !v.starts_with(['_', '-'])
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     (!ok).then(|| {
         "is not a Splunk index name (lowercase letters, digits, _ and -, not starting with _ or -)".to_owned()
