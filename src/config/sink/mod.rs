@@ -376,3 +376,6 @@ fn bulk(
         tls,
     }
 }
+
+#[cfg(test)]
+mod tests;
