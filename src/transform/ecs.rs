@@ -162,7 +162,9 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     str_array(out, sem.kind);
     out.put(b"}");
 
-    with_portal(&ev.portal, |p| out.put(&p.ecs_labels));
+    if !ev.portal.labels.is_empty() {
+        with_portal(&ev.portal, |p| out.put(&p.ecs_labels));
+    }
 
     opt_str(out, b",\"message\":", action_text);
 

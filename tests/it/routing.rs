@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::support::mocks::{Bulk, BulkAuth, Hec};
 use crate::support::raw_http::RawHttp;
 use crate::support::scenario::{all_ids, assert_exactly_once, settle, until};
-use crate::support::{Agent, TcpCollector, Workdir, parse_cef, portal, validate_ecs};
+use crate::support::{Agent, SyslogNg, TcpCollector, Workdir, parse_cef, portal, validate_ecs};
 
 const HEC_TOKEN: &str = "11111111-2222-4333-8444-r0ute-t0ken";
 
@@ -336,4 +336,61 @@ filter.portals = ["globex"]
 /// Elements of a JSON array body (0 for anything else).
 fn array_len(body: &[u8]) -> usize {
     serde_json::from_slice::<Vec<Value>>(body).map_or(0, |v| v.len())
+}
+
+/// syslog-ng reads the labels element of RFC 5424 as structured data of its own, beside
+/// `docspace@32473`, for every message of both portals (values with `"`, `\` and `]` escaped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_ng_reads_the_labels_as_structured_data() {
+    let ng = SyslogNg::start();
+    let (sim, server) = portal(SimZone::Utc).await;
+    generate(&sim);
+    let w = Workdir::new();
+    let sinks = format!(
+        "[sinks.ng]\ntype = \"syslog\"\nformat = \"cef\"\nprotocol = \"tcp\"\naddress = \"127.0.0.1:{}\"\n",
+        ng.tcp
+    );
+    // acme's customer name holds every character SD-PARAM escapes.
+    let text = std::fs::read_to_string(config(&w, &server.url, &sinks))
+        .expect("config")
+        .replace("customer = \"acme\"", r#"customer = "Acme \"R]D\" \\ Co""#);
+    let cfg = w.config(&text);
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    let want = all_ids(&sim);
+    until(
+        &agent,
+        Duration::from_secs(60),
+        "both portals at syslog-ng",
+        || ng.messages().len() >= 2 * want.len(),
+    )
+    .await;
+    settle(&sim, &agent).await;
+    stop(&mut agent);
+
+    let mut seen = Vec::new();
+    for m in ng.messages() {
+        assert_eq!(
+            m["app_name"], "docspace-siem",
+            "syslog-ng's own message: {m}"
+        );
+        let sd = &m["sd"];
+        let portal = sd["docspace@32473"]["portal"]
+            .as_str()
+            .expect("portal")
+            .to_owned();
+        let (customer, id) = match portal.as_str() {
+            "acme" => ("Acme \"R]D\" \\ Co", "42"),
+            "globex" => ("globex", "7"),
+            other => panic!("portal {other}: {m}"),
+        };
+        assert_eq!(sd["labels@32473"]["customer"], customer, "{m}");
+        assert_eq!(sd["labels@32473"]["customer_id"], id, "{m}");
+        let event = sd["docspace@32473"]["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok());
+        seen.push((portal, event.expect("id")));
+    }
+    for (portal, ids) in ids_by_portal(&seen) {
+        assert_exactly_once(&ids, &want, &format!("syslog-ng, portal {portal}"));
+    }
 }

@@ -198,6 +198,20 @@ pub(super) fn sink(
         }),
     };
     let filter = filter(errs, key, rs.filter.take(), ctx.portal_names);
+    // A label filter that no portal passes is a typo more often than a plan: such a sink would
+    // get nothing, silently. (Judged only when every portal is valid and so in `portals`.)
+    if !filter.labels.is_empty()
+        && ctx.portals.len() == ctx.portal_names.len()
+        && !ctx
+            .portals
+            .iter()
+            .any(|p| filter.takes_portal(&p.name, &p.labels))
+    {
+        errs.push(ConfigProblem::new(
+            format!("{key}.filter.labels"),
+            "matches no portal: none carries every label given with that value (and is in filter.portals, when set)",
+        ));
+    }
     let alerts = match (&rs.rules, kind) {
         (Some(v), "stdout" | "webhook") => {
             if format != Format::Ecs {

@@ -140,6 +140,16 @@ fn filter_portals_and_labels_are_checked() {
         e.contains("sinks.out.filter.portals: \"initech\" is not a [portals.NAME] table; the portals are acme, globex"),
         "{e}"
     );
+    for filter in [
+        "filter.labels = { customer = \"acm\" }",
+        "filter.portals = [\"globex\"]\nfilter.labels = { customer = \"acme\" }",
+    ] {
+        let e = errors(&two_portals(&format!("type = \"stdout\"\n{filter}")));
+        assert!(
+            e.contains("sinks.out.filter.labels: matches no portal"),
+            "{e}"
+        );
+    }
     let e = errors(&two_portals(
         "type = \"stdout\"\nfilter.labels = { customer = 1.5 }",
     ));
