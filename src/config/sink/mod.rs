@@ -331,6 +331,8 @@ impl Routes<'_> {
                             stream.as_str()
                         ),
                     ));
+                    // One line per portal: the other stream's text fails for the same reason.
+                    break;
                 }
             }
         }
