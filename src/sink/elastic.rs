@@ -1,5 +1,6 @@
 //! The Elasticsearch / OpenSearch sink: `POST {endpoint}/_bulk` with `create` actions into a data
-//! stream (`logs-docspace.<stream>-default` by default) and a deterministic `_id`
+//! stream (`logs-docspace.<stream>-default` by default; `index` may name `{portal}`, `{stream}`
+//! and `{label.KEY}`, rendered per portal and stream) and a deterministic `_id`
 //! (`<portal host[:port]>:<stream>:<DocSpace id>`, `Event::unique_id`), so a re-sent event is a
 //! 409, never a duplicate, and no two events share one.
 //!

@@ -2,7 +2,9 @@
 //! envelopes, `Authorization: Splunk <token>`, and optional indexer acknowledgement.
 //!
 //! Envelope per event: `{"time": <epoch s.ms of the event>, "host", "source", "sourcetype",
-//! "index", "event": <ECS or raw JSON>}` (docs/formats.md §4.1). Responses are mapped by HEC
+//! "index", "event": <ECS or raw JSON>}` (docs/formats.md §4.1); `index`, `sourcetype` and
+//! `source` may name `{portal}`, `{stream}` and `{label.KEY}`, rendered per portal and stream,
+//! and are sent exactly as configured when they name none. Responses are mapped by HEC
 //! code: 0 delivered; 8/9, 5xx, 429 and network errors retried; 6 (invalid data format at
 //! event N) accepts the events before N, dead-letters N and re-sends the rest; 413 splits the
 //! batch; token, index and channel errors are named configuration errors (dead-lettered, so the

@@ -239,4 +239,37 @@ mod tests {
         assert!(!valid_label_key("a=b"));
         assert!(!valid_label_key(&"a".repeat(65)));
     }
+
+    #[test]
+    fn a_route_renders_again_only_when_the_portal_or_stream_changes() {
+        let mut ev = crate::transform::fixtures::all().swap_remove(0);
+        let acme = Arc::new(portal());
+        let other = Arc::new(PortalInfo::new("acme-main", "https://acme.example.com"));
+        let t = Template::parse("{label.customer}-{stream}").unwrap();
+        let mut route = Route::default();
+        let mut made = 0;
+        let mut get = |ev: &Event| {
+            route
+                .get(ev, |p, s| {
+                    made += 1;
+                    t.render(p, s).into_owned()
+                })
+                .clone()
+        };
+        ev.portal = acme.clone();
+        let stream = ev.stream.as_str();
+        assert_eq!(get(&ev), format!("acme-{stream}"));
+        assert_eq!(get(&ev), format!("acme-{stream}"));
+        // Same name and URL, another portal (another allocation): rendered again.
+        ev.portal = other;
+        assert_eq!(get(&ev), format!("-{stream}"));
+        ev.portal = acme;
+        ev.stream = match ev.stream {
+            Stream::Login => Stream::Audit,
+            Stream::Audit => Stream::Login,
+        };
+        let flipped = ev.stream.as_str();
+        assert_eq!(get(&ev), format!("acme-{flipped}"));
+        assert_eq!(made, 3);
+    }
 }
