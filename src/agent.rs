@@ -187,7 +187,7 @@ pub async fn run(
         }
         let http = crate::http::client(&p.tls, p.timeout, &p.url)
             .map_err(|e| AgentError::Setup(format!("portals.{}: {e}", p.name)))?;
-        let info = Arc::new(PortalInfo::new(&p.name, p.url.as_str()));
+        let info = Arc::new(PortalInfo::new(&p.name, p.url.as_str()).with_labels(p.labels.clone()));
         let limiter = Arc::new(crate::source::docspace::RateLimiter::new(
             p.max_requests_per_second,
         ));
@@ -446,7 +446,9 @@ pub async fn check(cfg: &Config) -> Vec<(String, Result<String, String>)> {
         {
             Err(e) => Err(e.to_string()),
             Ok(http) => {
-                let info = Arc::new(PortalInfo::new(&p.name, p.url.as_str()));
+                let info = Arc::new(
+                    PortalInfo::new(&p.name, p.url.as_str()).with_labels(p.labels.clone()),
+                );
                 // The same cap on answers as `run` (max_response_mib).
                 let client = Client::new(http, p.url.clone(), p.api_key.clone(), info)
                     .with_max_response(p.max_response_mib);

@@ -54,6 +54,9 @@ pub const UDP_TRUNCATED_MARK: &str = "...[truncated]";
 /// The SD-PARAM a sink adds to the `docspace@32473` element of a message whose values were cut
 /// to fit its datagram (RFC 5424; RFC 3164 has no structured data).
 pub const SD_TRUNCATED: SdParam<'static> = ("truncated", "true");
+/// The SD-ID of the element that carries a portal's labels (RFC 5424), after the
+/// `docspace@32473` element: `[labels@32473 customer="acme"]`.
+pub const LABELS_SD_ID: &str = "labels@32473";
 /// The `tags` entry of an ECS or JSON record whose values were cut to fit its datagram.
 pub const TRUNCATED_TAG: &str = "truncated";
 
@@ -568,6 +571,25 @@ fn put_sd_name(out: &mut BytesMut, s: &str) {
     }
 }
 
+/// Appends the `[labels@32473 KEY="value" …]` element of a portal's labels, or nothing when it
+/// has none. The keys are SD-NAMEs as they are: the config holds them to ASCII letters, digits,
+/// `_` and `-`, at most 32 characters; the values are escaped.
+pub fn put_labels_sd(out: &mut BytesMut, labels: &[(String, String)]) {
+    if labels.is_empty() {
+        return;
+    }
+    out.put_u8(b'[');
+    out.put_slice(LABELS_SD_ID.as_bytes());
+    for (name, value) in labels {
+        out.put_u8(b' ');
+        put_sd_name(out, name);
+        out.put_slice(b"=\"");
+        escape_sd_value(out, value);
+        out.put_u8(b'"');
+    }
+    out.put_u8(b']');
+}
+
 /// RFC 5424 §6.3.3: `"`, `\` and `]` must be escaped in PARAM-VALUE.
 pub fn escape_sd_value(out: &mut BytesMut, value: &str) {
     let mut rest = value.as_bytes();
@@ -953,5 +975,44 @@ mod tests {
             r#"{"tags":["x","truncated"],"u":"\u2028\u2029\u0085"}"#
         );
         assert_eq!(tag("[1]"), "[1]", "not an object: left as it is");
+    }
+
+    #[test]
+    fn portal_labels_are_a_second_sd_element_that_strict_parsers_read() {
+        let labels = [
+            ("customer".to_owned(), "Acme \"Corp\" ] \\ x".to_owned()),
+            ("customer_id".to_owned(), "42".to_owned()),
+        ];
+        let mut out = BytesMut::new();
+        let time = datetime!(2025-01-15 13:32:07.123456 UTC);
+        format_message(
+            &mut out,
+            &header(Rfc::Rfc5424),
+            5,
+            time,
+            "login",
+            &[("portal", "acme")],
+            b"",
+        );
+        put_labels_sd(&mut out, &labels);
+        out.put_slice(b" CEF:0|x");
+        let text = std::str::from_utf8(&out).expect("UTF-8");
+        assert!(
+            text.ends_with(
+                "[docspace@32473 portal=\"acme\"][labels@32473 customer=\"Acme \\\"Corp\\\" \\] \\\\ x\" customer_id=\"42\"] CEF:0|x"
+            ),
+            "{text}"
+        );
+        let parsed = syslog_rfc5424::parse_message(text).expect("RFC 5424");
+        let got = parsed.sd.find_sdid(LABELS_SD_ID).expect("labels element");
+        assert_eq!(
+            got.get("customer").map(String::as_str),
+            Some("Acme \"Corp\" ] \\ x")
+        );
+        assert_eq!(got.get("customer_id").map(String::as_str), Some("42"));
+        assert_eq!(parsed.msg, "CEF:0|x");
+        let mut none = BytesMut::new();
+        put_labels_sd(&mut none, &[]);
+        assert!(none.is_empty());
     }
 }

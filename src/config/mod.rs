@@ -390,6 +390,7 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             "no portal configured: add a [portals.NAME] table with url and api_key_file",
         ));
     }
+    let portal_names: Vec<String> = raw.portals.keys().cloned().collect();
     let mut portals = Vec::new();
     for (name, value) in raw.portals {
         let key = format!("portals.{name}");
@@ -447,6 +448,8 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
                     sources,
                     rules: rules.as_deref(),
                     state_dir: &state_dir,
+                    portal_names: &portal_names,
+                    portals: &portals,
                 };
                 if let Some(s) = sink(&mut errs, &key, &name, rs, &present, &ctx) {
                     sinks.push(s);
@@ -464,6 +467,8 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
                         sources,
                         rules: rules.as_deref(),
                         state_dir: &state_dir,
+                        portal_names: &portal_names,
+                        portals: &portals,
                     };
                     let _ = sink(&mut errs, &key, &name, rs, &present, &ctx);
                 }

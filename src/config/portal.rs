@@ -250,6 +250,7 @@ pub(super) fn portal(
         ));
     }
     let tls = http_tls(errs, key, rp.tls, rp.proxy.as_deref());
+    let labels = labels(errs, &format!("{key}.labels"), rp.labels);
     if errs.len() > before {
         return None;
     }
@@ -271,5 +272,81 @@ pub(super) fn portal(
         timeout,
         max_response_mib,
         tls,
+        labels,
     })
+}
+
+/// Longest label value, in characters: a customer's name or id, short enough for an index
+/// name built from it and for every format's field limits.
+pub(super) const MAX_LABEL_VALUE: usize = 256;
+/// Longest label key: an RFC 5424 SD-NAME, which the syslog sink writes each key as, is at most
+/// 32 characters.
+pub(super) const MAX_LABEL_KEY: usize = 32;
+
+/// A portal's `labels`: a table of short strings under plain keys, sorted by key. Whole numbers
+/// are taken as their digits, since an environment override (`…__LABELS__CUSTOMER_ID=42`)
+/// arrives as a number.
+pub(super) fn labels(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    raw: Option<Value>,
+) -> Vec<(String, String)> {
+    let map = match raw {
+        None => return Vec::new(),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            errs.push(ConfigProblem::new(
+                key,
+                format!("must be a table of strings, e.g. {{ customer = \"acme\" }}, got {other}"),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let at = format!("{key}.{k}");
+        if !crate::sink::template::valid_label_key(&k) || k.len() > MAX_LABEL_KEY {
+            errs.push(ConfigProblem::new(
+                at,
+                format!(
+                    "is not a label key: ASCII letters, digits, `_` and `-`, starting with a letter, at most {MAX_LABEL_KEY} characters"
+                ),
+            ));
+            continue;
+        }
+        let value = match v {
+            Value::String(s) => s,
+            Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            other => {
+                errs.push(ConfigProblem::new(
+                    at,
+                    format!("must be a string, got {other}"),
+                ));
+                continue;
+            }
+        };
+        if value.is_empty() {
+            errs.push(ConfigProblem::new(
+                at,
+                "is empty: remove the label or give it a value",
+            ));
+        } else if value.chars().count() > MAX_LABEL_VALUE {
+            errs.push(ConfigProblem::new(
+                at,
+                format!("is longer than {MAX_LABEL_VALUE} characters"),
+            ));
+        } else if value
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
+            errs.push(ConfigProblem::new(
+                at,
+                "holds control characters or line separators (line breaks, tabs, …)",
+            ));
+        } else {
+            out.push((k, value));
+        }
+    }
+    out.sort();
+    out
 }

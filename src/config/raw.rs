@@ -58,6 +58,7 @@ pub(super) struct RawPortal {
     pub(super) max_requests_per_second: Option<f64>,
     pub(super) tls: Option<RawHttpTls>,
     pub(super) proxy: Option<String>,
+    pub(super) labels: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -116,6 +117,7 @@ pub(super) struct RawSink {
     pub(super) pipeline: Option<String>,
     // webhook
     pub(super) gzip: Option<bool>,
+    pub(super) body: Option<String>,
     // chat sinks
     pub(super) rules: Option<Value>,
     pub(super) rate: Option<Value>,
@@ -136,6 +138,8 @@ pub(super) struct RawFilter {
     pub(super) streams: Option<Vec<String>>,
     pub(super) actions: Option<Vec<Value>>,
     pub(super) outcome: Option<Value>,
+    pub(super) portals: Option<Vec<String>>,
+    pub(super) labels: Option<Value>,
 }
 
 /// Keys of each sink type beyond `type`, `format`, `filter` (for "not a key of" errors).
@@ -154,7 +158,7 @@ pub(super) const SYSLOG_KEYS: &[&str] = &[
     "tls",
 ];
 pub(super) const WEBHOOK_KEYS: &[&str] = &[
-    "url", "url_file", "headers", "batch", "timeout", "tls", "rules", "gzip", "proxy",
+    "url", "url_file", "headers", "batch", "timeout", "tls", "rules", "gzip", "proxy", "body",
 ];
 pub(super) const SPLUNK_KEYS: &[&str] = &[
     "endpoint",

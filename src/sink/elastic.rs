@@ -1,5 +1,6 @@
 //! The Elasticsearch / OpenSearch sink: `POST {endpoint}/_bulk` with `create` actions into a data
-//! stream (`logs-docspace.<stream>-default` by default) and a deterministic `_id`
+//! stream (`logs-docspace.<stream>-default` by default; `index` may name `{portal}`, `{stream}`
+//! and `{label.KEY}`, rendered per portal and stream) and a deterministic `_id`
 //! (`<portal host[:port]>:<stream>:<DocSpace id>`, `Event::unique_id`), so a re-sent event is a
 //! 409, never a duplicate, and no two events share one.
 //!
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
+use super::template::{Route, Template};
 use super::{Partial, SinkError};
 use crate::event::Event;
 use crate::http::HttpTls;
@@ -50,8 +52,9 @@ pub enum EsAuth {
 pub struct ElasticConfig {
     /// Base URL of the cluster.
     pub endpoint: url::Url,
-    /// Target index or data stream; `{stream}` is replaced by `login`/`audit`.
-    pub index: String,
+    /// Target index or data stream: `{stream}`, `{portal}` and `{label.KEY}` are replaced per
+    /// portal and stream.
+    pub index: Template,
     /// Credentials.
     pub auth: EsAuth,
     /// Product flavour.
@@ -75,6 +78,9 @@ pub struct ElasticSink {
     format: Format,
     http: reqwest::Client,
     shown: String,
+    /// The index of the portal and stream of the last event, and its `data_stream` object:
+    /// rendered once per batch, since a batch comes from one portal and stream.
+    index: Route<(String, Value)>,
 }
 
 impl ElasticSink {
@@ -88,6 +94,7 @@ impl ElasticSink {
             format,
             http,
             shown,
+            index: Route::default(),
         })
     }
 
@@ -108,8 +115,20 @@ impl ElasticSink {
     }
 
     /// One action line and one source line.
-    pub fn record(&self, ev: &Event) -> Bytes {
-        let index = self.cfg.index.replace("{stream}", ev.stream.as_str());
+    pub fn record(&mut self, ev: &Event) -> Bytes {
+        let template = &self.cfg.index;
+        let (index, data_stream) = self.index.get(ev, |portal, stream| {
+            let index = template.render(portal, stream).into_owned();
+            // Match the data stream naming scheme logs-<dataset>-<namespace>.
+            let mut parts = index.splitn(3, '-');
+            let data_stream = match (parts.next(), parts.next(), parts.next()) {
+                (Some(t), Some(ds), Some(ns)) => {
+                    json!({ "type": t, "dataset": ds, "namespace": ns })
+                }
+                _ => Value::Null,
+            };
+            (index, data_stream)
+        });
         let mut out = serde_json::to_vec(&json!({
             "create": { "_index": index, "_id": Self::doc_id(ev) }
         }))
@@ -122,13 +141,8 @@ impl ElasticSink {
             // Data streams need @timestamp; the raw format has only DocSpace's `date`.
             m.entry("@timestamp")
                 .or_insert_with(|| json!(ev.time_rfc3339()));
-            // Match the data stream naming scheme logs-<dataset>-<namespace>.
-            let mut parts = index.splitn(3, '-');
-            if let (Some(t), Some(ds), Some(ns)) = (parts.next(), parts.next(), parts.next()) {
-                m.insert(
-                    "data_stream".into(),
-                    json!({ "type": t, "dataset": ds, "namespace": ns }),
-                );
+            if !data_stream.is_null() {
+                m.insert("data_stream".into(), data_stream.clone());
             }
         }
         out.extend(serde_json::to_vec(&v).unwrap_or_default());

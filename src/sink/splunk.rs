@@ -2,7 +2,9 @@
 //! envelopes, `Authorization: Splunk <token>`, and optional indexer acknowledgement.
 //!
 //! Envelope per event: `{"time": <epoch s.ms of the event>, "host", "source", "sourcetype",
-//! "index", "event": <ECS or raw JSON>}` (docs/formats.md §4.1). Responses are mapped by HEC
+//! "index", "event": <ECS or raw JSON>}` (docs/formats.md §4.1); `index`, `sourcetype` and
+//! `source` may name `{portal}`, `{stream}` and `{label.KEY}`, rendered per portal and stream,
+//! and are sent exactly as configured when they name none. Responses are mapped by HEC
 //! code: 0 delivered; 8/9, 5xx, 429 and network errors retried; 6 (invalid data format at
 //! event N) accepts the events before N, dead-letters N and re-sends the rest; 413 splits the
 //! batch; token, index and channel errors are named configuration errors (dead-lettered, so the
@@ -18,8 +20,9 @@ use bytes::Bytes;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
+use super::template::{Route, Template};
 use super::{Partial, SinkError};
-use crate::event::Event;
+use crate::event::{Event, PortalInfo, Stream};
 use crate::http::HttpTls;
 use crate::transform;
 use crate::transform::Format;
@@ -31,12 +34,13 @@ pub struct SplunkConfig {
     pub endpoint: url::Url,
     /// The HEC token.
     pub token: SecretString,
-    /// `index`, when set.
-    pub index: Option<String>,
+    /// `index`, when set. This and the two below may name `{portal}`, `{stream}` and
+    /// `{label.KEY}`; a text without them is sent exactly as configured.
+    pub index: Option<Template>,
     /// `sourcetype`; default `docspace:login` / `docspace:audit`.
-    pub sourcetype: Option<String>,
+    pub sourcetype: Option<Template>,
     /// `source`; default `docspace-siem`.
-    pub source: Option<String>,
+    pub source: Option<Template>,
     /// `host`; default the portal's host name.
     pub host: Option<String>,
     /// Indexer acknowledgement.
@@ -61,6 +65,36 @@ pub struct SplunkSink {
     http: reqwest::Client,
     channel: String,
     shown: String,
+    /// The envelope's routing fields for the portal and stream of the last event: rendered once
+    /// per batch, since a batch comes from one portal and stream.
+    route: Route<Routing>,
+}
+
+/// `host`, `source`, `sourcetype` and `index` of one portal and stream, as JSON values.
+#[derive(Debug)]
+struct Routing {
+    host: Value,
+    source: Value,
+    sourcetype: Value,
+    index: Option<Value>,
+}
+
+impl Routing {
+    fn of(cfg: &SplunkConfig, portal: &PortalInfo, stream: Stream) -> Routing {
+        let render = |t: &Template| Value::String(t.render(portal, stream).into_owned());
+        Routing {
+            host: json!(cfg.host.as_deref().unwrap_or(&portal.host)),
+            source: cfg
+                .source
+                .as_ref()
+                .map_or_else(|| json!("docspace-siem"), render),
+            sourcetype: cfg.sourcetype.as_ref().map_or_else(
+                || Value::String(format!("docspace:{}", stream.as_str())),
+                render,
+            ),
+            index: cfg.index.as_ref().map(render),
+        }
+    }
 }
 
 /// A random GUID for the HEC request channel.
@@ -89,6 +123,7 @@ impl SplunkSink {
             http,
             channel: guid(),
             shown,
+            route: Route::default(),
         })
     }
 
@@ -103,33 +138,21 @@ impl SplunkSink {
     }
 
     /// One HEC envelope (with a trailing newline).
-    pub fn record(&self, ev: &Event) -> Bytes {
+    pub fn record(&mut self, ev: &Event) -> Bytes {
         let mut doc = Vec::with_capacity(1024);
         transform::encode(self.format, ev, &mut doc);
         let event: Value = serde_json::from_slice(&doc).unwrap_or(Value::Null);
-        let sourcetype = self
-            .cfg
-            .sourcetype
-            .clone()
-            .unwrap_or_else(|| format!("docspace:{}", ev.stream.as_str()));
+        let cfg = &self.cfg;
+        let route = self
+            .route
+            .get(ev, |portal, stream| Routing::of(cfg, portal, stream));
         let millis = ev.epoch_millis();
         let mut env = serde_json::Map::new();
-        env.insert(
-            "host".into(),
-            json!(
-                self.cfg
-                    .host
-                    .clone()
-                    .unwrap_or_else(|| ev.portal.host.clone())
-            ),
-        );
-        env.insert(
-            "source".into(),
-            json!(self.cfg.source.as_deref().unwrap_or("docspace-siem")),
-        );
-        env.insert("sourcetype".into(), json!(sourcetype));
-        if let Some(index) = &self.cfg.index {
-            env.insert("index".into(), json!(index));
+        env.insert("host".into(), route.host.clone());
+        env.insert("source".into(), route.source.clone());
+        env.insert("sourcetype".into(), route.sourcetype.clone());
+        if let Some(index) = &route.index {
+            env.insert("index".into(), index.clone());
         }
         env.insert("event".into(), event);
         let rest = serde_json::to_vec(&Value::Object(env)).unwrap_or_default();
@@ -228,7 +251,10 @@ impl SplunkSink {
             ))),
             (_, Some(7)) => Err(SinkError::operator(format!(
                 "{what}: the token may not write to index {:?}; events wait meanwhile",
-                self.cfg.index.as_deref().unwrap_or("(default)")
+                self.cfg
+                    .index
+                    .as_ref()
+                    .map_or("(default)", Template::as_str)
             ))),
             (_, Some(10 | 11 | 14)) => Err(SinkError::operator(format!(
                 "{what}: indexer acknowledgement is misconfigured; set ack to match the token's useACK"

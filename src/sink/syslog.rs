@@ -198,12 +198,28 @@ impl SyslogSink {
             Stream::Audit => &self.prefixes[1],
         };
         let severity = severity_for(ev.semantics().severity);
-        put_header(buf, prefix, self.header.rfc, severity, &f, false);
+        put_header(
+            buf,
+            prefix,
+            self.header.rfc,
+            severity,
+            &f,
+            &ev.portal.labels,
+            false,
+        );
         transform::encode_into(format, ev, buf, &mut self.scratch);
         if udp {
             if buf.len() - start > self.cfg.max_datagram {
                 buf.truncate(start);
-                put_header(buf, prefix, self.header.rfc, severity, &f, true);
+                put_header(
+                    buf,
+                    prefix,
+                    self.header.rfc,
+                    severity,
+                    &f,
+                    &ev.portal.labels,
+                    true,
+                );
                 let budget = self.cfg.max_datagram.saturating_sub(buf.len() - start);
                 let fit = fit_datagram(format, ev, budget, &mut self.scratch);
                 buf.put_slice(&self.scratch);
@@ -471,13 +487,14 @@ impl SyslogSink {
 
 /// Writes `<PRI>`, the timestamp and the fixed header, then (RFC 5424) the structured data
 /// `[docspace@32473 portal="…" id="…" action="…"]`, with [`SD_TRUNCATED`] when the message was
-/// cut to fit, and the space before MSG.
+/// cut to fit, and `[labels@32473 …]` when the portal has labels, and the space before MSG.
 fn put_header(
     buf: &mut BytesMut,
     prefix: &Prefix,
     rfc: Rfc,
     severity: u8,
     f: &Fields<'_>,
+    labels: &[(String, String)],
     truncated: bool,
 ) {
     prefix.write(buf, severity, f.time);
@@ -499,7 +516,9 @@ fn put_header(
             buf.put_slice(b"=\"");
             buf.put_slice(value.as_bytes());
         }
-        buf.put_slice(b"\"] ");
+        buf.put_slice(b"\"]");
+        crate::syslog::put_labels_sd(buf, labels);
+        buf.put_u8(b' ');
     }
 }
 

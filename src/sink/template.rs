@@ -8,8 +8,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
-use crate::event::{PortalInfo, Stream};
+use crate::event::{Event, PortalInfo, Stream};
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +137,36 @@ pub fn valid_label_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// What a sink rendered from its templates for the portal and stream of its last event. A
+/// batch comes from one portal and stream, so the templates render once per batch, not once
+/// per event. It holds the portal, so the allocation it compares by address stays alive and
+/// cannot be reused by another portal.
+#[derive(Debug)]
+pub struct Route<T> {
+    last: Option<(Arc<PortalInfo>, Stream, T)>,
+}
+
+impl<T> Default for Route<T> {
+    fn default() -> Self {
+        Route { last: None }
+    }
+}
+
+impl<T> Route<T> {
+    /// The value for `ev`'s portal and stream: the last one, or `make`'s when they changed.
+    pub fn get(&mut self, ev: &Event, make: impl FnOnce(&PortalInfo, Stream) -> T) -> &T {
+        let same =
+            matches!(&self.last, Some((p, s, _)) if Arc::ptr_eq(p, &ev.portal) && *s == ev.stream);
+        if !same {
+            self.last = None;
+        }
+        let (_, _, value) = self
+            .last
+            .get_or_insert_with(|| (ev.portal.clone(), ev.stream, make(&ev.portal, ev.stream)));
+        value
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +238,38 @@ mod tests {
         assert!(!valid_label_key("a.b"));
         assert!(!valid_label_key("a=b"));
         assert!(!valid_label_key(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn a_route_renders_again_only_when_the_portal_or_stream_changes() {
+        let mut ev = crate::transform::fixtures::all().swap_remove(0);
+        let acme = Arc::new(portal());
+        let other = Arc::new(PortalInfo::new("acme-main", "https://acme.example.com"));
+        let t = Template::parse("{label.customer}-{stream}").unwrap();
+        let mut route = Route::default();
+        let mut made = 0;
+        let mut get = |ev: &Event| {
+            route
+                .get(ev, |p, s| {
+                    made += 1;
+                    t.render(p, s).into_owned()
+                })
+                .clone()
+        };
+        ev.portal = acme.clone();
+        let stream = ev.stream.as_str();
+        assert_eq!(get(&ev), format!("acme-{stream}"));
+        assert_eq!(get(&ev), format!("acme-{stream}"));
+        // Same name and URL, another portal (another allocation): rendered again.
+        ev.portal = other;
+        assert_eq!(get(&ev), format!("-{stream}"));
+        ev.portal = acme;
+        ev.stream = match ev.stream {
+            Stream::Login => Stream::Audit,
+            Stream::Audit => Stream::Login,
+        };
+        let flipped = ev.stream.as_str();
+        assert_eq!(get(&ev), format!("acme-{flipped}"));
+        assert_eq!(made, 3);
     }
 }

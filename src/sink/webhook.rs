@@ -1,4 +1,6 @@
-//! The webhook sink: HTTP POST of a JSON array of encoded events per batch.
+//! The webhook sink: HTTP POST of a batch of encoded events, as one JSON array
+//! (`body = "array"`, `Content-Type: application/json`) or one event per line
+//! (`body = "ndjson"`, `Content-Type: application/x-ndjson`).
 //!
 //! Status handling (after vector's `RetryStrategy`): 2xx delivered; 429 retried after
 //! `Retry-After`; 408 and 5xx except 501 retried with backoff; 401, 403, 404 and a 3xx (never
@@ -37,6 +39,38 @@ pub struct WebhookConfig {
     pub tls: HttpTls,
     /// Compress request bodies (`Content-Encoding: gzip`).
     pub gzip: bool,
+    /// How the events of a POST are put together.
+    pub body: Body,
+}
+
+/// How the events of one POST are put together (`body`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Body {
+    /// One JSON array (`application/json`).
+    #[default]
+    Array,
+    /// One JSON value per line, each line ending in LF (`application/x-ndjson`): what log
+    /// collectors' HTTP inputs (Vector, Fluent Bit, Logstash `json_lines`) read without a
+    /// splitting step.
+    Ndjson,
+}
+
+impl Body {
+    /// `"array"` or `"ndjson"`.
+    pub fn parse(s: &str) -> Option<Body> {
+        match s {
+            "array" => Some(Body::Array),
+            "ndjson" => Some(Body::Ndjson),
+            _ => None,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Body::Array => "application/json",
+            Body::Ndjson => "application/x-ndjson",
+        }
+    }
 }
 
 impl WebhookConfig {
@@ -100,24 +134,35 @@ impl WebhookSink {
         let mut req = self
             .http
             .request(method, self.cfg.url.expose_secret())
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+            .header(reqwest::header::CONTENT_TYPE, self.cfg.body.content_type());
         for (k, v) in &self.cfg.headers {
             req = req.header(k.as_str(), crate::http::sensitive(v.expose_secret()));
         }
         req
     }
 
-    /// POSTs the records as one JSON array.
+    /// POSTs the records as one JSON array, or one per line.
     pub async fn send(&mut self, records: &[Bytes]) -> Result<(), SinkError> {
         let mut body = Vec::with_capacity(records.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
-        body.push(b'[');
-        for (i, r) in records.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
+        match self.cfg.body {
+            Body::Array => {
+                body.push(b'[');
+                for (i, r) in records.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(r);
+                }
+                body.push(b']');
             }
-            body.extend_from_slice(r);
+            // Each record is one line already: the encoders never write a raw line break.
+            Body::Ndjson => {
+                for r in records {
+                    body.extend_from_slice(r);
+                    body.push(b'\n');
+                }
+            }
         }
-        body.push(b']');
         let mut req = self.request(reqwest::Method::POST);
         if self.cfg.gzip {
             use std::io::Write as _;

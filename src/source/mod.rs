@@ -102,6 +102,9 @@ pub struct PortalConfig {
     pub max_requests_per_second: f64,
     /// TLS for the portal connection.
     pub tls: HttpTls,
+    /// `labels` (a customer's name or id, …), sorted by key: carried on every event's
+    /// [`PortalInfo`](crate::event::PortalInfo).
+    pub labels: Vec<(String, String)>,
 }
 
 /// Longest catch-up window after doubling.

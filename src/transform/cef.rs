@@ -145,13 +145,23 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     ext.labelled(" cs6Label=userDisplayName cs6=", display);
 }
 
-/// ` deviceExternalId=… dvchost=…` of a portal (rendered once per portal by
-/// [`with_portal`]).
+/// ` deviceExternalId=… dvchost=…` of a portal, then ` labels.KEY=…` for each of its labels
+/// (rendered once per portal by [`with_portal`]).
+///
+/// Labels are custom extension keys: the six `csN` slots already carry fixed meanings, and a
+/// label moved between slots from one event to the next would defeat every consumer that maps
+/// `cs1` to a column. The CEF standard allows custom keys; VRL, cefp and pycef keep them as
+/// named, and the dictionary check marks them advisory. The keys are plain identifiers
+/// (`sink::template::valid_label_key`: nothing to escape); `labels.` keeps them apart from the
+/// dictionary and gives them the names they have in ECS.
 pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
     let mut out = Vec::new();
     let mut ext = Ext { out: &mut out };
     ext.put(" deviceExternalId=", &portal.name, 255);
     ext.put(" dvchost=", &portal.host, 100);
+    for (k, v) in &portal.labels {
+        ext.put(&format!(" labels.{k}="), v, 1023);
+    }
     out
 }
 
@@ -417,5 +427,29 @@ mod tests {
             .expect("key present");
         assert_eq!(v.chars().count(), 1023);
         assert!(v.ends_with("..."));
+    }
+
+    /// A fixture row of a portal with labels, one of whose values needs escaping.
+    fn labelled() -> Event {
+        let mut ev = fixtures::all().swap_remove(0);
+        ev.portal = std::sync::Arc::new(
+            crate::event::PortalInfo::new("acme", "https://acme.example.com").with_labels([
+                ("customer_id".to_owned(), "42".to_owned()),
+                ("customer".to_owned(), "Acme = \\ \"Corp\" ^|]".to_owned()),
+            ]),
+        );
+        ev
+    }
+
+    #[test]
+    fn portal_labels_are_custom_keys_escaped_as_values() {
+        let got = line(&labelled());
+        assert!(
+            got.contains(
+                " dvchost=acme.example.com labels.customer=Acme \\= \\\\ \"Corp\" ^|] labels.customer_id=42 "
+            ),
+            "{got}"
+        );
+        assert!(!line(&fixtures::all()[0]).contains("labels."));
     }
 }

@@ -162,6 +162,10 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     str_array(out, sem.kind);
     out.put(b"}");
 
+    if !ev.portal.labels.is_empty() {
+        with_portal(&ev.portal, |p| out.put(&p.ecs_labels));
+    }
+
     opt_str(out, b",\"message\":", action_text);
 
     with_portal(&ev.portal, |p| out.put(&p.ecs_observer));
@@ -292,6 +296,24 @@ pub(crate) fn unique_id_text(portal: &PortalInfo) -> Vec<u8> {
     // Reopen the string: the stream and the id follow.
     out.pop();
     out.put(b":");
+    out
+}
+
+/// `,"labels":{"KEY":"value",…}` of a portal (rendered once per portal by [`with_portal`]), or
+/// nothing when it has no labels. ECS `labels` holds flat keyword values; the keys are plain
+/// identifiers (`sink::template::valid_label_key`) and the values short (at most 256
+/// characters, below `ignore_above`), so nothing is cut.
+pub(crate) fn labels_text(portal: &PortalInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (k, v)) in portal.labels.iter().enumerate() {
+        out.put(if i == 0 { b",\"labels\":{" } else { b"," });
+        put_json_str(&mut out, k);
+        out.put(b":");
+        put_json_str(&mut out, v);
+    }
+    if !out.is_empty() {
+        out.put(b"}");
+    }
     out
 }
 
@@ -485,5 +507,44 @@ mod tests {
         assert_eq!(by_id(91544)["event"]["category"], json!(["configuration"]));
         assert_eq!(by_id(91537)["event"]["category"], json!(["file"]));
         assert_eq!(by_id(91537)["docspace"]["target"], json!(["15432"]));
+    }
+
+    /// A fixture row of a portal with labels, one of whose values needs escaping.
+    fn labelled() -> Event {
+        let mut ev = fixtures::all().swap_remove(0);
+        ev.portal = std::sync::Arc::new(
+            crate::event::PortalInfo::new("acme", "https://acme.example.com").with_labels([
+                ("customer_id".to_owned(), "42".to_owned()),
+                ("customer".to_owned(), "Acme = \\ \"Corp\" ^|]".to_owned()),
+            ]),
+        );
+        ev
+    }
+
+    #[test]
+    fn portal_labels_are_an_ecs_labels_object_in_key_order() {
+        let ev = labelled();
+        let mut out = Vec::new();
+        encode(&ev, &mut out);
+        let text = String::from_utf8(out).expect("utf-8");
+        let d: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(
+            d["labels"],
+            json!({"customer": "Acme = \\ \"Corp\" ^|]", "customer_id": "42"})
+        );
+        // Keys stay sorted at the top level: `labels` between `event` and `message`.
+        let (event, labels, message) = (
+            text.find(",\"event\":").expect("event"),
+            text.find(",\"labels\":").expect("labels"),
+            text.find(",\"message\":").expect("message"),
+        );
+        assert!(event < labels && labels < message, "{text}");
+        let mut bare = Vec::new();
+        encode(&fixtures::all()[0], &mut bare);
+        assert!(
+            !String::from_utf8(bare)
+                .expect("utf-8")
+                .contains("\"labels\"")
+        );
     }
 }

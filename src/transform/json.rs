@@ -1,4 +1,5 @@
-//! The `json` format: the DocSpace row exactly as received, plus `portal` and `stream`.
+//! The `json` format: the DocSpace row exactly as received, plus `portal`, `stream` and, when
+//! the portal has labels, `labels` (an object of strings).
 //!
 //! Invariant: one line of JSON text per row. Raw CR and LF can only lie between tokens and are
 //! dropped with the whitespace around them; the line separators NEL, U+2028 and U+2029, which
@@ -27,13 +28,15 @@ fn encode_row(ev: &Event, out: &mut Vec<u8>) {
         raw = &compacted;
     }
     let raw = raw.trim_end();
-    // Unless the row might already name `portal` or `stream` (then the map path replaces
-    // them), the two keys are appended before its closing brace.
+    let labels = &ev.portal.labels;
+    // Unless the row might already name `portal`, `stream` or `labels` (then the map path
+    // replaces them), the keys are appended before its closing brace.
     if raw.len() >= 2
         && raw.ends_with('}')
         && !raw.contains("\\u")
         && !raw.contains("\"portal\"")
         && !raw.contains("\"stream\"")
+        && (labels.is_empty() || !raw.contains("\"labels\""))
     {
         out.extend_from_slice(&raw.as_bytes()[..raw.len() - 1]);
         if !raw[..raw.len() - 1].trim_end().ends_with('{') {
@@ -43,14 +46,32 @@ fn encode_row(ev: &Event, out: &mut Vec<u8>) {
         let _ = serde_json::to_writer(&mut *out, &ev.portal.name);
         out.extend_from_slice(b",\"stream\":\"");
         out.extend_from_slice(ev.stream.as_str().as_bytes());
-        out.extend_from_slice(b"\"}");
+        out.push(b'"');
+        if !labels.is_empty() {
+            // `,"labels":{…}`, rendered once per portal (serde_json's escaping, as here).
+            crate::transform::with_portal(&ev.portal, |p| out.extend_from_slice(&p.ecs_labels));
+        }
+        out.push(b'}');
         return;
     }
     let mut obj = ev.raw_map();
     obj.insert("portal".into(), Value::String(ev.portal.name.clone()));
     obj.insert("stream".into(), Value::String(ev.stream.as_str().into()));
+    if !labels.is_empty() {
+        obj.insert("labels".into(), labels_object(labels));
+    }
     // Serialising a Map of Values into a Vec cannot fail.
     let _ = serde_json::to_writer(out, &obj);
+}
+
+/// The portal's labels as a JSON object (sorted by key, as the portal holds them).
+fn labels_object(labels: &[(String, String)]) -> Value {
+    Value::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -115,5 +136,30 @@ mod tests {
         let v: Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(v["user"], "a b\n");
         assert_eq!(v["stream"], "login");
+    }
+
+    #[test]
+    fn portal_labels_are_an_object_beside_portal_and_stream() {
+        let p = std::sync::Arc::new(
+            crate::event::PortalInfo::new("acme", "https://x").with_labels([
+                ("customer".to_owned(), "Acme \"Corp\"".to_owned()),
+                ("customer_id".to_owned(), "42".to_owned()),
+            ]),
+        );
+        let expect = serde_json::json!({"customer": "Acme \"Corp\"", "customer_id": "42"});
+        // The appended path, and the map path of a row that names `labels` itself.
+        for row in [
+            "{\"id\":1,\"date\":\"2025-01-01T00:00:00Z\",\"actionId\":1013}",
+            "{\"id\":1,\"date\":\"2025-01-01T00:00:00Z\",\"actionId\":1013,\"labels\":{\"customer\":\"forged\"}}",
+        ] {
+            let ev = Event::from_row_text(p.clone(), None, row).expect("row");
+            let mut out = Vec::new();
+            encode(&ev, &mut out);
+            let text = String::from_utf8(out).expect("utf-8");
+            assert_eq!(text.matches("\"labels\"").count(), 1, "{text}");
+            let v: Value = serde_json::from_str(&text).expect("json");
+            assert_eq!(v["labels"], expect, "{text}");
+            assert_eq!(v["portal"], "acme");
+        }
     }
 }

@@ -151,12 +151,18 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     attrs.opt("^context=", f.context);
 }
 
-/// `^portal=…^portalHost=…` of a portal (rendered once per portal by [`with_portal`]).
+/// `^portal=…^portalHost=…` of a portal, then `^labels.KEY=…` for each of its labels
+/// (rendered once per portal by [`with_portal`]). Labels are custom keys, as LEEF expects of
+/// anything beyond its predefined ones; `labels.` keeps them apart from those and gives them
+/// the names they have in ECS and CEF. The keys are plain identifiers (no `=`, no delimiter).
 pub(crate) fn portal_text(portal: &PortalInfo) -> Vec<u8> {
     let mut out = Vec::new();
     let mut attrs = Attrs { out: &mut out };
     attrs.put("^portal=", &portal.name, MAX_VALUE_CHARS);
     attrs.put("^portalHost=", &portal.host, MAX_VALUE_CHARS);
+    for (k, v) in &portal.labels {
+        attrs.put(&format!("^labels.{k}="), v, MAX_VALUE_CHARS);
+    }
     out
 }
 
@@ -553,5 +559,29 @@ mod tests {
         assert!((1..=10).contains(&sev));
         ev = ev.with_row_field("ip", serde_json::Value::String("2a02".into()));
         assert!(!line(&ev).contains("^src="));
+    }
+
+    /// A fixture row of a portal with labels, one of whose values needs escaping.
+    fn labelled() -> Event {
+        let mut ev = fixtures::all().swap_remove(0);
+        ev.portal = std::sync::Arc::new(
+            crate::event::PortalInfo::new("acme", "https://acme.example.com").with_labels([
+                ("customer_id".to_owned(), "42".to_owned()),
+                ("customer".to_owned(), "Acme = \\ \"Corp\" ^|]".to_owned()),
+            ]),
+        );
+        ev
+    }
+
+    #[test]
+    fn portal_labels_are_custom_keys_with_the_delimiter_sanitised() {
+        let ev = labelled();
+        let got = line(&ev);
+        let (_, attrs) = split(&got);
+        assert!(
+            attrs.contains(&("labels.customer", "Acme = \\ \"Corp\"  |]")),
+            "{got}"
+        );
+        assert!(attrs.contains(&("labels.customer_id", "42")), "{got}");
     }
 }

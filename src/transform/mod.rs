@@ -272,9 +272,11 @@ pub(crate) struct PortalText {
     /// ECS: `,"unique_id":"<portal key>:`, the start of `docspace.unique_id` (the stream, `:`,
     /// the id and the closing quote follow).
     pub ecs_unique_id: Box<[u8]>,
-    /// CEF: ` deviceExternalId=… dvchost=…`.
+    /// ECS: `,"labels":{…}` of the portal's labels (empty when it has none).
+    pub ecs_labels: Box<[u8]>,
+    /// CEF: ` deviceExternalId=… dvchost=…`, then ` labels.KEY=…` for each label.
     pub cef: Box<[u8]>,
-    /// LEEF: `^portal=…^portalHost=…`.
+    /// LEEF: `^portal=…^portalHost=…`, then `^labels.KEY=…` for each label.
     pub leef: Box<[u8]>,
 }
 
@@ -302,6 +304,7 @@ pub(crate) fn with_portal<R>(
                     ecs_portal: ecs::portal_text(portal).into_boxed_slice(),
                     ecs_observer: ecs::observer_text(portal).into_boxed_slice(),
                     ecs_unique_id: ecs::unique_id_text(portal).into_boxed_slice(),
+                    ecs_labels: ecs::labels_text(portal).into_boxed_slice(),
                     cef: cef::portal_text(portal).into_boxed_slice(),
                     leef: leef::portal_text(portal).into_boxed_slice(),
                 });

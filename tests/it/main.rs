@@ -26,6 +26,9 @@ mod output;
 mod receivers;
 /// Restarts, kill -9, SIGTERM, corrupt cursors and the state lock.
 mod restart;
+/// One agent for many customers: portal labels, filter.portals and filter.labels, routing
+/// templates, NDJSON webhooks.
+mod routing;
 /// Security hardening (issue 16): the state directory, secrets in output, proxies, the API
 /// listener, unbounded answers.
 mod security;

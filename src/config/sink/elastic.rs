@@ -8,8 +8,9 @@ pub(super) fn validate(
     key: &str,
     mut rs: RawSink,
     format: Format,
-    sources: &Sources,
+    routes: &Routes<'_>,
 ) -> Option<SinkKind> {
+    let sources = routes.sources;
     let Bulk {
         endpoint,
         max_events,
@@ -66,24 +67,16 @@ pub(super) fn validate(
     } else {
         EsAuth::None
     };
-    let index = rs
-        .index
-        .unwrap_or_else(|| "logs-docspace.{stream}-default".to_owned());
-    if index.is_empty()
-        || index.starts_with(['-', '_', '+'])
-        || index
-            .chars()
-            .any(|c| c.is_ascii_uppercase() || "\\/*?\"<>| ,#:".contains(c))
-    {
-        errs.push(ConfigProblem::new(
-            format!("{key}.index"),
-            format!("{index:?} is not a valid index or data stream name (lowercase, no spaces or \\/*?\"<>|,#:)"),
-        ));
-    }
+    let index = routes.template(
+        errs,
+        &format!("{key}.index"),
+        rs.index.as_deref().unwrap_or(DEFAULT_INDEX),
+        index_problem,
+    );
     Some(SinkKind::Elasticsearch(
         crate::sink::elastic::ElasticConfig {
             endpoint: endpoint?,
-            index,
+            index: index?,
             auth,
             flavor,
             pipeline: rs.pipeline,
@@ -93,4 +86,21 @@ pub(super) fn validate(
             tls,
         },
     ))
+}
+
+/// The index when none is set: the data stream of each stream.
+const DEFAULT_INDEX: &str = "logs-docspace.{stream}-default";
+
+/// Why `index` (as rendered for a portal and stream) is not an index or data stream name.
+fn index_problem(index: &str) -> Option<String> {
+    (index.is_empty()
+        || index.len() > 255
+        || index.starts_with(['-', '_', '+'])
+        || matches!(index, "." | "..")
+        || index
+            .chars()
+            .any(|c| c.is_ascii_uppercase() || c.is_control() || "\\/*?\"<>| ,#:".contains(c)))
+    .then(|| {
+        "is not a valid index or data stream name (lowercase, at most 255 bytes, no spaces or \\/*?\"<>|,#:)".to_owned()
+    })
 }

@@ -2,6 +2,7 @@
 //! filter, rules), then the validator of its type, one file each.
 
 use super::*;
+use crate::sink::template::Template;
 
 mod chat;
 mod elastic;
@@ -9,7 +10,12 @@ mod splunk;
 mod syslog;
 mod webhook;
 
-pub(super) fn filter(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawFilter>) -> Filter {
+pub(super) fn filter(
+    errs: &mut Vec<ConfigProblem>,
+    key: &str,
+    raw: Option<RawFilter>,
+    portal_names: &[String],
+) -> Filter {
     let Some(raw) = raw else {
         return Filter::default();
     };
@@ -53,10 +59,27 @@ pub(super) fn filter(errs: &mut Vec<ConfigProblem>, key: &str, raw: Option<RawFi
             )),
         }
     }
+    let mut portals = Vec::new();
+    for p in raw.portals.unwrap_or_default() {
+        if portal_names.contains(&p) {
+            portals.push(p);
+        } else {
+            errs.push(ConfigProblem::new(
+                format!("{key}.filter.portals"),
+                format!(
+                    "{p:?} is not a [portals.NAME] table; the portals are {}",
+                    portal_names.join(", ")
+                ),
+            ));
+        }
+    }
+    let labels = labels(errs, &format!("{key}.filter.labels"), raw.labels);
     Filter {
         streams,
         actions: actions_out,
         outcomes,
+        portals,
+        labels,
     }
 }
 
@@ -106,6 +129,10 @@ pub(super) struct SinkContext<'a> {
     /// The valid `[rules.NAME]` tables (None when some are invalid).
     pub(super) rules: Option<&'a [crate::alert::RuleConfig]>,
     pub(super) state_dir: &'a Path,
+    /// Every `[portals.NAME]` table name, valid or not (what `filter.portals` may name).
+    pub(super) portal_names: &'a [String],
+    /// The valid portals (whose labels a `{label.KEY}` template needs).
+    pub(super) portals: &'a [PortalConfig],
 }
 
 pub(super) fn sink(
@@ -170,7 +197,21 @@ pub(super) fn sink(
             Format::Ecs
         }),
     };
-    let filter = filter(errs, key, rs.filter.take());
+    let filter = filter(errs, key, rs.filter.take(), ctx.portal_names);
+    // A label filter that no portal passes is a typo more often than a plan: such a sink would
+    // get nothing, silently. (Judged only when every portal is valid and so in `portals`.)
+    if !filter.labels.is_empty()
+        && ctx.portals.len() == ctx.portal_names.len()
+        && !ctx
+            .portals
+            .iter()
+            .any(|p| filter.takes_portal(&p.name, &p.labels))
+    {
+        errs.push(ConfigProblem::new(
+            format!("{key}.filter.labels"),
+            "matches no portal: none carries every label given with that value (and is in filter.portals, when set)",
+        ));
+    }
     let alerts = match (&rs.rules, kind) {
         (Some(v), "stdout" | "webhook") => {
             if format != Format::Ecs {
@@ -190,8 +231,8 @@ pub(super) fn sink(
         "stdout" => SinkKind::Stdout,
         "syslog" => syslog::validate(errs, key, rs)?,
         "webhook" => webhook::validate(errs, key, rs, sources)?,
-        "splunk_hec" => splunk::validate(errs, key, rs, format, sources)?,
-        "elasticsearch" => elastic::validate(errs, key, rs, format, sources)?,
+        "splunk_hec" => splunk::validate(errs, key, rs, format, &routes(&filter, ctx))?,
+        "elasticsearch" => elastic::validate(errs, key, rs, format, &routes(&filter, ctx))?,
         other if ChatKind::parse(other).is_some() => chat::validate(errs, key, other, rs, ctx)?,
         _ => return None,
     };
@@ -205,6 +246,98 @@ pub(super) fn sink(
         kind,
         alerts,
     })
+}
+
+/// Where a sink's events come from, for its routing templates: each portal the sink takes
+/// (after `filter.portals` and `filter.labels`) with the streams it takes of it.
+pub(super) struct Routes<'a> {
+    pub(super) sources: &'a Sources,
+    pub(super) portals: Vec<(crate::event::PortalInfo, Vec<Stream>)>,
+}
+
+pub(super) fn routes<'a>(filter: &Filter, ctx: &SinkContext<'a>) -> Routes<'a> {
+    let portals = ctx
+        .portals
+        .iter()
+        .filter(|p| filter.takes_portal(&p.name, &p.labels))
+        .map(|p| {
+            let info = crate::event::PortalInfo::new(&p.name, p.url.as_str())
+                .with_labels(p.labels.clone());
+            let streams = p
+                .streams
+                .iter()
+                .copied()
+                .filter(|s| filter.streams.is_empty() || filter.streams.contains(s))
+                .collect();
+            (info, streams)
+        })
+        .collect();
+    Routes {
+        sources: ctx.sources,
+        portals,
+    }
+}
+
+impl Routes<'_> {
+    /// Parses the routing template at `key` (`{portal}`, `{stream}`, `{label.KEY}`) and
+    /// requires every label it names of each portal the sink takes; `check` judges each text it
+    /// renders to (for a portal × stream), naming the portal when it fails; its problem reads
+    /// after the text (`"…" is not …`).
+    pub(super) fn template(
+        &self,
+        errs: &mut Vec<ConfigProblem>,
+        key: &str,
+        text: &str,
+        check: impl Fn(&str) -> Option<String>,
+    ) -> Option<Template> {
+        let t = match Template::parse(text) {
+            Ok(t) => t,
+            Err(problem) => {
+                errs.push(ConfigProblem::new(key, problem));
+                return None;
+            }
+        };
+        if t.is_static() {
+            let any = crate::event::PortalInfo::new("", "");
+            let rendered = t.render(&any, Stream::Login);
+            if let Some(problem) = check(&rendered) {
+                errs.push(ConfigProblem::new(key, format!("{rendered:?} {problem}")));
+            }
+            return Some(t);
+        }
+        let before = errs.len();
+        for (portal, streams) in &self.portals {
+            let name = &portal.name;
+            for label in t.labels() {
+                if portal.label(label).is_none() {
+                    errs.push(ConfigProblem::new(
+                        key,
+                        format!(
+                            "names {{label.{label}}}, but portals.{name} has no label {label:?}: add it to portals.{name}.labels, or leave that portal out with filter.portals"
+                        ),
+                    ));
+                }
+            }
+            if errs.len() > before {
+                continue;
+            }
+            for stream in streams {
+                let rendered = t.render(portal, *stream);
+                if let Some(problem) = check(&rendered) {
+                    errs.push(ConfigProblem::new(
+                        key,
+                        format!(
+                            "renders to {rendered:?} for portals.{name} ({}): {problem}",
+                            stream.as_str()
+                        ),
+                    ));
+                    // One line per portal: the other stream's text fails for the same reason.
+                    break;
+                }
+            }
+        }
+        Some(t)
+    }
 }
 
 /// What Splunk HEC and Elasticsearch sinks share: a base URL without credentials, batches, a
@@ -259,3 +392,6 @@ fn bulk(
         tls,
     }
 }
+
+#[cfg(test)]
+mod tests;

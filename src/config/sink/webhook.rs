@@ -51,6 +51,16 @@ pub(super) fn validate(
         Duration::from_secs(30),
     );
     let tls = http_tls(errs, key, rs.tls, rs.proxy.as_deref());
+    let body = match rs.body.as_deref() {
+        None => crate::sink::webhook::Body::Array,
+        Some(b) => crate::sink::webhook::Body::parse(b).unwrap_or_else(|| {
+            errs.push(ConfigProblem::new(
+                format!("{key}.body"),
+                format!("{b:?} is not \"array\" (one JSON array per POST) or \"ndjson\" (one event per line)"),
+            ));
+            crate::sink::webhook::Body::Array
+        }),
+    };
     Some(SinkKind::Webhook(WebhookConfig {
         url: url.unwrap_or_else(|| SecretString::from(String::new())),
         headers,
@@ -59,5 +69,6 @@ pub(super) fn validate(
         timeout,
         tls,
         gzip: rs.gzip.unwrap_or(false),
+        body,
     }))
 }

@@ -960,6 +960,8 @@ pub fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// Splunk HEC and Elasticsearch `_bulk` mocks (docs/formats.md §4.1, §4.2).
 pub mod mocks;
+/// An HTTP receiver of raw bodies (NDJSON webhooks).
+pub mod raw_http;
 /// One agent against one simulated portal: events, config, start, drain, exactly-once checks.
 pub mod scenario;
 /// The one wait-until of the tests.
