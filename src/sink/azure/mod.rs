@@ -302,10 +302,19 @@ impl AzureSink {
             "azure logs {} stream {:?} answered HTTP {status}{} ({})",
             self.shown,
             crate::http::quote(stream.as_bytes()),
-            code.map(|c| format!(" {}", scrub(&c))).unwrap_or_default(),
+            code.as_deref()
+                .map(|c| format!(" {}", scrub(c)))
+                .unwrap_or_default(),
             scrub(&message)
         );
+        let stream_unknown = code
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("InvalidStream"));
         match status {
+            // A stream the DCR does not declare is the configuration's fault, not the events'.
+            400 if stream_unknown => SinkError::operator(format!(
+                "{what}: the DCR does not declare this stream; check stream and dcr_immutable_id (events wait meanwhile)"
+            )),
             413 => SinkError {
                 too_large: true,
                 ..SinkError::fatal(format!("{what}: the request is too large"))
