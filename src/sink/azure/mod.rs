@@ -1,6 +1,6 @@
 //! The Microsoft Sentinel sink (`type = "azure_logs"`): the Azure Monitor Logs Ingestion API.
 //! `POST {endpoint}/dataCollectionRules/{dcr_immutable_id}/streams/{stream}?api-version=2023-01-01`
-//! with `Authorization: Bearer <token>` ([`token`]), a JSON array of records ([`record`]) of at
+//! with `Authorization: Bearer <token>` (`token.rs`), a JSON array of records ([`record`]) of at
 //! most [`MAX_BODY`] bytes (the service takes 1 MB per call, compressed or not), gzip unless
 //! `compression = "none"`.
 //!
@@ -171,7 +171,7 @@ impl AzureSink {
     /// records and those after it are handed back to retry (or rejected, for good), so the
     /// loop never sends a delivered stream again.
     pub async fn send(&mut self, records: &[Bytes]) -> Result<Partial, SinkError> {
-        let mut groups: Vec<(&str, Vec<usize>, Vec<&[u8]>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         let mut rejected = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let (stream, json) = split_record(r);
@@ -186,12 +186,16 @@ impl AzureSink {
                 ));
                 continue;
             }
-            match groups.iter_mut().find(|(s, _, _)| *s == stream) {
-                Some((_, idx, bodies)) => {
-                    idx.push(i);
-                    bodies.push(json);
+            match groups.iter_mut().find(|g| g.stream == stream) {
+                Some(g) => {
+                    g.at.push(i);
+                    g.bodies.push(json);
                 }
-                None => groups.push((stream, vec![i], vec![json])),
+                None => groups.push(Group {
+                    stream,
+                    at: vec![i],
+                    bodies: vec![json],
+                }),
             }
         }
         let mut partial = Partial {
@@ -200,7 +204,7 @@ impl AzureSink {
         };
         let mut sent_any = false;
         let mut iter = groups.into_iter();
-        while let Some((stream, idx, bodies)) = iter.next() {
+        while let Some(Group { stream, at, bodies }) = iter.next() {
             match self.post(stream, &bodies).await {
                 Ok(()) => sent_any = true,
                 Err(e) if !sent_any && partial.rejected.is_empty() => {
@@ -209,11 +213,11 @@ impl AzureSink {
                 Err(e) if !e.retryable && !e.too_large => {
                     partial
                         .rejected
-                        .extend(idx.into_iter().map(|i| (i, e.message.clone())));
+                        .extend(at.into_iter().map(|i| (i, e.message.clone())));
                 }
                 Err(e) => {
-                    partial.retry.extend(idx);
-                    partial.retry.extend(iter.flat_map(|(_, idx, _)| idx));
+                    partial.retry.extend(at);
+                    partial.retry.extend(iter.flat_map(|g| g.at));
                     partial.retry_after = e.retry_after;
                     tracing::warn!(sink_target = %self.shown, "{e}");
                     break;
@@ -360,6 +364,13 @@ impl AzureSink {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The records of one send that go to one stream: their indices and JSON texts.
+struct Group<'a> {
+    stream: &'a str,
+    at: Vec<usize>,
+    bodies: Vec<&'a [u8]>,
 }
 
 /// A record's stream and JSON (see [`AzureSink::record`]).
