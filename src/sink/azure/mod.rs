@@ -404,7 +404,149 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+
     use super::*;
+
+    /// What the little endpoint below answers for stream `Custom-B` (`Custom-A` takes all),
+    /// and how many tokens it issued and 401s it still owes.
+    #[derive(Default)]
+    struct Answers {
+        b_status: u16,
+        tokens: usize,
+        refuse: usize,
+    }
+
+    /// A token endpoint and an ingestion endpoint on one loopback port.
+    async fn endpoint(b_status: u16, refuse: usize) -> (String, Arc<Mutex<Answers>>) {
+        let state = Arc::new(Mutex::new(Answers {
+            b_status,
+            refuse,
+            ..Answers::default()
+        }));
+        let token = {
+            let state = state.clone();
+            move || async move {
+                state.lock().expect("lock").tokens += 1;
+                axum::Json(serde_json::json!({"access_token": "tok", "expires_in": 3599}))
+            }
+        };
+        let upload = {
+            let state = state.clone();
+            move |axum::extract::Path(stream): axum::extract::Path<String>| async move {
+                let mut st = state.lock().expect("lock");
+                if st.refuse > 0 {
+                    st.refuse -= 1;
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                let status = if stream == "Custom-B" {
+                    st.b_status
+                } else {
+                    204
+                };
+                let mut r = StatusCode::from_u16(status)
+                    .expect("status")
+                    .into_response();
+                r.headers_mut().insert("retry-after", 3.into());
+                r
+            }
+        };
+        let app = axum::Router::new()
+            .route("/t/oauth2/v2.0/token", axum::routing::post(token))
+            .route(
+                "/dataCollectionRules/dcr-1/streams/{stream}",
+                axum::routing::post(upload),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (url, state)
+    }
+
+    fn sink(url: &str) -> AzureSink {
+        AzureSink::new(AzureConfig {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            client_secret: SecretString::from("secret".to_owned()),
+            endpoint: url.parse().expect("url"),
+            dcr_immutable_id: "dcr-1".into(),
+            stream: Template::parse("Custom-A").expect("template"),
+            authority_host: url.parse().expect("url"),
+            audience: DEFAULT_AUDIENCE.into(),
+            gzip: true,
+            max_events: 500,
+            batch_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            tls: HttpTls::default(),
+        })
+        .expect("sink")
+    }
+
+    fn records() -> Vec<Bytes> {
+        [
+            "Custom-A\n{\"n\":0}",
+            "Custom-B\n{\"n\":1}",
+            "Custom-A\n{\"n\":2}",
+            "Custom-B\n{\"n\":3}",
+        ]
+        .into_iter()
+        .map(|r: &'static str| Bytes::from_static(r.as_bytes()))
+        .collect()
+    }
+
+    /// A stream that fails after another went through hands back only its own records (to
+    /// retry, or rejected), so the delivered stream is never sent again.
+    #[tokio::test]
+    async fn a_later_stream_that_fails_hands_back_only_its_own_records() {
+        let (url, _) = endpoint(429, 0).await;
+        let p = sink(&url).send(&records()).await.expect("partial");
+        assert_eq!(p.retry, vec![1, 3]);
+        assert_eq!(p.retry_after, Some(3));
+        assert!(p.rejected.is_empty());
+
+        let (url, _) = endpoint(400, 0).await;
+        let p = sink(&url).send(&records()).await.expect("partial");
+        assert!(p.retry.is_empty());
+        let rejected: Vec<usize> = p.rejected.iter().map(|(i, _)| *i).collect();
+        assert_eq!(rejected, vec![1, 3]);
+        assert!(p.rejected[0].1.contains("HTTP 400"), "{}", p.rejected[0].1);
+
+        // The first stream failing is the whole send failing: the loop retries or holds it.
+        let (url, _) = endpoint(403, 0).await;
+        let e = sink(&url).send(&records()[1..2]).await.expect_err("403");
+        assert!(
+            e.operator && e.message.contains("Monitoring Metrics Publisher"),
+            "{e}"
+        );
+    }
+
+    /// A refused token is replaced once; a second refusal is the operator's to fix.
+    #[tokio::test]
+    async fn one_401_fetches_a_new_token_and_two_are_an_operator_error() {
+        let (url, state) = endpoint(204, 1).await;
+        let mut s = sink(&url);
+        let p = s
+            .send(&records()[..1])
+            .await
+            .expect("sent after a new token");
+        assert!(p.retry.is_empty() && p.rejected.is_empty());
+        assert_eq!(state.lock().expect("lock").tokens, 2);
+
+        let (url, state) = endpoint(204, 2).await;
+        let e = sink(&url)
+            .send(&records()[..1])
+            .await
+            .expect_err("401 twice");
+        assert!(e.operator && e.message.contains("HTTP 401"), "{e}");
+        assert_eq!(state.lock().expect("lock").tokens, 2);
+    }
 
     #[test]
     fn records_split_into_stream_and_json_and_arrays_join_them() {
