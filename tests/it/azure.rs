@@ -421,3 +421,40 @@ async fn a_refused_secret_is_named_in_health_and_a_fixed_one_delivers_everything
     assert_exactly_once(&az.ids("login"), &s.ids(SimStream::Login), "sentinel");
     assert_no_secrets(&s.agent().stderr_text(), &az, &[wrong]);
 }
+
+/// `check` fetches a token and uploads an empty batch: OK with the right secret, a named
+/// failure with a wrong one, and neither secret nor token in its output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_signs_in_and_probes_the_stream() {
+    let az = stand_in(&[STREAM]).await;
+    let wrong = "wrong-secret-Zq8~11111111111111";
+    let s = Scenario::new(SimZone::Utc)
+        .await
+        .portal("streams = [\"login\"]")
+        .sink(&sink("good", &az, &with_secret(STREAM)))
+        .sink(&sink(
+            "bad",
+            &az,
+            &format!("client_secret = \"{wrong}\"\nstream = \"{STREAM}\""),
+        ));
+    let path = s.write_config().to_str().expect("utf8").to_owned();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        crate::support::run_cli(&["check", "--config", &path], None)
+    })
+    .await
+    .expect("join");
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(out.contains("sink good: OK"), "{out}{err}");
+    let bad = out
+        .lines()
+        .find(|l| l.contains("sink bad"))
+        .unwrap_or_else(|| panic!("no line for the bad sink:\n{out}"));
+    assert!(bad.contains("invalid_client"), "{bad}");
+    assert!(
+        az.uploads()
+            .iter()
+            .any(|u| u.status == 204 && u.records == 0),
+        "the empty probe reached the stream"
+    );
+    assert_no_secrets(&format!("{out}{err}"), &az, &[wrong]);
+}
