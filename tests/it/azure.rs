@@ -179,17 +179,17 @@ async fn tokens_that_expire_mid_run_are_replaced_and_nothing_is_lost() {
         has_all(&s, &early) && has_all(&s, &revoked)
     })
     .await;
-    s.until(Duration::from_secs(30), "every token to expire", || {
-        early.all_tokens_expired() && revoked.all_tokens_expired()
-    })
-    .await;
-    // Rows that land now (inside the overlap re-read) go out with tokens issued later.
-    s.more_events(
-        SimStream::Login,
-        40,
-        time::Duration::seconds(60),
-        time::Duration::seconds(30),
-    );
+    // Rows keep landing for two token lifetimes, so the sink posts every second or so while
+    // its tokens expire under it.
+    for _ in 0..16 {
+        s.more_events(
+            SimStream::Login,
+            3,
+            time::Duration::milliseconds(900),
+            time::Duration::milliseconds(500),
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     s.until(Duration::from_secs(60), "the later events", || {
         has_all(&s, &early) && has_all(&s, &revoked)
     })
