@@ -323,6 +323,13 @@ impl AzureSink {
                 too_large: true,
                 ..SinkError::fatal(format!("{what}: the request is too large"))
             },
+            // Microsoft documents a 503 also while a new role assignment propagates.
+            503 => SinkError {
+                retry_after,
+                ..SinkError::retryable(format!(
+                    "{what} (a role assignment made in the last 30 minutes can answer this too)"
+                ))
+            },
             408 | 429 | 500..=599 => SinkError {
                 retry_after,
                 ..SinkError::retryable(what)
