@@ -165,6 +165,7 @@ pub async fn run(
             SinkKind::SplunkHec(h) => Some(&h.tls),
             SinkKind::Elasticsearch(e) => Some(&e.tls),
             SinkKind::Chat(c) => Some(&c.tls),
+            SinkKind::AzureLogs(a) => Some(&a.tls),
             _ => None,
         };
         if http_tls.is_some_and(|t| t.insecure_skip_verify) {

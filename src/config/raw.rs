@@ -121,6 +121,16 @@ pub(super) struct RawSink {
     // chat sinks
     pub(super) rules: Option<Value>,
     pub(super) rate: Option<Value>,
+    // azure_logs
+    pub(super) tenant_id: Option<String>,
+    pub(super) client_id: Option<String>,
+    pub(super) client_secret: Option<SecretString>,
+    pub(super) client_secret_file: Option<String>,
+    pub(super) dcr_immutable_id: Option<String>,
+    pub(super) stream: Option<String>,
+    pub(super) authority_host: Option<String>,
+    pub(super) audience: Option<String>,
+    pub(super) compression: Option<String>,
     // every HTTP sink
     pub(super) proxy: Option<String>,
 }
@@ -193,5 +203,21 @@ pub(super) const ELASTIC_KEYS: &[&str] = &[
 pub(super) const CHAT_KEYS: &[&str] = &[
     "url", "url_file", "rules", "rate", "timeout", "tls", "proxy",
 ];
+pub(super) const AZURE_KEYS: &[&str] = &[
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "endpoint",
+    "dcr_immutable_id",
+    "stream",
+    "authority_host",
+    "audience",
+    "compression",
+    "batch",
+    "timeout",
+    "tls",
+    "proxy",
+];
 /// Every sink type, for error messages.
-pub(super) const SINK_TYPES: &str = "stdout, syslog, webhook, splunk_hec, elasticsearch, slack, teams, mattermost, discord or google_chat";
+pub(super) const SINK_TYPES: &str = "stdout, syslog, webhook, splunk_hec, elasticsearch, azure_logs, slack, teams, mattermost, discord or google_chat";

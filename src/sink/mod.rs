@@ -11,6 +11,7 @@
 //!   `Retry-After`: the queue fills and the pollers wait; nothing is dropped.
 //! - Error messages never carry a secret (webhook URLs are shown as scheme://host/…).
 
+pub mod azure;
 pub mod chat;
 pub mod elastic;
 pub mod filter;
@@ -67,6 +68,8 @@ pub enum SinkKind {
     Elasticsearch(crate::sink::elastic::ElasticConfig),
     /// A chat webhook that posts the alerts of its rules.
     Chat(chat::ChatConfig),
+    /// Microsoft Sentinel through the Azure Monitor Logs Ingestion API.
+    AzureLogs(azure::AzureConfig),
 }
 
 /// Where a sink's records are encoded, one after the other in shared chunks: a record is a
@@ -193,6 +196,8 @@ pub enum AnySink {
     Elastic(elastic::ElasticSink),
     /// A chat webhook: posts only the alerts of its rules, one message per batch.
     Chat(Box<chat::ChatSink>),
+    /// Microsoft Sentinel (Logs Ingestion API).
+    Azure(Box<azure::AzureSink>),
 }
 
 impl AnySink {
@@ -213,6 +218,7 @@ impl AnySink {
             SinkKind::Chat(c) => {
                 AnySink::Chat(Box::new(chat::ChatSink::new(&cfg.name, c.clone())?))
             }
+            SinkKind::AzureLogs(a) => AnySink::Azure(Box::new(azure::AzureSink::new(a.clone())?)),
         })
     }
 
@@ -226,6 +232,7 @@ impl AnySink {
             AnySink::Webhook(w) => w.record(ev),
             AnySink::Splunk(h) => h.record(ev),
             AnySink::Elastic(e) => e.record(ev),
+            AnySink::Azure(a) => a.record(ev),
             AnySink::Chat(_) => return None,
             AnySink::Stdout(s) => s.records.encode(format, ev),
         })
@@ -266,6 +273,7 @@ impl AnySink {
             AnySink::Webhook(w) => w.send(records).await.map(|()| Partial::default()),
             AnySink::Splunk(h) => h.send(records).await,
             AnySink::Elastic(e) => e.send(records).await,
+            AnySink::Azure(a) => a.send(records).await,
             AnySink::Chat(c) => c.send(records).await.map(|()| Partial::default()),
         }
     }
@@ -278,6 +286,7 @@ impl AnySink {
             AnySink::Webhook(w) => w.healthcheck().await,
             AnySink::Splunk(h) => h.healthcheck().await,
             AnySink::Elastic(e) => e.healthcheck().await,
+            AnySink::Azure(a) => a.healthcheck().await,
             AnySink::Chat(c) => c.healthcheck().await,
         }
     }
@@ -288,6 +297,7 @@ impl AnySink {
             AnySink::Webhook(w) => w.max_events(),
             AnySink::Splunk(h) => h.max_events(),
             AnySink::Elastic(e) => e.max_events(),
+            AnySink::Azure(a) => a.max_events(),
             _ => 1000,
         }
     }
@@ -300,6 +310,9 @@ impl AnySink {
             AnySink::Splunk(_) => 900_000,
             AnySink::Elastic(_) => 10 * 1024 * 1024,
             AnySink::Webhook(_) => 5 * 1024 * 1024,
+            // Each record also carries its stream and a newline, at least the comma and
+            // brackets of the JSON array: the body stays under the service's 1 MB.
+            AnySink::Azure(_) => azure::MAX_BODY,
             _ => usize::MAX,
         }
     }
@@ -310,6 +323,7 @@ impl AnySink {
             AnySink::Webhook(w) => w.linger(),
             AnySink::Splunk(h) => h.linger(),
             AnySink::Elastic(e) => e.linger(),
+            AnySink::Azure(a) => a.linger(),
             _ => Duration::ZERO,
         }
     }

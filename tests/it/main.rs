@@ -8,6 +8,9 @@ mod support;
 
 /// Alert rules and chat sinks: an attack through the agent into mock Slack and Teams webhooks.
 mod alerts;
+/// Microsoft Sentinel (`azure_logs`) end to end against a stand-in for Entra ID and the Logs
+/// Ingestion API: columns, token expiry, 429 storms, the 1 MB limit, refused credentials.
+mod azure;
 /// Command line: `validate`, `encode`, exit codes, every file in config/.
 mod cli;
 /// End to end through the binary into stdout, syslog (collector, UDP, real rsyslog), webhooks.

@@ -4,6 +4,7 @@
 use super::*;
 use crate::sink::template::Template;
 
+mod azure;
 mod chat;
 mod elastic;
 mod splunk;
@@ -159,6 +160,15 @@ pub(super) fn sink(
         "webhook" => WEBHOOK_KEYS,
         "splunk_hec" => SPLUNK_KEYS,
         "elasticsearch" => ELASTIC_KEYS,
+        "azure_logs" => {
+            if rs.format.is_some() {
+                errs.push(ConfigProblem::new(
+                    format!("{key}.format"),
+                    "an azure_logs sink writes the columns of its DCR's stream (packaging/sentinel/); remove format",
+                ));
+            }
+            AZURE_KEYS
+        }
         other if ChatKind::parse(other).is_some() => {
             if rs.format.is_some() {
                 errs.push(ConfigProblem::new(
@@ -233,6 +243,7 @@ pub(super) fn sink(
         "webhook" => webhook::validate(errs, key, rs, sources)?,
         "splunk_hec" => splunk::validate(errs, key, rs, format, &routes(&filter, ctx))?,
         "elasticsearch" => elastic::validate(errs, key, rs, format, &routes(&filter, ctx))?,
+        "azure_logs" => azure::validate(errs, key, rs, &routes(&filter, ctx))?,
         other if ChatKind::parse(other).is_some() => chat::validate(errs, key, other, rs, ctx)?,
         _ => return None,
     };

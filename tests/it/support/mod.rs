@@ -958,6 +958,8 @@ pub fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("client.pem"), dir.join("client.key"))
 }
 
+/// Entra ID token endpoint and Logs Ingestion API stand-in (Microsoft Sentinel).
+pub mod azure;
 /// Splunk HEC and Elasticsearch `_bulk` mocks (docs/formats.md §4.1, §4.2).
 pub mod mocks;
 /// An HTTP receiver of raw bodies (NDJSON webhooks).
