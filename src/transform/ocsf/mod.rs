@@ -171,10 +171,8 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
         req.str(b"user_agent", browser);
         req.close();
     }
-    if m.class == Class::Authentication {
-        if is_mfa(ev.action_id) {
-            out.put(b",\"is_mfa\":true");
-        }
+    if m.class == Class::Authentication && is_mfa(ev.action_id) {
+        out.put(b",\"is_mfa\":true");
     }
 
     // Nothing lost: the row as received, and what OCSF has no field for.
