@@ -9,7 +9,7 @@
 //!   `serde_json` into typed rows that borrow their strings (`Cow<str>`), no `Event` built yet.
 //!   The hand-written scanner (`src/scan.rs`) is kept only while `page_agent_path`, which also
 //!   builds every `Event`, costs no more than this (ARCHITECTURE.md, "Hand-written code").
-//! - `encode`: each encoder (ecs, cef, leef, json) into a reused buffer.
+//! - `encode`: each encoder (ecs, cef, leef, json, ocsf) into a reused buffer.
 //! - `syslog`: the syslog sink's record (CEF or ECS + RFC 5424 header + RFC 6587 octet count, as
 //!   `SyslogSink::record` writes it for TCP), and `syslog::frame` octet counting of a batch of
 //!   unframed messages (as a UDP sink writes them).
@@ -205,6 +205,7 @@ fn benches(c: &mut Criterion) {
         ("cef", Format::Cef),
         ("leef", Format::Leef),
         ("json", Format::Json),
+        ("ocsf", Format::Ocsf),
     ] {
         let mut out = Vec::with_capacity(2048);
         g.bench_function(name, |b| {

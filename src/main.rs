@@ -138,6 +138,7 @@ enum FormatArg {
     Cef,
     Leef,
     Json,
+    Ocsf,
 }
 
 impl From<FormatArg> for Format {
@@ -147,6 +148,7 @@ impl From<FormatArg> for Format {
             FormatArg::Cef => Format::Cef,
             FormatArg::Json => Format::Json,
             FormatArg::Leef => Format::Leef,
+            FormatArg::Ocsf => Format::Ocsf,
         }
     }
 }
@@ -853,6 +855,7 @@ fn demo(format: Format, events: Option<u64>) -> ExitCode {
             Format::Cef => "cef",
             Format::Json => "json",
             Format::Leef => "leef",
+            Format::Ocsf => "ocsf",
         };
         let toml = format!(
             "state_dir = {state:?}\nshutdown_timeout = \"5s\"\n[portals.demo]\nurl = {url:?}\napi_key = \"sk-demo\"\npoll_interval = \"1s\"\nstart_from = \"1d\"\nsettle = \"1s\"\noverlap = \"1m\"\n[sinks.console]\ntype = \"stdout\"\nformat = \"{fmt}\"\n{rules}",

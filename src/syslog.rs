@@ -872,11 +872,17 @@ mod tests {
     /// kept.
     #[test]
     fn fitted_records_stay_well_formed_within_their_budget() {
-        let mut shortened = [0; 4];
+        let mut shortened = [0; 5];
         for ev in events() {
-            for (k, format) in [Format::Ecs, Format::Json, Format::Cef, Format::Leef]
-                .into_iter()
-                .enumerate()
+            for (k, format) in [
+                Format::Ecs,
+                Format::Json,
+                Format::Cef,
+                Format::Leef,
+                Format::Ocsf,
+            ]
+            .into_iter()
+            .enumerate()
             {
                 let mut whole = Vec::new();
                 crate::transform::encode(format, &ev, &mut whole);
@@ -929,6 +935,12 @@ mod tests {
                             let pairs = well_formed_leef(text)
                                 .unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
                             assert!(pairs.contains(&("externalId".into(), id.clone())), "{what}");
+                        }
+                        // OCSF has no top-level `tags`: the marks in the cut values tell.
+                        Format::Ocsf => {
+                            let doc: Value = serde_json::from_str(text)
+                                .unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+                            assert_eq!(doc["metadata"]["uid"], id.as_str(), "{what}");
                         }
                     }
                     // The longest length that fits: one character more for every cut value

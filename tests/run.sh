@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian/Ubuntu machine with Rust: installs what the tests
 # drive (real rsyslog with GnuTLS, syslog-ng unpacked beside it, openssl, the ECS validator's
-# PyYAML and the CEF parsers), then runs every unit and integration test.
+# PyYAML, the CEF parsers and the OCSF validator), then runs every unit and integration test.
 # Run from anywhere: `bash tests/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +12,17 @@ command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need_apt+=(r
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-python3 - <<'PY' 2>/dev/null || python3 -m pip install -q pyyaml==6.0.2 cefp==0.0.2 pycef==1.11 syslog2cef==0.3.3
-import yaml, cefp, pycef  # noqa: F401
+# A Debian or Ubuntu system Python refuses pip installs (PEP 668) unless told to.
+pins=(pyyaml==6.0.2 cefp==0.0.2 pycef==1.11 syslog2cef==0.3.3 ocsf-emitter==0.3.0)
+python3 - <<'PY' 2>/dev/null || python3 -m pip install -q "${pins[@]}" || python3 -m pip install -q --break-system-packages "${pins[@]}"
+import importlib.metadata, yaml, cefp, pycef, ocsf_emitter  # noqa: F401
+assert importlib.metadata.version("ocsf-emitter") == "0.3.0"
 PY
 
 if [ ! -d ../shared ]; then

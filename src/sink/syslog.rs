@@ -806,7 +806,13 @@ mod tests {
             let mut sink = sink(rfc, protocol, framing, max);
             let stats = SinkStats::default();
             let mut cuts = 0;
-            for format in [Format::Cef, Format::Leef, Format::Ecs, Format::Json] {
+            for format in [
+                Format::Cef,
+                Format::Leef,
+                Format::Ecs,
+                Format::Json,
+                Format::Ocsf,
+            ] {
                 for ev in &events {
                     let (want, cut) = reference(&sink, format, ev);
                     cuts += u64::from(cut);

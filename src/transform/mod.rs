@@ -1,4 +1,4 @@
-//! Transform: pure encoders from [`Event`] to bytes (ECS, CEF, LEEF, raw JSON), and the
+//! Transform: pure encoders from [`Event`] to bytes (ECS, CEF, LEEF, OCSF, raw JSON), and the
 //! [`Format`] setting that picks one.
 //!
 //! Invariants: nothing here does IO, returns an error on any input or panics; every encoder
@@ -11,6 +11,7 @@ pub mod cef;
 pub mod ecs;
 pub mod json;
 pub mod leef;
+pub mod ocsf;
 
 #[cfg(test)]
 mod differential;
@@ -36,16 +37,19 @@ pub enum Format {
     Json,
     /// IBM QRadar LEEF 2.0.
     Leef,
+    /// OCSF 1.5.0 JSON.
+    Ocsf,
 }
 
 impl Format {
-    /// Parses `ecs` / `cef` / `json`.
+    /// Parses `ecs` / `cef` / `json` / `leef` / `ocsf`.
     pub fn parse(s: &str) -> Option<Format> {
         match s {
             "ecs" => Some(Format::Ecs),
             "cef" => Some(Format::Cef),
             "json" => Some(Format::Json),
             "leef" => Some(Format::Leef),
+            "ocsf" => Some(Format::Ocsf),
             _ => None,
         }
     }
@@ -69,11 +73,12 @@ pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
         Format::Cef => cef::encode(ev, out),
         Format::Json => json::encode(ev, out),
         Format::Leef => leef::encode(ev, out),
+        Format::Ocsf => ocsf::encode(ev, out),
     }
 }
 
 /// Encodes one event in `format` into any [`Output`], such as the syslog sink's buffer right
-/// after the record's header. CEF, LEEF and ECS write in place; JSON, whose serde encoder wants
+/// after the record's header. CEF, LEEF, ECS and OCSF write in place; JSON, whose serde encoder wants
 /// a `Vec`, is encoded into `scratch` (cleared first) and copied.
 pub fn encode_into<O: Output + ?Sized>(
     format: Format,
@@ -85,6 +90,7 @@ pub fn encode_into<O: Output + ?Sized>(
         Format::Cef => cef::encode(ev, out),
         Format::Leef => leef::encode(ev, out),
         Format::Ecs => ecs::encode(ev, out),
+        Format::Ocsf => ocsf::encode(ev, out),
         Format::Json => {
             scratch.clear();
             encode(format, ev, scratch);

@@ -22,6 +22,9 @@ mod faults;
 mod hostile;
 /// Splunk HEC and Elasticsearch `_bulk` end to end against wire-faithful mocks.
 mod http_sinks;
+/// OCSF output (issue 21): `encode --format ocsf` and the sinks, checked by a real OCSF
+/// 1.5.0 validator (tests/ocsf/validate_ocsf.py): fixtures, every action code, hostile rows.
+mod ocsf;
 /// What the output says (issue 17): no Guest placeholder as a user id, cut addresses kept,
 /// line separators escaped, every action code valid ECS, ids unique across streams and portals.
 mod output;

@@ -202,7 +202,7 @@ pub(super) fn sink(
         Some(f) => Format::parse(f).unwrap_or_else(|| {
             errs.push(ConfigProblem::new(
                 format!("{key}.format"),
-                format!("unknown format {f:?}; use ecs, cef, leef or json"),
+                format!("unknown format {f:?}; use ecs, cef, leef, ocsf or json"),
             ));
             Format::Ecs
         }),
@@ -373,7 +373,7 @@ fn bulk(
     if matches!(format, Format::Cef | Format::Leef) {
         errs.push(ConfigProblem::new(
             format!("{key}.format"),
-            "must be ecs or json for this sink type",
+            "must be ecs, ocsf or json for this sink type",
         ));
     }
     let endpoint = match rs.endpoint.as_deref() {

@@ -26,6 +26,8 @@ pub fn encode(format: Format, ev: &Event, out: &mut Vec<u8>) {
         // The json encoder was not rewritten: it is its own reference.
         Format::Json => crate::transform::json::encode(ev, out),
         Format::Leef => leef::encode(ev, out),
+        // OCSF came after the tuning: it is its own reference.
+        Format::Ocsf => crate::transform::ocsf::encode(ev, out),
     }
 }
 
