@@ -48,7 +48,13 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check(ev: &Event, row: &Map<String, Value>) {
-    for format in [Format::Ecs, Format::Cef, Format::Json, Format::Leef] {
+    for format in [
+        Format::Ecs,
+        Format::Cef,
+        Format::Json,
+        Format::Leef,
+        Format::Ocsf,
+    ] {
         let mut out = Vec::new();
         transform::encode(format, ev, &mut out);
         assert!(!out.is_empty(), "{format:?} wrote nothing");
@@ -78,6 +84,15 @@ fn check(ev: &Event, row: &Map<String, Value>) {
                     .chars()
                     .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'));
                 assert!(bad.is_none(), "LEEF wrote {bad:?}: {text:?}");
+            }
+            Format::Ocsf => {
+                let v: Value = serde_json::from_str(text).expect("OCSF is one JSON document");
+                assert_eq!(v["metadata"]["uid"], json!(ev.id.to_string()), "{text}");
+                assert_eq!(
+                    v["time"],
+                    json!(ev.time.unix_timestamp_nanos() / 1_000_000),
+                    "{text}"
+                );
             }
             Format::Cef => check_cef(ev, text),
         }
