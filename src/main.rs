@@ -532,79 +532,109 @@ fn load_path(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// `run`: the agent until SIGTERM/SIGINT. SIGHUP reloads the config file (and so re-reads
-/// every credential file): when the new config is valid, the running pipeline drains and saves
-/// its cursors, and a new one starts from them, so no event is lost; when it is not, every
-/// problem is logged and the agent carries on with the old config.
+/// `run`: the agent until SIGTERM/SIGINT. SIGHUP reloads the config (the main file and its
+/// includes, and so every credential file): a valid one goes to the running agent, which starts
+/// added portals, stops removed ones and restarts changed ones while the rest goes on, or, when
+/// sinks, rules or `[api]` changed, drains and saves its cursors and returns, and a new pipeline
+/// starts from them. An invalid one is logged, every problem named, and changes nothing.
 async fn run_until_stopped(path: PathBuf, first: Config, stop: CancellationToken) -> ExitCode {
-    let threads = first.threads;
+    let (reload_tx, mut reloads) = tokio::sync::mpsc::channel::<Config>(1);
+    let hup = tokio::spawn(watch_hangups(path, first.clone(), reload_tx));
     let mut cfg = first;
-    loop {
-        let generation = stop.child_token();
-        let next: Arc<std::sync::Mutex<Option<Config>>> = Arc::default();
-        let hup = {
-            let (generation, next, path) = (generation.clone(), next.clone(), path.clone());
-            tokio::spawn(async move {
-                #[cfg(unix)]
-                {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                        return;
-                    };
-                    while hup.recv().await.is_some() {
-                        info!(config = %path.display(), "SIGHUP: reloading the configuration");
-                        match config::load(&config::Sources::from_process(path.clone())) {
-                            Ok(c) => {
-                                if let Ok(mut slot) = next.lock() {
-                                    *slot = Some(c);
-                                }
-                                docspace_siem::notify::notify("RELOADING=1");
-                                generation.cancel();
-                                return;
-                            }
-                            Err(errs) => {
-                                for p in &errs.0 {
-                                    error!("{p}");
-                                }
-                                error!(
-                                    "the new configuration is invalid; still running with the previous one"
-                                );
-                            }
-                        }
-                    }
+    let code = loop {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        // Reloads go to the running pipeline through its own channel: one that arrives while a
+        // pipeline restarts waits for the next.
+        let forward = async {
+            while let Some(c) = reloads.recv().await {
+                if tx.send(c).await.is_err() {
+                    break;
                 }
-            })
-        };
-        let result = agent::run(cfg, generation, RunOptions::default()).await;
-        hup.abort();
-        match result {
-            Ok(_) if stop.is_cancelled() => {
-                info!("stopped cleanly");
-                return ExitCode::SUCCESS;
             }
-            Ok(_) => match next.lock().ok().and_then(|mut s| s.take()) {
-                Some(c) => {
+            // No more reloads (no SIGHUP handler): the pipeline runs on.
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        let result = tokio::select! {
+            r = agent::run_reloadable(cfg, stop.clone(), RunOptions::default(), rx) => r,
+            never = forward => match never {},
+        };
+        match result {
+            Ok(ended) => match ended.restart {
+                Some(c) if !stop.is_cancelled() => {
                     info!("configuration reloaded; restarting the pipeline from the saved cursors");
-                    if c.threads != threads {
-                        warn!(
-                            running = threads,
-                            configured = c.threads,
-                            "threads takes effect at the next restart, not on reload"
-                        );
-                    }
-                    cfg = c;
+                    cfg = *c;
                 }
-                None => return ExitCode::SUCCESS,
+                _ => {
+                    info!("stopped cleanly");
+                    break ExitCode::SUCCESS;
+                }
             },
             Err(e) => {
                 error!("{e:#}");
                 eprintln!("docspace-siem: {e:#}");
-                return if e.is_config() {
+                break if e.is_config() {
                     ExitCode::from(EX_CONFIG)
                 } else {
                     ExitCode::FAILURE
                 };
             }
+        }
+    };
+    hup.abort();
+    code
+}
+
+/// Loads the config again at each SIGHUP and sends it on when valid. What a running process
+/// cannot change (`state_dir`, `log`, `threads`) is warned about and kept: `state_dir` is
+/// pinned to the running one, so every path derived from it stays.
+async fn watch_hangups(path: PathBuf, first: Config, reloads: tokio::sync::mpsc::Sender<Config>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!(config = %path.display(), "SIGHUP: reloading the configuration");
+            docspace_siem::notify::notify("RELOADING=1");
+            let mut sources = config::Sources::from_process(path.clone());
+            let mut loaded = config::load(&sources);
+            if let Ok(c) = &loaded {
+                let later = config::Changes::between(&first, c).at_restart;
+                for key in &later {
+                    warn!(
+                        key,
+                        "{key} changed: it takes effect when the agent restarts, not on reload"
+                    );
+                }
+                if later.contains(&"state_dir") {
+                    sources.env.push((
+                        format!("{}STATE_DIR", config::ENV_PREFIX),
+                        first.state_dir.display().to_string(),
+                    ));
+                    loaded = config::load(&sources);
+                }
+            }
+            match loaded {
+                Ok(c) => {
+                    for w in &c.warnings {
+                        warn!("{w}");
+                    }
+                    if reloads.send(c).await.is_err() {
+                        return;
+                    }
+                }
+                Err(errs) => {
+                    for p in &errs.0 {
+                        error!("{p}");
+                    }
+                    error!(
+                        problems = errs.0.len(),
+                        "the new configuration is invalid; still running with the previous one"
+                    );
+                }
+            }
+            docspace_siem::notify::notify("READY=1");
         }
     }
 }

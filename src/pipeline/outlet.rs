@@ -83,6 +83,20 @@ pub struct Outlet {
     stream: Stream,
 }
 
+impl Drop for Outlet {
+    /// A stopped live poller holds no sink back any more: a portal stopped on reload must not
+    /// leave its detached sinks `catching_up` for good.
+    fn drop(&mut self) {
+        if self.detaching {
+            for (lane, attached) in &self.lanes {
+                if !*attached {
+                    lane.stats.detached.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
 impl Outlet {
     /// The live outlet of a portal/stream starting at `start`. A lane given with a cursor of its
     /// own (behind `start`) starts detached, its chaser from there.
