@@ -83,3 +83,83 @@ fn names(group: &[&PortalConfig]) -> String {
     }
     format!("{}: {} portals", s.join(", "), group.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+
+    /// `n` portals on one URL and key, each with `extra` keys.
+    fn shared_key(n: usize, extra: &str) -> Vec<ConfigProblem> {
+        let mut body = String::from("state_dir = \"/tmp/x\"\n[sinks.console]\ntype = \"stdout\"\n");
+        for i in 0..n {
+            body.push_str(&format!(
+                "[portals.p{i}]\nurl = \"https://docspace.example.com\"\napi_key = \"sk-shared\"\npoll_interval = \"1s\"\n{extra}\n"
+            ));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, body).expect("write");
+        load(&Sources {
+            file,
+            env: Vec::new(),
+        })
+        .expect("valid")
+        .warnings
+    }
+
+    #[test]
+    fn forty_portals_polling_every_second_on_one_key_are_warned_about() {
+        let w = shared_key(40, "max_requests_per_second = 0.5");
+        assert_eq!(w.len(), 1, "{w:#?}");
+        let line = w[0].to_string();
+        assert!(
+            line.starts_with(
+                "portals sharing the API key of https://docspace.example.com (p0, p1, p10, "
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("40 portals) need at least 9600 requests a minute"),
+            "{line}"
+        );
+        assert!(line.contains("Raise poll_interval, poll fewer streams, or give the portals API keys created by different users"), "{line}");
+        assert!(!line.contains("sk-shared"), "{line}");
+    }
+
+    #[test]
+    fn two_portals_within_the_limit_are_not() {
+        assert!(shared_key(2, "max_requests_per_second = 12").is_empty());
+        assert!(shared_key(1, "").is_empty());
+    }
+
+    #[test]
+    fn request_rates_adding_up_past_the_limit_are_warned_about() {
+        let w = shared_key(2, "");
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].problem
+                .contains("may send up to 49.6 requests a second together"),
+            "{w:#?}"
+        );
+    }
+
+    #[test]
+    fn separate_keys_and_a_limiter_turned_off_are_not_counted_together() {
+        let mut body = String::from("state_dir = \"/tmp/x\"\n[sinks.console]\ntype = \"stdout\"\n");
+        for i in 0..40 {
+            body.push_str(&format!(
+                "[portals.p{i}]\nurl = \"https://docspace.example.com\"\napi_key = \"sk-{i}\"\npoll_interval = \"1s\"\nstreams = [\"audit\"]\n"
+            ));
+        }
+        body.push_str("[portals.off]\nurl = \"https://docspace.example.com\"\napi_key = \"sk-0\"\npoll_interval = \"1s\"\nmax_requests_per_second = 0\n");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, body).expect("write");
+        let c = load(&Sources {
+            file,
+            env: Vec::new(),
+        })
+        .expect("valid");
+        assert!(c.warnings.is_empty(), "{:#?}", c.warnings);
+    }
+}
