@@ -1,0 +1,202 @@
+//! Many portals (issue 20): `include = ["portals.d/*.toml"]`, SIGHUP adding, removing and
+//! refusing portal files while the others go on, `validate` naming the file and key, and the
+//! rate-limit warning of portals sharing one API key.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use docspace_siem::simulator::{SimServer, SimStream, SimZone};
+use serde_json::Value;
+
+use crate::support::scenario::{hours, minutes, seconds};
+use crate::support::{Agent, HttpCollector, KEY, Workdir, eventually, portal, run_cli};
+
+/// A portal file for the simulated portal at `url`: login only, polled every second.
+fn portal_file(name: &str, url: &str) -> String {
+    Workdir::portal_toml(name, url, "streams = [\"login\"]\nstart_from = \"1d\"")
+}
+
+/// The main file: state directory, the include, an ECS webhook.
+fn main_file(w: &Workdir, hook: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(w.path().join("portals.d")).expect("portals.d");
+    w.config(&format!(
+        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\ninclude = [\"portals.d/*.toml\"]\n[sinks.hook]\ntype = \"webhook\"\nformat = \"ecs\"\nurl = \"{hook}\"\n"
+    ))
+}
+
+/// The ids the hook received from the portal at `server` (ECS `docspace.unique_id` starts with
+/// its host and port).
+fn ids_from(hook: &HttpCollector, server: &SimServer) -> BTreeSet<String> {
+    let host = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    hook.events()
+        .iter()
+        .filter_map(|e| e.pointer("/docspace/unique_id").and_then(Value::as_str))
+        .filter(|id| id.starts_with(&format!("{host}:")))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
+    let hook = HttpCollector::start().await;
+    let (sim_a, server_a) = portal(SimZone::Utc).await;
+    let (sim_b, server_b) = portal(SimZone::Utc).await;
+    let now = time::OffsetDateTime::now_utc();
+    sim_a.generate(SimStream::Login, 40, now - hours(3), now - minutes(2));
+    sim_b.generate(SimStream::Login, 30, now - hours(3), now - minutes(2));
+    let w = Workdir::new();
+    let cfg = main_file(&w, &hook.url);
+    let dir = w.path().join("portals.d");
+    write(
+        &dir.join("alpha.toml"),
+        &portal_file("alpha", &server_a.url),
+    );
+    let mut agent = Agent::start(&cfg, w.path(), "a");
+    eventually(Duration::from_secs(20), "alpha's events", || {
+        ids_from(&hook, &server_a).len() >= 40
+    })
+    .await;
+    assert!(ids_from(&hook, &server_b).is_empty());
+
+    // A second file and SIGHUP: beta starts, alpha goes on.
+    write(&dir.join("beta.toml"), &portal_file("beta", &server_b.url));
+    agent.signal("HUP");
+    let cursor_b = w.state().join("cursors").join("beta.login.json");
+    eventually(Duration::from_secs(20), "beta's events and cursor", || {
+        ids_from(&hook, &server_b).len() >= 30 && cursor_b.is_file()
+    })
+    .await;
+    let log = agent.stderr_text();
+    assert!(
+        log.contains("configuration reloaded: portals changed"),
+        "{log}"
+    );
+    assert!(log.contains("added=[\"beta\"]"), "{log}");
+
+    // Alpha's file removed and SIGHUP: alpha stops (its cursor stays), beta goes on.
+    std::fs::remove_file(dir.join("alpha.toml")).expect("rm");
+    agent.signal("HUP");
+    eventually(Duration::from_secs(20), "alpha to stop", || {
+        agent
+            .stderr_text()
+            .contains("portals stopped; their cursors are saved")
+    })
+    .await;
+    let stopped_at = sim_a.request_count();
+    assert!(w.state().join("cursors").join("alpha.login.json").is_file());
+    let later = time::OffsetDateTime::now_utc();
+    sim_a.generate(SimStream::Login, 5, later - seconds(20), later - seconds(3));
+    sim_b.generate(SimStream::Login, 5, later - seconds(20), later - seconds(3));
+    eventually(Duration::from_secs(20), "beta's new events", || {
+        ids_from(&hook, &server_b).len() >= 35
+    })
+    .await;
+
+    // A broken file and SIGHUP: an error naming the file and key, the previous set runs on.
+    let broken = dir.join("gamma.toml");
+    write(
+        &broken,
+        &format!("[portals.gamma]\nurl = \"ftp://docspace.example.com\"\napi_key = \"{KEY}\"\n"),
+    );
+    agent.signal("HUP");
+    eventually(Duration::from_secs(20), "the refused reload", || {
+        agent
+            .stderr_text()
+            .contains("the new configuration is invalid; still running with the previous one")
+    })
+    .await;
+    let log = agent.stderr_text();
+    assert!(
+        log.contains(&format!("{}: portals.gamma.url: ", broken.display())),
+        "{log}"
+    );
+    let more = time::OffsetDateTime::now_utc();
+    sim_b.generate(SimStream::Login, 5, more - seconds(20), more - seconds(3));
+    eventually(Duration::from_secs(20), "beta still delivering", || {
+        ids_from(&hook, &server_b).len() >= 40
+    })
+    .await;
+    // Alpha was never asked again after it stopped, nor its new rows sent.
+    assert_eq!(sim_a.request_count(), stopped_at);
+    assert_eq!(ids_from(&hook, &server_a).len(), 40);
+
+    agent.signal("TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    assert!(!agent.stderr_text().contains("panicked"));
+}
+
+#[test]
+fn validate_names_the_included_file_and_the_key() {
+    let w = Workdir::new();
+    let cfg = main_file(&w, "https://collector.example.com/x");
+    let dir = w.path().join("portals.d");
+    write(
+        &dir.join("good.toml"),
+        &portal_file("good", "https://good.example.com"),
+    );
+    let bad = dir.join("acme.toml");
+    write(
+        &bad,
+        "[portals.acme]\nurl = \"https://acme.example.com/api/2.0\"\napi_key = \"sk-a\"\n[sinks.more]\ntype = \"stdout\"\n",
+    );
+    let (code, out, err) = run_cli(&["validate", "--config", cfg.to_str().expect("utf8")], None);
+    assert_eq!(code, 78, "{out}{err}");
+    let shown = bad.display();
+    assert!(
+        err.contains(&format!("{shown}: portals.acme.url: has the path")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{shown}: sinks: an included file holds [portals.NAME] tables only"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("good"), "{err}");
+}
+
+/// `n` portal files on one URL and API key, polled every second (both streams).
+fn shared_key_dir(n: usize, extra: &str) -> (i32, String, String) {
+    let w = Workdir::new();
+    let cfg = main_file(&w, "https://collector.example.com/x");
+    for i in 0..n {
+        write(
+            &w.path().join("portals.d").join(format!("p{i:02}.toml")),
+            &format!(
+                "[portals.p{i:02}]\nurl = \"https://docspace.example.com\"\napi_key = \"{KEY}\"\npoll_interval = \"1s\"\n{extra}\n"
+            ),
+        );
+    }
+    run_cli(&["validate", "--config", cfg.to_str().expect("utf8")], None)
+}
+
+#[test]
+fn validate_warns_when_portals_sharing_a_key_outrun_the_rate_limit() {
+    let (code, out, err) = shared_key_dir(40, "max_requests_per_second = 0.5");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("config is valid: 40 portal(s)"), "{out}");
+    assert!(
+        err.contains(
+            "warning: portals sharing the API key of https://docspace.example.com (p00, p01,"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("need at least 9600 requests a minute"),
+        "{err}"
+    );
+    assert!(err.contains("Raise poll_interval"), "{err}");
+    assert!(!err.contains(KEY), "the key leaked: {err}");
+
+    let (code, out, err) = shared_key_dir(2, "max_requests_per_second = 12");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("warning"), "{err}");
+}
