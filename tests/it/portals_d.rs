@@ -10,19 +10,44 @@ use docspace_siem::simulator::{SimServer, SimStream, SimZone};
 use serde_json::Value;
 
 use crate::support::scenario::{hours, minutes, seconds};
-use crate::support::{Agent, HttpCollector, KEY, Workdir, eventually, portal, run_cli};
+use crate::support::{Agent, HttpCollector, KEY, Workdir, eventually, free_port, portal, run_cli};
 
 /// A portal file for the simulated portal at `url`: login only, polled every second.
 fn portal_file(name: &str, url: &str) -> String {
     Workdir::portal_toml(name, url, "streams = [\"login\"]\nstart_from = \"1d\"")
 }
 
-/// The main file: state directory, the include, an ECS webhook.
-fn main_file(w: &Workdir, hook: &str) -> std::path::PathBuf {
+/// The main file: state directory, the include, `[api]` on `port` (or off), an ECS webhook.
+fn main_file(w: &Workdir, hook: &str, port: Option<u16>) -> std::path::PathBuf {
     std::fs::create_dir_all(w.path().join("portals.d")).expect("portals.d");
+    let api = match port {
+        Some(p) => format!("address = \"127.0.0.1:{p}\""),
+        None => "enabled = false".to_owned(),
+    };
     w.config(&format!(
-        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\ninclude = [\"portals.d/*.toml\"]\n[sinks.hook]\ntype = \"webhook\"\nformat = \"ecs\"\nurl = \"{hook}\"\n"
+        "state_dir = \"{{state}}\"\nshutdown_timeout = \"5s\"\ninclude = [\"portals.d/*.toml\"]\n[api]\n{api}\n[sinks.hook]\ntype = \"webhook\"\nformat = \"ecs\"\nurl = \"{hook}\"\n"
     ))
+}
+
+/// The portal names `/health` lists, and whether `/metrics` names `portal`.
+async fn health_portals(port: u16, portal: &str) -> (Vec<String>, bool) {
+    let health: Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    let names = health["portals"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    (names, metrics.contains(&format!("portal=\"{portal}\"")))
 }
 
 /// The ids the hook received from the portal at `server` (ECS `docspace.unique_id` starts with
@@ -53,7 +78,8 @@ async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
     sim_a.generate(SimStream::Login, 40, now - hours(3), now - minutes(2));
     sim_b.generate(SimStream::Login, 30, now - hours(3), now - minutes(2));
     let w = Workdir::new();
-    let cfg = main_file(&w, &hook.url);
+    let port = free_port();
+    let cfg = main_file(&w, &hook.url, Some(port));
     let dir = w.path().join("portals.d");
     write(
         &dir.join("alpha.toml"),
@@ -80,6 +106,8 @@ async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
         "{log}"
     );
     assert!(log.contains("added=[\"beta\"]"), "{log}");
+    let (names, _) = health_portals(port, "alpha").await;
+    assert_eq!(names, ["alpha", "beta"]);
 
     // Alpha's file removed and SIGHUP: alpha stops (its cursor stays), beta goes on.
     std::fs::remove_file(dir.join("alpha.toml")).expect("rm");
@@ -92,6 +120,9 @@ async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
     .await;
     let stopped_at = sim_a.request_count();
     assert!(w.state().join("cursors").join("alpha.login.json").is_file());
+    let (names, alpha_in_metrics) = health_portals(port, "alpha").await;
+    assert_eq!(names, ["beta"]);
+    assert!(!alpha_in_metrics, "/metrics still names the removed portal");
     let later = time::OffsetDateTime::now_utc();
     sim_a.generate(SimStream::Login, 5, later - seconds(20), later - seconds(3));
     sim_b.generate(SimStream::Login, 5, later - seconds(20), later - seconds(3));
@@ -136,7 +167,7 @@ async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
 #[test]
 fn validate_names_the_included_file_and_the_key() {
     let w = Workdir::new();
-    let cfg = main_file(&w, "https://collector.example.com/x");
+    let cfg = main_file(&w, "https://collector.example.com/x", None);
     let dir = w.path().join("portals.d");
     write(
         &dir.join("good.toml"),
@@ -166,7 +197,7 @@ fn validate_names_the_included_file_and_the_key() {
 /// `n` portal files on one URL and API key, polled every second (both streams).
 fn shared_key_dir(n: usize, extra: &str) -> (i32, String, String) {
     let w = Workdir::new();
-    let cfg = main_file(&w, "https://collector.example.com/x");
+    let cfg = main_file(&w, "https://collector.example.com/x", None);
     for i in 0..n {
         write(
             &w.path().join("portals.d").join(format!("p{i:02}.toml")),
