@@ -506,3 +506,55 @@ pub async fn check(cfg: &Config) -> Vec<(String, Result<String, String>)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task's end is orderly only once its own token was cancelled: stopping one portal
+    /// never hides the death of another task.
+    #[tokio::test]
+    async fn a_task_may_end_only_after_its_own_token() {
+        let mut tasks = Tasks::default();
+        let (stopped, running) = (CancellationToken::new(), CancellationToken::new());
+        stopped.cancel();
+        tasks.spawn("stopped".into(), Some("a"), &stopped, async {});
+        tasks.spawn("early".into(), Some("b"), &running, async {});
+        tasks.spawn("panics".into(), None, &stopped, async {
+            panic!("boom");
+        });
+        let mut deaths = Vec::new();
+        while let Some(ended) = tasks.join_next().await {
+            deaths.extend(tasks.death(ended));
+        }
+        deaths.sort();
+        assert_eq!(
+            deaths,
+            [
+                "early ended while the agent was running",
+                "panics panicked: boom"
+            ]
+        );
+        assert_eq!(tasks.remaining("a") + tasks.remaining("b"), 0);
+    }
+
+    /// Aborting a portal's tasks ends them as cancelled, not as deaths, and leaves the others.
+    #[tokio::test]
+    async fn aborting_a_portal_ends_its_tasks_alone() {
+        let mut tasks = Tasks::default();
+        let token = CancellationToken::new();
+        let other = token.clone();
+        tasks.spawn("stuck".into(), Some("a"), &token, std::future::pending());
+        tasks.spawn("waits".into(), Some("b"), &token, async move {
+            other.cancelled().await;
+        });
+        assert_eq!((tasks.remaining("a"), tasks.remaining("b")), (1, 1));
+        tasks.abort_portal("a");
+        let ended = tasks.join_next().await.expect("one ends");
+        assert_eq!(tasks.death(ended), None);
+        assert_eq!((tasks.remaining("a"), tasks.remaining("b")), (0, 1));
+        token.cancel();
+        let ended = tasks.join_next().await.expect("the other ends");
+        assert_eq!(tasks.death(ended), None);
+    }
+}
