@@ -376,6 +376,8 @@ struct Meta {
 struct Tasks {
     set: JoinSet<()>,
     meta: HashMap<tokio::task::Id, Meta>,
+    /// Tasks still running, by portal (a reload waits for a stopped portal's to reach 0).
+    per_portal: HashMap<String, usize>,
 }
 
 impl Tasks {
@@ -389,6 +391,9 @@ impl Tasks {
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let abort = self.set.spawn(task);
+        if let Some(p) = portal {
+            *self.per_portal.entry(p.to_owned()).or_default() += 1;
+        }
         self.meta.insert(
             abort.id(),
             Meta {
@@ -410,10 +415,21 @@ impl Tasks {
 
     /// Tasks of `portal` still running.
     fn remaining(&self, portal: &str) -> usize {
-        self.meta
-            .values()
-            .filter(|m| m.portal.as_deref() == Some(portal))
-            .count()
+        self.per_portal.get(portal).copied().unwrap_or(0)
+    }
+
+    /// Forgets an ended task, returning what was known of it.
+    fn ended(&mut self, id: tokio::task::Id) -> Option<Meta> {
+        let meta = self.meta.remove(&id)?;
+        if let Some(p) = &meta.portal
+            && let Some(n) = self.per_portal.get_mut(p)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_portal.remove(p);
+            }
+        }
+        Some(meta)
     }
 
     /// Aborts the tasks of `portal` still running.
@@ -431,7 +447,7 @@ impl Tasks {
         let (id, panic) = match ended {
             Ok(id) => (id, None),
             Err(e) if e.is_cancelled() => {
-                self.meta.remove(&e.id());
+                self.ended(e.id());
                 return None;
             }
             Err(e) => {
@@ -445,7 +461,7 @@ impl Tasks {
                 (id, Some(msg))
             }
         };
-        let meta = self.meta.remove(&id);
+        let meta = self.ended(id);
         if panic.is_none() && meta.as_ref().is_none_or(|m| m.token.is_cancelled()) {
             return None;
         }

@@ -13,8 +13,8 @@ use super::*;
 /// What the included files hold, once read and checked.
 #[derive(Debug, Default)]
 pub(super) struct Included {
-    /// Each included file's portal tables, files in path order.
-    pub(super) tables: Vec<(PathBuf, serde_json::Map<String, Value>)>,
+    /// Every included portal's table, by name.
+    pub(super) tables: serde_json::Map<String, Value>,
     /// Portal name → the included file that defines it (main-file portals are absent).
     pub(super) origin: BTreeMap<String, PathBuf>,
     /// Problems of `include` and of the included files.
@@ -81,7 +81,6 @@ pub(super) fn read(main_file: &Path, main: &Value, patterns: Option<&Value>) -> 
         let Some(tables) = one_file(&file, &mut out.problems) else {
             continue;
         };
-        let mut kept = serde_json::Map::new();
         for (name, table) in tables {
             let key = format!("portals.{name}");
             if in_main.contains(&&name) {
@@ -108,10 +107,9 @@ pub(super) fn read(main_file: &Path, main: &Value, patterns: Option<&Value>) -> 
                 );
             } else {
                 out.origin.insert(name.clone(), file.clone());
-                kept.insert(name, table);
+                out.tables.insert(name, table);
             }
         }
-        out.tables.push((file, kept));
     }
     out
 }
