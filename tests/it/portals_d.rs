@@ -124,11 +124,30 @@ async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
     assert_eq!(names, ["beta"]);
     assert!(!alpha_in_metrics, "/metrics still names the removed portal");
     let later = time::OffsetDateTime::now_utc();
-    sim_a.generate(SimStream::Login, 5, later - seconds(20), later - seconds(3));
-    sim_b.generate(SimStream::Login, 5, later - seconds(20), later - seconds(3));
+    sim_a.generate(SimStream::Login, 5, later, later + seconds(1));
+    sim_b.generate(SimStream::Login, 5, later, later + seconds(1));
     eventually(Duration::from_secs(20), "beta's new events", || {
         ids_from(&hook, &server_b).len() >= 35
     })
+    .await;
+
+    // Beta's settings changed and SIGHUP: it restarts from its saved cursor, nothing resent.
+    write(
+        &dir.join("beta.toml"),
+        &portal_file("beta", &server_b.url).replace("error_retry = \"2s\"", "error_retry = \"3s\""),
+    );
+    agent.signal("HUP");
+    eventually(Duration::from_secs(20), "beta to restart", || {
+        agent.stderr_text().contains("restarted=[\"beta\"]")
+    })
+    .await;
+    let again = time::OffsetDateTime::now_utc();
+    sim_b.generate(SimStream::Login, 5, again, again + seconds(1));
+    eventually(
+        Duration::from_secs(20),
+        "beta's events after its restart",
+        || ids_from(&hook, &server_b).len() >= 40,
+    )
     .await;
 
     // A broken file and SIGHUP: an error naming the file and key, the previous set runs on.
@@ -150,9 +169,9 @@ async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
         "{log}"
     );
     let more = time::OffsetDateTime::now_utc();
-    sim_b.generate(SimStream::Login, 5, more - seconds(20), more - seconds(3));
+    sim_b.generate(SimStream::Login, 5, more, more + seconds(1));
     eventually(Duration::from_secs(20), "beta still delivering", || {
-        ids_from(&hook, &server_b).len() >= 40
+        ids_from(&hook, &server_b).len() >= 45
     })
     .await;
     // Alpha was never asked again after it stopped, nor its new rows sent.
@@ -162,6 +181,14 @@ async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
     agent.signal("TERM");
     assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
     assert!(!agent.stderr_text().contains("panicked"));
+    // Every row of beta once: stopping and restarting it resent nothing.
+    let sent = hook
+        .events()
+        .iter()
+        .filter_map(|e| e.pointer("/docspace/unique_id").and_then(Value::as_str))
+        .filter(|id| ids_from(&hook, &server_b).contains(*id))
+        .count();
+    assert_eq!((sent, ids_from(&hook, &server_b).len()), (45, 45));
 }
 
 #[test]
