@@ -43,6 +43,7 @@ mod portal;
 mod reload;
 
 use portal::{Shared, SinkLane, Starts, Unit};
+pub use reload::run_with_reloads;
 
 /// Why the agent could not start or run.
 #[derive(Debug, thiserror::Error)]

@@ -532,109 +532,21 @@ fn load_path(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// `run`: the agent until SIGTERM/SIGINT. SIGHUP reloads the config (the main file and its
-/// includes, and so every credential file): a valid one goes to the running agent, which starts
-/// added portals, stops removed ones and restarts changed ones while the rest goes on, or, when
-/// sinks, rules or `[api]` changed, drains and saves its cursors and returns, and a new pipeline
-/// starts from them. An invalid one is logged, every problem named, and changes nothing.
+/// `run`: the agent until SIGTERM/SIGINT, SIGHUP reloading it ([`agent::run_with_reloads`]).
 async fn run_until_stopped(path: PathBuf, first: Config, stop: CancellationToken) -> ExitCode {
-    let (reload_tx, mut reloads) = tokio::sync::mpsc::channel::<Config>(1);
-    let hup = tokio::spawn(watch_hangups(path, first.clone(), reload_tx));
-    let mut cfg = first;
-    let code = loop {
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        // Reloads go to the running pipeline through its own channel: one that arrives while a
-        // pipeline restarts waits for the next.
-        let forward = async {
-            while let Some(c) = reloads.recv().await {
-                if tx.send(c).await.is_err() {
-                    break;
-                }
-            }
-            // No more reloads (no SIGHUP handler): the pipeline runs on.
-            std::future::pending::<std::convert::Infallible>().await
-        };
-        let result = tokio::select! {
-            r = agent::run_reloadable(cfg, stop.clone(), RunOptions::default(), rx) => r,
-            never = forward => match never {},
-        };
-        match result {
-            Ok(ended) => match ended.restart {
-                Some(c) if !stop.is_cancelled() => {
-                    info!("configuration reloaded; restarting the pipeline from the saved cursors");
-                    cfg = *c;
-                }
-                _ => {
-                    info!("stopped cleanly");
-                    break ExitCode::SUCCESS;
-                }
-            },
-            Err(e) => {
-                error!("{e:#}");
-                eprintln!("docspace-siem: {e:#}");
-                break if e.is_config() {
-                    ExitCode::from(EX_CONFIG)
-                } else {
-                    ExitCode::FAILURE
-                };
-            }
+    match agent::run_with_reloads(path, first, stop).await {
+        Ok(()) => {
+            info!("stopped cleanly");
+            ExitCode::SUCCESS
         }
-    };
-    hup.abort();
-    code
-}
-
-/// Loads the config again at each SIGHUP and sends it on when valid. What a running process
-/// cannot change (`state_dir`, `log`, `threads`) is warned about and kept: `state_dir` is
-/// pinned to the running one, so every path derived from it stays.
-async fn watch_hangups(path: PathBuf, first: Config, reloads: tokio::sync::mpsc::Sender<Config>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            info!(config = %path.display(), "SIGHUP: reloading the configuration");
-            docspace_siem::notify::notify("RELOADING=1");
-            let mut sources = config::Sources::from_process(path.clone());
-            let mut loaded = config::load(&sources);
-            if let Ok(c) = &loaded {
-                let later = config::Changes::between(&first, c).at_restart;
-                for key in &later {
-                    warn!(
-                        key,
-                        "{key} changed: it takes effect when the agent restarts, not on reload"
-                    );
-                }
-                if later.contains(&"state_dir") {
-                    sources.env.push((
-                        format!("{}STATE_DIR", config::ENV_PREFIX),
-                        first.state_dir.display().to_string(),
-                    ));
-                    loaded = config::load(&sources);
-                }
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("docspace-siem: {e:#}");
+            if e.is_config() {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::FAILURE
             }
-            match loaded {
-                Ok(c) => {
-                    for w in &c.warnings {
-                        warn!("{w}");
-                    }
-                    if reloads.send(c).await.is_err() {
-                        return;
-                    }
-                }
-                Err(errs) => {
-                    for p in &errs.0 {
-                        error!("{p}");
-                    }
-                    error!(
-                        problems = errs.0.len(),
-                        "the new configuration is invalid; still running with the previous one"
-                    );
-                }
-            }
-            docspace_siem::notify::notify("READY=1");
         }
     }
 }

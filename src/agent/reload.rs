@@ -1,4 +1,4 @@
-//! Applying a reloaded config to the running pipeline (SIGHUP).
+//! SIGHUP: the config loaded again ([`run_with_reloads`]) and applied to the running pipeline.
 //!
 //! Invariant: stopping a portal on reload is as safe as SIGTERM is for it. Its token is
 //! cancelled, so its pollers stop between units of work and drop their senders; its committers
@@ -7,13 +7,122 @@
 //! not acknowledged within `shutdown_timeout` is aborted unsaved and read again at its next
 //! start: duplicates, never loss.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{Running, Starts, portal};
-use crate::config::{Changes, Config};
+use super::{AgentError, RunOptions, Running, Starts, portal, run_reloadable};
+use crate::config::{self, Changes, Config};
+
+/// The agent until `stop`, the config at `path` loaded again at each SIGHUP: a valid one goes
+/// to the running pipeline, which starts added portals, stops removed ones and restarts changed
+/// ones while the rest goes on, or, when sinks, rules or `[api]` changed, drains, saves its
+/// cursors and returns, and a new pipeline starts from them. An invalid one is logged, every
+/// problem named, and changes nothing.
+pub async fn run_with_reloads(
+    path: PathBuf,
+    first: Config,
+    stop: CancellationToken,
+) -> Result<(), AgentError> {
+    let (reload_tx, mut reloads) = mpsc::channel::<Config>(1);
+    let hup = tokio::spawn(watch_hangups(path, first.clone(), reload_tx));
+    let mut cfg = first;
+    let result = loop {
+        let (tx, rx) = mpsc::channel(1);
+        // Reloads go to the running pipeline through its own channel: one that arrives while a
+        // pipeline restarts waits for the next.
+        let forward = async {
+            while let Some(c) = reloads.recv().await {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+            // No more reloads (no SIGHUP handler): the pipeline runs on.
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        let ended = tokio::select! {
+            r = run_reloadable(cfg, stop.clone(), RunOptions::default(), rx) => r,
+            never = forward => match never {},
+        };
+        match ended {
+            Ok(ended) => match ended.restart {
+                Some(c) if !stop.is_cancelled() => {
+                    info!("configuration reloaded; restarting the pipeline from the saved cursors");
+                    cfg = *c;
+                }
+                _ => break Ok(()),
+            },
+            Err(e) => break Err(e),
+        }
+    };
+    hup.abort();
+    result
+}
+
+/// Loads the config again at each SIGHUP and sends it on when valid. What a running process
+/// cannot change (`state_dir`, `log`, `threads`) is warned about and kept: `state_dir` is
+/// pinned to the running one, so every path derived from it stays.
+async fn watch_hangups(path: PathBuf, first: Config, reloads: mpsc::Sender<Config>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!(config = %path.display(), "SIGHUP: reloading the configuration");
+            crate::notify::notify("RELOADING=1");
+            match load_again(&path, &first) {
+                Ok(c) => {
+                    for w in &c.warnings {
+                        warn!("{w}");
+                    }
+                    if reloads.send(c).await.is_err() {
+                        return;
+                    }
+                }
+                Err(errs) => {
+                    for p in &errs.0 {
+                        error!("{p}");
+                    }
+                    error!(
+                        problems = errs.0.len(),
+                        "the new configuration is invalid; still running with the previous one"
+                    );
+                }
+            }
+            crate::notify::notify("READY=1");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, first, reloads);
+}
+
+/// The config at `path` again, with what only a restart changes warned about and
+/// `state_dir` kept as in `first`.
+fn load_again(path: &std::path::Path, first: &Config) -> Result<Config, config::ConfigErrors> {
+    let mut sources = config::Sources::from_process(path.to_path_buf());
+    let loaded = config::load(&sources)?;
+    let later = Changes::between(first, &loaded).at_restart;
+    for key in &later {
+        warn!(
+            key,
+            "{key} changed: it takes effect when the agent restarts, not on reload"
+        );
+    }
+    if !later.contains(&"state_dir") {
+        return Ok(loaded);
+    }
+    sources.env.push((
+        format!("{}STATE_DIR", config::ENV_PREFIX),
+        first.state_dir.display().to_string(),
+    ));
+    config::load(&sources)
+}
 
 impl Running {
     /// Applies `new`: in place when only portals changed; `Some(new)` when the whole pipeline
