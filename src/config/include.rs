@@ -429,6 +429,27 @@ type = "stdout"
         );
     }
 
+    /// `state_dir`, `[log]` and `threads` only change at a restart: named, and neither a
+    /// portal change nor a pipeline change.
+    #[test]
+    fn what_only_a_restart_changes_is_named_apart() {
+        let (_dir, file) = setup(MAIN, &[]);
+        let old = load_env(&file, &[]).expect("valid");
+        let changed = MAIN
+            .replace(
+                "state_dir = \"/tmp/x\"",
+                "state_dir = \"/tmp/y\"\nthreads = 2",
+            )
+            .replace(
+                "[sinks.console]",
+                "[log]\nlevel = \"debug\"\n[sinks.console]",
+            );
+        std::fs::write(&file, changed).expect("write");
+        let c = Changes::between(&old, &load_env(&file, &[]).expect("valid"));
+        assert_eq!(c.at_restart, ["state_dir", "log", "threads"]);
+        assert!(!c.pipeline && !c.portals(), "{c:?}");
+    }
+
     #[test]
     fn a_reload_sees_portals_added_removed_and_changed_credentials() {
         let (dir, file) = setup(

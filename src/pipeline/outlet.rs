@@ -316,6 +316,30 @@ mod tests {
         (lane, rx, crx, stats)
     }
 
+    /// A portal stopped on reload drops its live outlets: a sink they held detached is no
+    /// longer `catching_up` for it.
+    #[test]
+    fn a_dropped_live_outlet_releases_the_sinks_it_held_detached() {
+        let (behind, _rx, _crx, stats) = lane("behind", 1);
+        let (good, _good_rx, _good_crx, good_stats) = lane("good", 1);
+        let out = Outlet::live(
+            "p",
+            Stream::Login,
+            vec![(behind, Some(at(0))), (good, None)],
+            &at(5),
+        );
+        assert_eq!(stats.state(), "catching_up");
+        // A chaser's outlet feeds that sink and never detached it: dropping it changes nothing.
+        let chasing = Lane {
+            stats: stats.clone(),
+            ..lane("behind", 1).0
+        };
+        drop(Outlet::chaser("p", Stream::Login, chasing, Arc::new(at(0))));
+        assert_eq!(stats.state(), "catching_up");
+        drop(out);
+        assert_eq!((stats.state(), good_stats.state()), ("live", "live"));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_full_sink_is_detached_after_the_grace_and_a_chaser_rejoins_at_the_fence() {
         let (stuck, mut stuck_rx, mut stuck_commits, stuck_stats) = lane("stuck", 1);

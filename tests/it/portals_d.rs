@@ -174,7 +174,25 @@ async fn sighup_adds_removes_and_refuses_portal_files_while_the_others_go_on() {
         ids_from(&hook, &server_b).len() >= 45
     })
     .await;
-    // Alpha was never asked again after it stopped, nor its new rows sent.
+    // A portal whose cursor is corrupt is not started (named in an ERROR); the rest runs on.
+    std::fs::remove_file(&broken).expect("rm");
+    write(
+        &w.state().join("cursors").join("delta.login.json"),
+        "not a cursor",
+    );
+    write(
+        &dir.join("delta.toml"),
+        &portal_file("delta", &server_a.url),
+    );
+    agent.signal("HUP");
+    eventually(Duration::from_secs(20), "delta refused", || {
+        agent
+            .stderr_text()
+            .contains("the portal is not started; fix it and send SIGHUP again")
+    })
+    .await;
+    assert!(agent.stderr_text().contains("not_started=[\"delta\"]"));
+    // Alpha (and delta, on alpha's portal) never asked it again after it stopped.
     assert_eq!(sim_a.request_count(), stopped_at);
     assert_eq!(ids_from(&hook, &server_a).len(), 40);
 
