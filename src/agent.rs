@@ -1,16 +1,25 @@
-//! Start-up wiring: from a validated [`Config`] to running tasks, and the orderly shutdown.
+//! Start-up wiring: from a validated [`Config`] to running tasks, reloads, and the orderly
+//! shutdown.
 //!
 //! Order of start: lock the state directory, load every cursor (a corrupt one stops the start
-//! before anything is sent), build the sinks, spawn sink tasks, committers and pollers.
-//! Order of stop: cancel → pollers return (dropping their senders) → sinks drain and close →
-//! committers save the last acknowledged cursors → return. The whole stop is bounded by
-//! `shutdown_timeout`; whatever was not acknowledged by then is re-read on the next start.
+//! before anything is sent), build the sinks, spawn sink tasks, then each portal's committers
+//! and pollers as a unit (`agent/portal.rs`). Order of stop: cancel → pollers return (dropping
+//! their senders) → sinks drain and close → committers save the last acknowledged cursors →
+//! return. The whole stop is bounded by `shutdown_timeout`; whatever was not acknowledged by
+//! then is re-read on the next start.
+//!
+//! Reload ([`run_reloadable`], `agent/reload.rs`): a new config whose portals alone changed is
+//! applied in place: removed and changed portals stop as a SIGTERM stops them (their pollers
+//! first, then their committers save what the sinks acknowledged), then added and changed ones
+//! start from their saved cursors; the other portals and the sinks go on untouched. A change
+//! to sinks, rules, `[api]` or the timings drains the whole pipeline and starts it again.
 //!
 //! Supervision: every task the agent spawns (pollers, sink tasks, chat sinks among them,
-//! committers, the `/health` listener, the lag monitor and the watchdog feeder) is watched. One
-//! that panics, or returns while the agent is not stopping, is a bug: `/health` turns 503 at
-//! once naming it, the pipeline stops in order (what every sink acknowledged is saved), and
-//! [`run`] fails with [`AgentError::TaskDied`], so the process exits 1 and systemd restarts it
+//! committers, the `/health` listener, the lag monitor and the watchdog feeder) is watched,
+//! each under the token whose cancellation lets it end. One that panics, or returns before
+//! its token was cancelled, is a bug: `/health` turns 503 at once naming it, the pipeline stops
+//! in order (what every sink acknowledged is saved), and [`run`] fails with
+//! [`AgentError::TaskDied`], so the process exits 1 and systemd restarts it
 //! (`Restart=on-failure`) instead of running on as a zombie that delivers nothing.
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,21 +27,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, SinkKind};
-use crate::cursor::{Cursor, CursorError, StateDir};
+use crate::cursor::{CursorError, StateDir};
 use crate::event::PortalInfo;
-use crate::pipeline::{
-    COMMIT_QUEUE, CommitLane, DeadLetter, Lane, Outlet, Registry, SINK_QUEUE, SinkStats,
-    StreamStats, run_committer,
-};
+use crate::pipeline::{DeadLetter, Registry, SINK_QUEUE, SinkStats};
 use crate::sink::{self, AnySink};
-use crate::source::Poller;
 use crate::source::docspace::Client;
+
+mod portal;
+mod reload;
+
+use portal::{Shared, SinkLane, Starts, Unit};
+pub use reload::run_with_reloads;
 
 /// Why the agent could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -74,83 +85,56 @@ pub struct Summary {
     pub registry: Arc<Registry>,
 }
 
+/// How a [`run_reloadable`] ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// What it did.
+    pub summary: Summary,
+    /// A reloaded config that changed more than portals: the pipeline drained and stopped, and
+    /// the caller starts it again with this config (from the cursors just saved).
+    pub restart: Option<Box<Config>>,
+}
+
 /// Runs the agent until `cancel` fires, then drains and saves cursors.
 pub async fn run(
     cfg: Config,
     cancel: CancellationToken,
     opts: RunOptions,
 ) -> Result<Summary, AgentError> {
+    let (_none, reloads) = mpsc::channel(1);
+    run_reloadable(cfg, cancel, opts, reloads)
+        .await
+        .map(|ended| ended.summary)
+}
+
+/// [`run`], applying each validated config that arrives on `reloads` (see the module doc).
+pub async fn run_reloadable(
+    cfg: Config,
+    cancel: CancellationToken,
+    opts: RunOptions,
+    mut reloads: mpsc::Receiver<Config>,
+) -> Result<Ended, AgentError> {
     let state = Arc::new(StateDir::open(&cfg.state_dir)?);
     let now = OffsetDateTime::now_utc();
+    let sink_names: Vec<String> = cfg.sinks.iter().map(|s| s.name.clone()).collect();
 
-    // Cursors first: a corrupt one stops everything before a single event is sent. Each sink
-    // has its own cursor per portal/stream; one without a file (an upgrade) starts from the
-    // stream's cursor of the release before, so an upgrade re-sends at most one batch.
-    let mut starts = BTreeMap::new();
-    let mut lane_starts: BTreeMap<(String, crate::event::Stream), Vec<Option<Cursor>>> =
-        BTreeMap::new();
-    // Which sinks had a file of their own.
-    let mut lane_files: BTreeMap<(String, crate::event::Stream), Vec<bool>> = BTreeMap::new();
+    // Cursors first: a corrupt one stops everything before a single event is sent.
+    let mut starts = Vec::with_capacity(cfg.portals.len());
     for p in &cfg.portals {
-        for &stream in &p.streams {
-            let mut own = Vec::with_capacity(cfg.sinks.len());
-            for s in &cfg.sinks {
-                own.push(state.load_lane(&p.name, stream, Some(&s.name))?);
-            }
-            let legacy = state.load(&p.name, stream)?;
-            lane_files.insert(
-                (p.name.clone(), stream),
-                own.iter().map(Option::is_some).collect::<Vec<bool>>(),
-            );
-            // One sink keeps the stream's file (a file of its own is left from a config that had
-            // more sinks: the newer of the two counts).
-            let single = cfg.sinks.len() == 1;
-            let own: Vec<Option<Cursor>> = own
-                .into_iter()
-                .map(|c| match (c, &legacy) {
-                    (Some(c), Some(l)) if single && l.watermark > c.watermark => Some(l.clone()),
-                    (c, l) => c.or_else(|| l.clone()),
-                })
-                .collect();
-            // The live poller reads from the newest of its sinks' cursors.
-            let newest = own
-                .iter()
-                .flatten()
-                .max_by_key(|c| c.watermark)
-                .cloned()
-                .or(legacy.clone());
-            lane_starts.insert((p.name.clone(), stream), own);
-            let c = match newest {
-                Some(c) => {
-                    info!(portal = %p.name, stream = %stream, watermark = %crate::event::format_utc_seconds(c.watermark), "resuming from cursor");
-                    if c.watermark > now {
-                        // Not corrupt: the clock was set back, or a cursor was restored from
-                        // another machine. The poller waits until the clock passes it.
-                        warn!(portal = %p.name, stream = %stream, watermark = %crate::event::format_utc_seconds(c.watermark), now = %crate::event::format_utc_seconds(now), "the cursor lies ahead of the clock: nothing is read until the clock passes it (check the system time, or move it with `cursor set`)");
-                    }
-                    c
-                }
-                None => {
-                    let t = p.start_from.resolve(now);
-                    info!(portal = %p.name, stream = %stream, from = %crate::event::format_utc_seconds(t), "first run: starting from start_from");
-                    Cursor::at(t)
-                }
-            };
-            starts.insert((p.name.clone(), stream), c);
-        }
+        starts.push(Starts::load(&state, p, &sink_names, now)?);
     }
 
-    let mut registry = Registry::default();
-    // Every task, and what to call it if it dies.
+    // The pipeline's own stop: a reload that changes more than portals cancels it alone.
+    let stop = cancel.child_token();
     let mut tasks: Tasks = Tasks::default();
-    let mut senders = Vec::new();
+    let mut sinks = Vec::new();
     for s in &cfg.sinks {
         let built = match (&s.kind, opts.stdout_limit) {
             (SinkKind::Stdout, Some(n)) => {
-                AnySink::Stdout(sink::stdout::StdoutSink::with_limit(n, cancel.clone()))
+                AnySink::Stdout(sink::stdout::StdoutSink::with_limit(n, stop.clone()))
             }
             (SinkKind::Stdout, None) => {
-                AnySink::Stdout(sink::stdout::StdoutSink::stopping(cancel.clone()))
+                AnySink::Stdout(sink::stdout::StdoutSink::stopping(stop.clone()))
             }
             _ => AnySink::build(s)
                 .map_err(|e| AgentError::Setup(format!("sinks.{}: {e}", s.name)))?,
@@ -173,136 +157,63 @@ pub async fn run(
         }
         let (tx, rx) = mpsc::channel(SINK_QUEUE);
         let stats = Arc::new(SinkStats::default());
-        senders.push((s.name.clone(), tx, stats.clone()));
-        registry.sinks.insert(s.name.clone(), stats.clone());
+        sinks.push(SinkLane {
+            name: s.name.clone(),
+            tx,
+            stats: stats.clone(),
+        });
         let dl = DeadLetter::new(&cfg.state_dir, &s.name);
+        // A sink ends once every queue sender is gone, after the stop.
         tasks.spawn(
             format!("sink {}", s.name),
+            None,
+            &stop,
             sink::run(built, s.clone(), rx, stats, dl),
         );
     }
 
-    for p in &cfg.portals {
-        if p.tls.insecure_skip_verify {
-            warn!(portal = %p.name, "tls.insecure_skip_verify = true: the portal's certificate is NOT checked");
-        }
-        let http = crate::http::client(&p.tls, p.timeout, &p.url)
-            .map_err(|e| AgentError::Setup(format!("portals.{}: {e}", p.name)))?;
-        let info = Arc::new(PortalInfo::new(&p.name, p.url.as_str()).with_labels(p.labels.clone()));
-        let limiter = Arc::new(crate::source::docspace::RateLimiter::new(
-            p.max_requests_per_second,
-        ));
-        let classes = Arc::new(crate::pipeline::RequestClasses::default());
-        registry.requests.insert(p.name.clone(), classes.clone());
-        let client = Client::new(http, p.url.clone(), p.api_key.clone(), info)
-            .with_limits(limiter, p.concurrency)
-            .with_max_response(p.max_response_mib)
-            .with_request_classes(classes);
-        let pcfg = Arc::new(p.clone());
-        for &stream in &p.streams {
-            let stats = Arc::new(StreamStats::default());
-            stats.beat();
-            registry
-                .streams
-                .insert((p.name.clone(), stream), stats.clone());
-            let cursor = starts
-                .remove(&(p.name.clone(), stream))
-                .unwrap_or_else(|| Cursor::at(now));
-            let own = lane_starts
-                .remove(&(p.name.clone(), stream))
-                .unwrap_or_default();
-            let peers: Vec<Arc<SinkStats>> = senders.iter().map(|(_, _, st)| st.clone()).collect();
-            let mut lanes = Vec::with_capacity(senders.len());
-            for (i, (name, tx, sink_stats)) in senders.iter().enumerate() {
-                // One committer per portal × stream × sink: each sink's progress is its own.
-                let (ctx, crx) = mpsc::channel(COMMIT_QUEUE);
-                let lane = CommitLane {
-                    sink: Some((name.clone(), sink_stats.clone())),
-                    peers: peers.clone(),
-                    own_file: senders.len() > 1,
-                };
-                let committer = run_committer(
-                    state.clone(),
-                    p.name.clone(),
-                    stream,
-                    lane,
-                    crx,
-                    stats.clone(),
-                );
-                tasks.spawn(
-                    format!("committer {}/{stream}/{name}", p.name),
-                    async move {
-                        committer.await;
-                    },
-                );
-                // A sink whose cursor is behind the live start catches up on its own.
-                let mine = own.get(i).cloned().flatten();
-                // With several sinks, a sink's file is written before it starts: from then on
-                // the stream's file (which follows the sink furthest ahead) never stands in for
-                // it, so a sink that never acknowledged anything keeps its place.
-                let had_file = lane_files
-                    .get(&(p.name.clone(), stream))
-                    .and_then(|f| f.get(i).copied())
-                    .unwrap_or(false);
-                if senders.len() > 1 && !had_file {
-                    let at = mine.clone().unwrap_or_else(|| cursor.clone());
-                    state.save_lane(&p.name, stream, Some(name), &at)?;
-                }
-                let behind = mine.filter(|c| c.watermark < cursor.watermark);
-                let at = behind.as_ref().map_or(cursor.watermark, |c| c.watermark);
-                sink_stats.acked_progress(&p.name, stream, 0, Some(at));
-                lanes.push((
-                    Lane {
-                        name: name.clone(),
-                        tx: tx.clone(),
-                        commits: ctx,
-                        stats: sink_stats.clone(),
-                    },
-                    behind,
-                ));
-            }
-            stats.set_watermark(
-                own.iter()
-                    .flatten()
-                    .map(|c| c.watermark)
-                    .min()
-                    .unwrap_or(cursor.watermark)
-                    .min(cursor.watermark),
-            );
-            let outlet = Outlet::live(&p.name, stream, lanes, &cursor);
-            let poller = Poller {
-                client: client.clone(),
-                cfg: pcfg.clone(),
-                stream,
-                cursor,
-                outlet,
-                dead_letter: DeadLetter::new(&cfg.state_dir, &format!("portal.{}", p.name)),
-                stats,
-                progress_interval: cfg.progress_interval,
-                rejected_seen: Default::default(),
-                chase: None,
-            };
-            tasks.spawn(
-                format!("poller {}/{stream}", p.name),
-                poller.run(cancel.clone()),
-            );
-        }
+    let shared = Shared {
+        state,
+        sinks,
+        state_dir: cfg.state_dir.clone(),
+        progress_interval: cfg.progress_interval,
+    };
+    let mut units = BTreeMap::new();
+    for (p, start) in cfg.portals.iter().zip(starts) {
+        units.insert(
+            p.name.clone(),
+            portal::start(&shared, p, start, &mut tasks, &stop)?,
+        );
     }
-    // Only pollers hold senders now: when they stop, the sink queues close.
-    drop(senders);
-    let registry = Arc::new(registry);
-    if let Some(api) = &cfg.api {
+    let (current, _) = watch::channel(Arc::new(Registry::default()));
+    let mut run = Running {
+        monitors: stop.child_token(),
+        stop,
+        shared,
+        tasks,
+        units,
+        current,
+        cfg,
+        died: None,
+    };
+    run.publish();
+    if let Some(api) = &run.cfg.api {
         match crate::api::bind(
             api.address,
-            registry.clone(),
+            run.current.subscribe(),
             api.token.clone(),
-            cancel.clone(),
+            run.stop.clone(),
         )
         .await
         {
             Ok((addr, serve)) => {
                 info!(address = %addr, "serving /health and /metrics");
-                tasks.spawn("the /health and /metrics listener".to_owned(), serve);
+                run.tasks.spawn(
+                    "the /health and /metrics listener".to_owned(),
+                    None,
+                    &run.stop,
+                    serve,
+                );
             }
             Err(e) if api.explicit => {
                 return Err(AgentError::Setup(format!(
@@ -316,36 +227,51 @@ pub async fn run(
         }
     }
     info!(
-        portals = cfg.portals.len(),
-        sinks = cfg.sinks.len(),
+        portals = run.cfg.portals.len(),
+        sinks = run.cfg.sinks.len(),
         "docspace-siem running"
     );
     crate::notify::notify("READY=1");
-    if let Some(watchdog) = crate::notify::watchdog(registry.clone(), cancel.clone()) {
-        tasks.spawn("the watchdog feeder".to_owned(), watchdog);
-    }
-    tasks.spawn(
-        "the lag monitor".to_owned(),
-        crate::pipeline::lag_monitor(registry.clone(), cfg.progress_interval, cancel.clone()),
-    );
 
     // Until the stop: a task that ends first is a bug (see the module doc).
-    let ended = tokio::select! {
-        () = cancel.cancelled() => None,
-        Some(ended) = tasks.join_next() => Some(ended),
-    };
-    let mut died = ended.and_then(|ended| tasks.death(ended, cancel.is_cancelled()));
-    if let Some(why) = &died {
-        error!("{why}; stopping the pipeline");
-        registry.task_died(why);
-        cancel.cancel();
+    let mut restart = None;
+    while run.died.is_none() {
+        tokio::select! {
+            () = run.stop.cancelled() => break,
+            Some(ended) = run.tasks.join_next() => {
+                if let Some(why) = run.tasks.death(ended) {
+                    run.task_died(why);
+                }
+            }
+            Some(new) = reloads.recv() => {
+                if let Some(next) = run.reload(new).await {
+                    restart = Some(Box::new(next));
+                    break;
+                }
+            }
+        }
     }
+    if let Some(why) = &run.died {
+        error!("{why}; stopping the pipeline");
+    }
+    run.stop.cancel();
+    let Running {
+        mut tasks,
+        shared,
+        current,
+        cfg,
+        mut died,
+        ..
+    } = run;
+    // Only pollers hold queue senders now: when they stop, the sink queues close.
+    drop(shared);
+    let registry = current.borrow().clone();
     info!(timeout = %crate::retry::Secs(cfg.shutdown_timeout), "stopping: draining sinks and saving cursors");
     // Every task ends by itself once cancelled (pollers first, then sinks as their queues
     // close, then committers); the listener closes before a reload binds it again.
     let drain = async {
         while let Some(ended) = tasks.join_next().await {
-            if let Some(why) = tasks.death(ended, true) {
+            if let Some(why) = tasks.death(ended) {
                 error!("{why}");
                 registry.task_died(&why);
                 died.get_or_insert(why);
@@ -368,25 +294,117 @@ pub async fn run(
     }
     match died {
         Some(why) => Err(AgentError::TaskDied(why)),
-        None => Ok(Summary { registry }),
+        None => Ok(Ended {
+            summary: Summary { registry },
+            restart,
+        }),
     }
 }
 
-/// The agent's tasks, each with a name for the error that reports its death.
+/// The running pipeline: what a reload changes.
+struct Running {
+    /// The pipeline's stop (a child of the caller's token).
+    stop: CancellationToken,
+    /// The lag monitor's and the watchdog feeder's: started again for each new set of portals.
+    monitors: CancellationToken,
+    shared: Shared,
+    tasks: Tasks,
+    /// The started portals, by name.
+    units: BTreeMap<String, Unit>,
+    /// The registry `/health` and `/metrics` read: replaced when the portals change.
+    current: watch::Sender<Arc<Registry>>,
+    /// The config running now.
+    cfg: Config,
+    /// The first task that died: the pipeline stops.
+    died: Option<String>,
+}
+
+impl Running {
+    /// Records a task's death: `/health` turns 503 and the pipeline stops.
+    fn task_died(&mut self, why: String) {
+        self.current.borrow().task_died(&why);
+        self.died.get_or_insert(why);
+        self.stop.cancel();
+    }
+
+    /// Publishes the registry of the running portals, and starts the lag monitor and the
+    /// watchdog feeder again over it.
+    fn publish(&mut self) {
+        let mut reg = Registry::default();
+        for (name, u) in &self.units {
+            for (stream, stats) in &u.streams {
+                reg.streams.insert((name.clone(), *stream), stats.clone());
+            }
+            reg.requests.insert(name.clone(), u.requests.clone());
+        }
+        for s in &self.shared.sinks {
+            reg.sinks.insert(s.name.clone(), s.stats.clone());
+        }
+        for why in self.current.borrow().dead_tasks() {
+            reg.task_died(&why);
+        }
+        let reg = Arc::new(reg);
+        self.current.send_replace(reg.clone());
+        self.monitors.cancel();
+        self.monitors = self.stop.child_token();
+        if let Some(watchdog) = crate::notify::watchdog(reg.clone(), self.monitors.clone()) {
+            self.tasks.spawn(
+                "the watchdog feeder".to_owned(),
+                None,
+                &self.monitors,
+                watchdog,
+            );
+        }
+        self.tasks.spawn(
+            "the lag monitor".to_owned(),
+            None,
+            &self.monitors,
+            crate::pipeline::lag_monitor(reg, self.cfg.progress_interval, self.monitors.clone()),
+        );
+    }
+}
+
+/// One task: its name for the error that reports its death, the portal it belongs to, and the
+/// token whose cancellation makes its end orderly.
+struct Meta {
+    name: String,
+    portal: Option<String>,
+    token: CancellationToken,
+    abort: AbortHandle,
+}
+
+/// The agent's tasks.
 #[derive(Default)]
 struct Tasks {
     set: JoinSet<()>,
-    names: HashMap<tokio::task::Id, String>,
+    meta: HashMap<tokio::task::Id, Meta>,
+    /// Tasks still running, by portal (a reload waits for a stopped portal's to reach 0).
+    per_portal: HashMap<String, usize>,
 }
 
 impl Tasks {
+    /// Spawns `task`, part of `portal` (or of the whole pipeline), which may end once `token`
+    /// is cancelled.
     fn spawn(
         &mut self,
         name: String,
+        portal: Option<&str>,
+        token: &CancellationToken,
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let id = self.set.spawn(task).id();
-        self.names.insert(id, name);
+        let abort = self.set.spawn(task);
+        if let Some(p) = portal {
+            *self.per_portal.entry(p.to_owned()).or_default() += 1;
+        }
+        self.meta.insert(
+            abort.id(),
+            Meta {
+                name,
+                portal: portal.map(str::to_owned),
+                token: token.clone(),
+                abort,
+            },
+        );
     }
 
     /// The next task to end, with its id.
@@ -397,21 +415,41 @@ impl Tasks {
             .map(|r| r.map(|(id, ())| id))
     }
 
-    /// Why a task's end is a failure: it panicked, or it returned while the agent was not
-    /// `stopping`; `None` for an orderly end.
-    fn death(
-        &mut self,
-        ended: Result<tokio::task::Id, tokio::task::JoinError>,
-        stopping: bool,
-    ) -> Option<String> {
-        let (id, panic) = match ended {
-            Ok(id) if stopping => {
-                self.names.remove(&id);
-                return None;
+    /// Tasks of `portal` still running.
+    fn remaining(&self, portal: &str) -> usize {
+        self.per_portal.get(portal).copied().unwrap_or(0)
+    }
+
+    /// Forgets an ended task, returning what was known of it.
+    fn ended(&mut self, id: tokio::task::Id) -> Option<Meta> {
+        let meta = self.meta.remove(&id)?;
+        if let Some(p) = &meta.portal
+            && let Some(n) = self.per_portal.get_mut(p)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_portal.remove(p);
             }
+        }
+        Some(meta)
+    }
+
+    /// Aborts the tasks of `portal` still running.
+    fn abort_portal(&self, portal: &str) {
+        for m in self.meta.values() {
+            if m.portal.as_deref() == Some(portal) {
+                m.abort.abort();
+            }
+        }
+    }
+
+    /// Why a task's end is a failure: it panicked, or it returned before its token was
+    /// cancelled; `None` for an orderly end.
+    fn death(&mut self, ended: Result<tokio::task::Id, tokio::task::JoinError>) -> Option<String> {
+        let (id, panic) = match ended {
             Ok(id) => (id, None),
             Err(e) if e.is_cancelled() => {
-                self.names.remove(&e.id());
+                self.ended(e.id());
                 return None;
             }
             Err(e) => {
@@ -425,10 +463,11 @@ impl Tasks {
                 (id, Some(msg))
             }
         };
-        let name = self
-            .names
-            .remove(&id)
-            .unwrap_or_else(|| "a task".to_owned());
+        let meta = self.ended(id);
+        if panic.is_none() && meta.as_ref().is_none_or(|m| m.token.is_cancelled()) {
+            return None;
+        }
+        let name = meta.map_or_else(|| "a task".to_owned(), |m| m.name);
         Some(match panic {
             Some(msg) => format!("{name} panicked: {msg}"),
             None => format!("{name} ended while the agent was running"),
@@ -486,4 +525,56 @@ pub async fn check(cfg: &Config) -> Vec<(String, Result<String, String>)> {
             (name, res)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task's end is orderly only once its own token was cancelled: stopping one portal
+    /// never hides the death of another task.
+    #[tokio::test]
+    async fn a_task_may_end_only_after_its_own_token() {
+        let mut tasks = Tasks::default();
+        let (stopped, running) = (CancellationToken::new(), CancellationToken::new());
+        stopped.cancel();
+        tasks.spawn("stopped".into(), Some("a"), &stopped, async {});
+        tasks.spawn("early".into(), Some("b"), &running, async {});
+        tasks.spawn("panics".into(), None, &stopped, async {
+            panic!("boom");
+        });
+        let mut deaths = Vec::new();
+        while let Some(ended) = tasks.join_next().await {
+            deaths.extend(tasks.death(ended));
+        }
+        deaths.sort();
+        assert_eq!(
+            deaths,
+            [
+                "early ended while the agent was running",
+                "panics panicked: boom"
+            ]
+        );
+        assert_eq!(tasks.remaining("a") + tasks.remaining("b"), 0);
+    }
+
+    /// Aborting a portal's tasks ends them as cancelled, not as deaths, and leaves the others.
+    #[tokio::test]
+    async fn aborting_a_portal_ends_its_tasks_alone() {
+        let mut tasks = Tasks::default();
+        let token = CancellationToken::new();
+        let other = token.clone();
+        tasks.spawn("stuck".into(), Some("a"), &token, std::future::pending());
+        tasks.spawn("waits".into(), Some("b"), &token, async move {
+            other.cancelled().await;
+        });
+        assert_eq!((tasks.remaining("a"), tasks.remaining("b")), (1, 1));
+        tasks.abort_portal("a");
+        let ended = tasks.join_next().await.expect("one ends");
+        assert_eq!(tasks.death(ended), None);
+        assert_eq!((tasks.remaining("a"), tasks.remaining("b")), (0, 1));
+        token.cancel();
+        let ended = tasks.join_next().await.expect("the other ends");
+        assert_eq!(tasks.death(ended), None);
+    }
 }

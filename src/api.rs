@@ -46,7 +46,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the handlers share.
 struct ApiState {
-    registry: Arc<Registry>,
+    /// The registry of the running portals (replaced on reload).
+    registry: tokio::sync::watch::Receiver<Arc<Registry>>,
     /// `[api] token_file`: the bearer token both endpoints require.
     token: Option<SecretString>,
 }
@@ -56,7 +57,7 @@ struct ApiState {
 /// `[api] token_file`) makes both endpoints require `Authorization: Bearer <token>`.
 pub async fn bind(
     addr: SocketAddr,
-    registry: Arc<Registry>,
+    registry: tokio::sync::watch::Receiver<Arc<Registry>>,
     token: Option<SecretString>,
     cancel: CancellationToken,
 ) -> std::io::Result<(
@@ -319,7 +320,8 @@ async fn health(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Respo
     if !authorized(&state, &headers) {
         return unauthorized();
     }
-    let (ok, doc) = health_doc(&state.registry);
+    let registry = state.registry.borrow().clone();
+    let (ok, doc) = health_doc(&registry);
     let code = if ok {
         StatusCode::OK
     } else {
@@ -571,7 +573,7 @@ async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Resp
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics_text(&state.registry),
+        metrics_text(&state.registry.borrow().clone()),
     )
         .into_response()
 }

@@ -534,78 +534,20 @@ fn load_path(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// `run`: the agent until SIGTERM/SIGINT. SIGHUP reloads the config file (and so re-reads
-/// every credential file): when the new config is valid, the running pipeline drains and saves
-/// its cursors, and a new one starts from them, so no event is lost; when it is not, every
-/// problem is logged and the agent carries on with the old config.
+/// `run`: the agent until SIGTERM/SIGINT, SIGHUP reloading it ([`agent::run_with_reloads`]).
 async fn run_until_stopped(path: PathBuf, first: Config, stop: CancellationToken) -> ExitCode {
-    let threads = first.threads;
-    let mut cfg = first;
-    loop {
-        let generation = stop.child_token();
-        let next: Arc<std::sync::Mutex<Option<Config>>> = Arc::default();
-        let hup = {
-            let (generation, next, path) = (generation.clone(), next.clone(), path.clone());
-            tokio::spawn(async move {
-                #[cfg(unix)]
-                {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                        return;
-                    };
-                    while hup.recv().await.is_some() {
-                        info!(config = %path.display(), "SIGHUP: reloading the configuration");
-                        match config::load(&config::Sources::from_process(path.clone())) {
-                            Ok(c) => {
-                                if let Ok(mut slot) = next.lock() {
-                                    *slot = Some(c);
-                                }
-                                docspace_siem::notify::notify("RELOADING=1");
-                                generation.cancel();
-                                return;
-                            }
-                            Err(errs) => {
-                                for p in &errs.0 {
-                                    error!("{p}");
-                                }
-                                error!(
-                                    "the new configuration is invalid; still running with the previous one"
-                                );
-                            }
-                        }
-                    }
-                }
-            })
-        };
-        let result = agent::run(cfg, generation, RunOptions::default()).await;
-        hup.abort();
-        match result {
-            Ok(_) if stop.is_cancelled() => {
-                info!("stopped cleanly");
-                return ExitCode::SUCCESS;
-            }
-            Ok(_) => match next.lock().ok().and_then(|mut s| s.take()) {
-                Some(c) => {
-                    info!("configuration reloaded; restarting the pipeline from the saved cursors");
-                    if c.threads != threads {
-                        warn!(
-                            running = threads,
-                            configured = c.threads,
-                            "threads takes effect at the next restart, not on reload"
-                        );
-                    }
-                    cfg = c;
-                }
-                None => return ExitCode::SUCCESS,
-            },
-            Err(e) => {
-                error!("{e:#}");
-                eprintln!("docspace-siem: {e:#}");
-                return if e.is_config() {
-                    ExitCode::from(EX_CONFIG)
-                } else {
-                    ExitCode::FAILURE
-                };
+    match agent::run_with_reloads(path, first, stop).await {
+        Ok(()) => {
+            info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("docspace-siem: {e:#}");
+            if e.is_config() {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::FAILURE
             }
         }
     }

@@ -37,8 +37,11 @@ pub use crate::tls::SyslogTls;
 pub use crate::transform::Format;
 
 mod checks;
+mod diff;
+mod include;
 mod portal;
 mod problem;
+mod ratecheck;
 mod raw;
 mod secrets;
 mod sink;
@@ -46,6 +49,7 @@ mod sink;
 mod tests;
 
 use checks::*;
+pub use diff::{Changes, Fingerprint};
 use portal::*;
 use problem::*;
 pub use problem::{ConfigErrors, ConfigProblem};
@@ -65,6 +69,7 @@ pub const CLI_ENV: &[&str] = &[
 /// Keys whose environment values are parsed as TOML-like values (numbers, booleans, lists).
 const TYPED_KEYS: &[&str] = &[
     "threads",
+    "include",
     "max_window_events",
     "concurrency",
     "max_requests_per_second",
@@ -109,9 +114,13 @@ pub struct Config {
     pub log: LogConfig,
     /// Worker threads of the async runtime: 1 runs every task on the main thread.
     pub threads: usize,
-    /// Problems that do not stop the agent (a secret file readable by others): `validate`
-    /// prints them, `run` logs them.
+    /// Problems that do not stop the agent (a secret file readable by others, more requests
+    /// than DocSpace's rate limit allows): `validate` prints them, `run` logs them.
     pub warnings: Vec<ConfigProblem>,
+    /// What a reload compares: each portal's settings and everything else, as hashes.
+    pub fingerprint: Fingerprint,
+    /// Portal name → the included file (`include`) that defines it.
+    pub origin: BTreeMap<String, PathBuf>,
 }
 
 /// Log line format.
@@ -191,74 +200,127 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !CLI_ENV.contains(&k.as_str()))
         .cloned()
         .collect();
+    // The main file alone first: its `include` and its own portals (a portal an included file
+    // defines again is an error, an environment variable for it is an override).
+    let main_root: Value = match Figment::new()
+        .merge(Toml::file_exact(&sources.file))
+        .extract::<Value>()
+    {
+        Ok(v) => v,
+        Err(errors) => return Err(figment_errors(errors, &env, &sources.file)),
+    };
+    let overlay = env_overlay(&env);
+    let patterns = overlay
+        .iter()
+        .find(|(k, _)| k == "include")
+        .and_then(|(_, v)| serde_json::to_value(v).ok())
+        .or_else(|| main_root.get("include").cloned());
+    let included = include::read(&sources.file, &main_root, patterns.as_ref());
+    let mut figment = Figment::new().merge(Toml::file_exact(&sources.file));
+    // Every included portal in one layer: hundreds of files cost one merge.
+    if !included.tables.is_empty() {
+        figment = figment.merge(figment::providers::Serialized::default(
+            "portals",
+            &included.tables,
+        ));
+    }
     // Overlay the environment ourselves (same rules as figment's `Env::prefixed(..).split("__")`),
     // so that tests can inject variables without touching the process environment.
-    let mut figment = Figment::new().merge(Toml::file_exact(&sources.file));
-    for (k, v) in &env {
-        let key = k[ENV_PREFIX.len()..]
-            .to_ascii_lowercase()
-            .replace("__", ".");
-        // Only keys that are numbers, booleans or lists are parsed; everything else (secrets
-        // above all) stays the exact string that was given.
-        let last = key.rsplit('.').next().unwrap_or_default();
-        let value: figment::value::Value = if TYPED_KEYS.contains(&last) {
-            v.parse::<figment::value::Value>()
-                .unwrap_or_else(|_| figment::value::Value::from(v.clone()))
-        } else {
-            figment::value::Value::from(v.clone())
-        };
+    for (key, value) in overlay {
         figment = figment.merge(figment::providers::Serialized::default(&key, value));
     }
     let root: Value = match figment.extract::<Value>() {
         Ok(v) => v,
-        Err(errors) => {
-            // Secrets the environment holds, so that no message can quote them.
-            for (k, v) in &env {
-                let last = k
-                    .rsplit("__")
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
-                if is_secret_key(&last)
-                    || k.contains("__HEADERS__")
-                    || (k.contains("SINKS__") && last == "url")
-                {
-                    crate::http::remember_secret(v);
-                }
-            }
-            let problems = errors
-                .into_iter()
-                .map(|e| {
-                    let (key, msg) = figment_problem(&e, &sources.file);
-                    let msg = match &e.metadata {
-                        Some(md) => format!("{msg} (in {})", md.name),
-                        None => msg,
-                    };
-                    ConfigProblem::new(key, crate::http::scrub(&msg))
-                })
-                .collect();
-            return Err(ConfigErrors(problems));
-        }
+        Err(errors) => return Err(figment_errors(errors, &env, &sources.file)),
     };
     remember_secrets(false, &root);
     WARNINGS.with(|w| w.borrow_mut().clear());
-    let result = validate(root, sources);
-    let warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
-    result
-        .map(|mut cfg| {
+    let result = validate(root.clone(), sources);
+    let warnings: Vec<ConfigProblem> = WARNINGS
+        .with(|w| std::mem::take(&mut *w.borrow_mut()))
+        .into_iter()
+        .map(|p| included.attribute(p))
+        .collect();
+    // Every message once more through the scrubber: whatever a check quoted, no secret value
+    // of the configuration leaves in an error.
+    let scrubbed = |problems: Vec<ConfigProblem>| {
+        ConfigErrors(
+            problems
+                .into_iter()
+                .map(|p| ConfigProblem {
+                    problem: crate::http::scrub(&p.problem),
+                    ..included.attribute(p)
+                })
+                .collect(),
+        )
+    };
+    match result {
+        Ok(_) if !included.problems.is_empty() => Err(scrubbed(included.problems.clone())),
+        Ok(mut cfg) => {
             cfg.warnings = warnings;
-            cfg
+            cfg.warnings.extend(ratecheck::warnings(&cfg.portals));
+            cfg.fingerprint = diff::Fingerprint::of(&root, &cfg, sources);
+            cfg.origin = included.origin.clone();
+            Ok(cfg)
+        }
+        Err(ConfigErrors(problems)) => {
+            let mut all = included.problems.clone();
+            all.extend(problems);
+            Err(scrubbed(all))
+        }
+    }
+}
+
+/// The environment's `DOCSPACE_SIEM_*` variables as `(dotted key, value)`: only keys that are
+/// numbers, booleans or lists are parsed; everything else (secrets above all) stays the exact
+/// string that was given.
+fn env_overlay(env: &[(String, String)]) -> Vec<(String, figment::value::Value)> {
+    env.iter()
+        .map(|(k, v)| {
+            let key = k[ENV_PREFIX.len()..]
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            let last = key.rsplit('.').next().unwrap_or_default();
+            let value: figment::value::Value = if TYPED_KEYS.contains(&last) {
+                v.parse::<figment::value::Value>()
+                    .unwrap_or_else(|_| figment::value::Value::from(v.clone()))
+            } else {
+                figment::value::Value::from(v.clone())
+            };
+            (key, value)
         })
-        .map_err(|ConfigErrors(problems)| {
-            // Every message once more through the scrubber: whatever a check quoted, no secret
-            // value of the configuration leaves in an error.
-            ConfigErrors(
-                problems
-                    .into_iter()
-                    .map(|p| ConfigProblem::new(p.key, crate::http::scrub(&p.problem)))
-                    .collect(),
-            )
-        })
+        .collect()
+}
+
+/// Figment's errors (TOML syntax, mostly) as problems, after remembering every secret the
+/// environment holds, so that no message can quote one.
+fn figment_errors(errors: figment::Error, env: &[(String, String)], file: &Path) -> ConfigErrors {
+    for (k, v) in env {
+        let last = k
+            .rsplit("__")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if is_secret_key(&last)
+            || k.contains("__HEADERS__")
+            || (k.contains("SINKS__") && last == "url")
+        {
+            crate::http::remember_secret(v);
+        }
+    }
+    ConfigErrors(
+        errors
+            .into_iter()
+            .map(|e| {
+                let (key, msg) = figment_problem(&e, file);
+                let msg = match &e.metadata {
+                    Some(md) => format!("{msg} (in {})", md.name),
+                    None => msg,
+                };
+                ConfigProblem::new(key, crate::http::scrub(&msg))
+            })
+            .collect(),
+    )
 }
 
 /// Validates an already-merged config tree (also used by tests).
@@ -488,6 +550,8 @@ fn validate(root: Value, sources: &Sources) -> Result<Config, ConfigErrors> {
             log,
             threads: threads as usize,
             warnings: Vec::new(),
+            fingerprint: Fingerprint::default(),
+            origin: BTreeMap::new(),
         })
     } else {
         Err(ConfigErrors(errs))

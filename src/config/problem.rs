@@ -11,6 +11,8 @@ pub struct ConfigProblem {
     pub key: String,
     /// What is wrong, lowercase, no trailing period.
     pub problem: String,
+    /// The included file (`include`) the key comes from; `None` for the main file.
+    pub file: Option<PathBuf>,
 }
 
 impl ConfigProblem {
@@ -18,7 +20,14 @@ impl ConfigProblem {
         ConfigProblem {
             key: key.into(),
             problem: problem.into(),
+            file: None,
         }
+    }
+
+    /// The same problem, filed under an included file.
+    pub(super) fn in_file(mut self, file: &Path) -> Self {
+        self.file = Some(file.to_path_buf());
+        self
     }
 
     /// The environment variable that sets this key.
@@ -34,6 +43,9 @@ impl ConfigProblem {
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
         if self.key.is_empty() {
             write!(f, "{}", self.problem)
         } else {

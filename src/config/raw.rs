@@ -9,6 +9,9 @@ use super::*;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoot {
+    /// Read before validation (`include.rs`): only named here so that the key is known.
+    #[serde(default, rename = "include")]
+    pub(super) _include: Option<serde::de::IgnoredAny>,
     pub(super) state_dir: Option<String>,
     pub(super) shutdown_timeout: Option<String>,
     pub(super) progress_interval: Option<String>,

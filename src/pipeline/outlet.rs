@@ -83,6 +83,20 @@ pub struct Outlet {
     stream: Stream,
 }
 
+impl Drop for Outlet {
+    /// A stopped live poller holds no sink back any more: a portal stopped on reload must not
+    /// leave its detached sinks `catching_up` for good.
+    fn drop(&mut self) {
+        if self.detaching {
+            for (lane, attached) in &self.lanes {
+                if !*attached {
+                    lane.stats.detached.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
 impl Outlet {
     /// The live outlet of a portal/stream starting at `start`. A lane given with a cursor of its
     /// own (behind `start`) starts detached, its chaser from there.
@@ -300,6 +314,30 @@ mod tests {
             stats: stats.clone(),
         };
         (lane, rx, crx, stats)
+    }
+
+    /// A portal stopped on reload drops its live outlets: a sink they held detached is no
+    /// longer `catching_up` for it.
+    #[test]
+    fn a_dropped_live_outlet_releases_the_sinks_it_held_detached() {
+        let (behind, _rx, _crx, stats) = lane("behind", 1);
+        let (good, _good_rx, _good_crx, good_stats) = lane("good", 1);
+        let out = Outlet::live(
+            "p",
+            Stream::Login,
+            vec![(behind, Some(at(0))), (good, None)],
+            &at(5),
+        );
+        assert_eq!(stats.state(), "catching_up");
+        // A chaser's outlet feeds that sink and never detached it: dropping it changes nothing.
+        let chasing = Lane {
+            stats: stats.clone(),
+            ..lane("behind", 1).0
+        };
+        drop(Outlet::chaser("p", Stream::Login, chasing, Arc::new(at(0))));
+        assert_eq!(stats.state(), "catching_up");
+        drop(out);
+        assert_eq!((stats.state(), good_stats.state()), ("live", "live"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -65,14 +65,27 @@ fn every_shipped_config_file_validates() {
         }
         let w = Workdir::new();
         let root = w.path().display().to_string();
-        let text = std::fs::read_to_string(&path)
-            .expect("read")
-            .replace("/run/credentials/", &format!("{root}/run/credentials/"))
-            .replace("/etc/docspace-siem/", &format!("{root}/etc/docspace-siem/"))
-            .replace("/var/lib/docspace-siem", &format!("{root}/state"));
-        // Create every referenced file under the temp root.
-        for word in text.split('"') {
-            if word.starts_with(&root) && !word.ends_with("/state") {
+        let rewrite = |text: &str| {
+            text.replace("/run/credentials/", &format!("{root}/run/credentials/"))
+                .replace("/etc/docspace-siem/", &format!("{root}/etc/docspace-siem/"))
+                .replace("/var/lib/docspace-siem", &format!("{root}/state"))
+        };
+        let text = rewrite(&std::fs::read_to_string(&path).expect("read"));
+        let mut referenced = text.clone();
+        // An example that includes /etc/docspace-siem/portals.d/ gets config/portals.d/ there.
+        if text.contains("portals.d/") {
+            let into = w.path().join("etc/docspace-siem/portals.d");
+            std::fs::create_dir_all(&into).expect("mkdir");
+            for entry in std::fs::read_dir(dir.join("portals.d")).expect("config/portals.d") {
+                let p = entry.expect("entry").path();
+                let body = rewrite(&std::fs::read_to_string(&p).expect("read"));
+                std::fs::write(into.join(p.file_name().expect("name")), &body).expect("write");
+                referenced.push_str(&body);
+            }
+        }
+        // Create every referenced file under the temp root (glob patterns are not files).
+        for word in referenced.split('"') {
+            if word.starts_with(&root) && !word.ends_with("/state") && !word.contains('*') {
                 let p = Path::new(word);
                 std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
                 let body = if word.ends_with(".pem") {

@@ -28,6 +28,9 @@ mod ocsf;
 /// What the output says (issue 17): no Guest placeholder as a user id, cut addresses kept,
 /// line separators escaped, every action code valid ECS, ids unique across streams and portals.
 mod output;
+/// Many portals: `include` (portals.d), SIGHUP adding and removing portals, the rate-limit
+/// warning.
+mod portals_d;
 /// Real syslog receivers (syslog-ng, rsyslog): every transport, mutual TLS, RFC 3164, header limits.
 mod receivers;
 /// Restarts, kill -9, SIGTERM, corrupt cursors and the state lock.
