@@ -70,7 +70,7 @@ stop_sim() { # TAG
   stats=$(grep -E '^requests=' "$work/$1.out" | tail -1 || true)
 }
 
-# Events the agent delivered so far, from its /metrics (api on port $2 of pid $1).
+# Events the agent delivered so far, from its /metrics (0 until the API answers).
 delivered() { # API-PORT
-  curl -s "http://127.0.0.1:$1/metrics" | awk '/^docspace_siem_events_delivered_total/ { s += $2 } END { print s + 0 }'
+  { curl -s "http://127.0.0.1:$1/metrics" || true; } | awk '/^docspace_siem_events_delivered_total/ { s += $2 } END { print s + 0 }'
 }

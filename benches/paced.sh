@@ -96,8 +96,8 @@ TOML
   local d1=0 c1 t1 i
   for ((i = 0; i < 6000; i++)); do
     kill -0 "$agent" 2>/dev/null || { tail -5 "$work/$case.log" >&2; return 1; }
-    d1=$(delivered "$api" 2>/dev/null || echo 0)
-    [ "${d1:-0}" -gt 0 ] && break
+    d1=$(delivered "$api")
+    [ "$d1" -gt 0 ] && break
     sleep 0.02
   done
   c1=$(cpu "$agent"); t1=$(now_ns)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Many portals on one agent: the real agent binary (release) with N `[portals.*]` entries, all
-# on one simulator, polling every 30 s, into one counting CEF/TCP receiver.
+# on one simulator (each portal at its own loopback address, so its own connections), polling
+# every 30 s, into one counting CEF/TCP receiver.
 #
 #   bash benches/portals.sh [N...] [--check]        # N defaults to "500 2000"
 #
@@ -60,7 +61,11 @@ find_binaries
 echo "== docspace-siem many-portals benchmark: N = ${ns[*]}, $rows rows each, poll_interval $poll"
 echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); load at start: $(load)"
 echo "agent: $BIN; open files allowed: $(ulimit -n)"
-start_sim "$rows" sim
+# Every portal on its own loopback address (127.0.X.Y), as separate portals are separate hosts
+# with their own connections: the simulator listens on all addresses for the length of the run.
+start_sim "$rows" sim --listen 0.0.0.0:0
+sim_port=${url##*:}
+portal_url() { echo "http://127.0.$(($1 / 250)).$(($1 % 250 + 1)):$sim_port"; }
 
 declare -A R
 # Runs the agent with N portals: sets R[N.*].
@@ -76,7 +81,7 @@ run_portals() { # N
     echo "[api]"
     echo "address = \"127.0.0.1:$api\""
     for ((i = 1; i <= n; i++)); do
-      printf '[portals.p%04d]\nurl = "%s"\napi_key = "sk-bench"\nstart_from = "2d"\nsettle = "0s"\npoll_interval = "%s"\n' "$i" "$url" "$poll"
+      printf '[portals.p%04d]\nurl = "%s"\napi_key = "sk-bench"\nstart_from = "2d"\nsettle = "0s"\npoll_interval = "%s"\n' "$i" "$(portal_url "$i")" "$poll"
     done
     printf '[sinks.siem]\ntype = "syslog"\nformat = "cef"\nprotocol = "tcp"\naddress = "127.0.0.1:%s"\n' "$port"
   } >"$work/n$n.toml"

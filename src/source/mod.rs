@@ -106,8 +106,13 @@ pub struct PortalConfig {
 
 /// Longest catch-up window after doubling.
 const MAX_SPAN: Duration = Duration::from_secs(30 * 86_400);
-/// Events read before a caught-up poller returns free heap to the system.
+/// Events read (by all pollers together) before a caught-up poller returns free heap to the
+/// system: counted process-wide, since 500 portals of 30 events each free as much as one of
+/// 15,000, and no poller of theirs would reach the count alone.
 const TRIM_AFTER_EVENTS: usize = 5_000;
+
+/// Events read by every poller since the last trim (see [`TRIM_AFTER_EVENTS`]).
+static UNTRIMMED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Shortest window after halving.
 const MIN_SPAN: Duration = Duration::from_secs(1);
 
@@ -343,8 +348,6 @@ impl Poller {
         let mut live = false;
         // When the last window read began (wall clock), in this process.
         let mut prev_read: Option<OffsetDateTime> = None;
-        // Events emitted since the process last gave free heap back to the system.
-        let mut since_trim = 0usize;
         let tail = overlap.min(
             time::Duration::try_from(self.cfg.poll_interval).unwrap_or(time::Duration::SECOND),
         );
@@ -530,7 +533,7 @@ impl Poller {
                 }
             }
             let dense = window.events.len();
-            since_trim += dense;
+            UNTRIMMED.fetch_add(dense, Ordering::Relaxed);
             let events = fresh_sorted(window.events, &self.cursor.seen);
             // Ids are remembered back to where the next read may start. Live, that is the next
             // full re-read (`anchor`). In a catch-up, it is the overlap before the watermark:
@@ -586,8 +589,10 @@ impl Poller {
             }
             // After a catch-up, once its batches had a poll_interval to drain, give the heap
             // it used back (glibc keeps freed memory otherwise: idle RSS would stay at the peak).
-            if caught_up && since_trim >= TRIM_AFTER_EVENTS {
-                since_trim = 0;
+            if caught_up
+                && UNTRIMMED.load(Ordering::Relaxed) >= TRIM_AFTER_EVENTS
+                && UNTRIMMED.swap(0, Ordering::Relaxed) >= TRIM_AFTER_EVENTS
+            {
                 crate::pipeline::release_free_memory();
             }
         }
