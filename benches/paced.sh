@@ -26,9 +26,12 @@
 # limited"), FULL_EVENTS, LATENCY_EVENTS, LIMITED_EVENTS, KEEP (1 keeps the work directory),
 # STATE_ROOT (where the agents' state directories go; default the work directory).
 #
-# --check (CI): exit 1 on a gross regression only, about 3× the targets of issue 20: steady
-# CPU per million events above 6 (full), 7.5 (latency) or 9 (limited); a limited catch-up
-# slower than 2× the bound, or any 429 drawn.
+# --check (CI): exit 1 on a gross regression only, never on the machine's load: a paced case's
+# steady cost above 4 × the full-speed case's of the same run (1.3–2.2 × so far: a timer or
+# wake-up storm per request would show here); steady CPU per million events above 20 (full),
+# 30 (latency) or 40 (limited), about 4 × what the short form reads on a loaded machine (4.7,
+# 8.6, 10.3 at load 4–11; the targets of issue 20 are 2.0, 2.5 and 3 for the full-length runs
+# on a quiet one); a limited catch-up slower than 2 × the bound, or any 429 drawn.
 # CI runs: FULL_EVENTS=100000 LATENCY_EVENTS=50000 LIMITED_EVENTS=20000 bash benches/paced.sh --check
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -190,9 +193,12 @@ done
 if [ "$check" = 1 ]; then
   fail=0
   bad() { echo "REGRESSION: $*" >&2; fail=1; }
-  declare -A limit=([full]=6 [latency]=7.5 [limited]=9)
+  declare -A limit=([full]=20 [latency]=30 [limited]=40)
   for c in $cases; do
     if gt "${R[$c.steady]}" "${limit[$c]}"; then bad "$c: ${R[$c.steady]} steady CPU-s per million > ${limit[$c]}"; fi
+    if [ "$c" != full ] && [ -n "${R[full.steady]:-}" ] && gt "${R[$c.steady]}" "$(calc '4 * f' f="${R[full.steady]}")"; then
+      bad "$c: ${R[$c.steady]} steady CPU-s per million > 4 × full speed's ${R[full.steady]}"
+    fi
     if [ "${R[$c.429]:-0}" != 0 ]; then bad "$c: the agent drew ${R[$c.429]} × 429"; fi
   done
   if [ -n "${R[limited.wall_x]:-}" ] && gt "${R[limited.wall_x]}" 2; then
