@@ -113,6 +113,21 @@ const TRIM_AFTER_EVENTS: usize = 5_000;
 
 /// Events read by every poller since the last trim (see [`TRIM_AFTER_EVENTS`]).
 static UNTRIMMED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How long a caught-up poller lets its last batches drain before the trim.
+const TRIM_DELAY: Duration = Duration::from_secs(2);
+
+/// Returns free heap to the system, once per [`TRIM_AFTER_EVENTS`] read by all pollers.
+fn trim_free_memory() {
+    let read = UNTRIMMED.swap(0, Ordering::Relaxed);
+    if read >= TRIM_AFTER_EVENTS {
+        crate::pipeline::release_free_memory();
+    } else {
+        // Another poller trimmed first: what was read since then still counts.
+        UNTRIMMED.fetch_add(read, Ordering::Relaxed);
+    }
+}
+
 /// Shortest window after halving.
 const MIN_SPAN: Duration = Duration::from_secs(1);
 
@@ -580,20 +595,28 @@ impl Poller {
                 caught_up,
             );
             // Caught up: the next poll is due one poll_interval from now, not at once (the
-            // watermark trails `now − settle` by mere milliseconds by then).
-            if caught_up
-                && self.chase.is_none()
-                && !pause(&cancel, self.cfg.poll_interval, &self.stats).await
-            {
-                break;
-            }
-            // After a catch-up, once its batches had a poll_interval to drain, give the heap
-            // it used back (glibc keeps freed memory otherwise: idle RSS would stay at the peak).
-            if caught_up
-                && UNTRIMMED.load(Ordering::Relaxed) >= TRIM_AFTER_EVENTS
-                && UNTRIMMED.swap(0, Ordering::Relaxed) >= TRIM_AFTER_EVENTS
-            {
-                crate::pipeline::release_free_memory();
+            // watermark trails `now − settle` by mere milliseconds by then). After a catch-up,
+            // once its batches had TRIM_DELAY to drain, the heap it used goes back to the
+            // system (glibc keeps freed memory otherwise: idle RSS would stay at the peak).
+            let trim = caught_up && UNTRIMMED.load(Ordering::Relaxed) >= TRIM_AFTER_EVENTS;
+            if caught_up && self.chase.is_none() {
+                let first = if trim {
+                    TRIM_DELAY.min(self.cfg.poll_interval)
+                } else {
+                    self.cfg.poll_interval
+                };
+                if !pause(&cancel, first, &self.stats).await {
+                    break;
+                }
+                if trim {
+                    trim_free_memory();
+                    let rest = self.cfg.poll_interval.saturating_sub(first);
+                    if !pause(&cancel, rest, &self.stats).await {
+                        break;
+                    }
+                }
+            } else if trim {
+                trim_free_memory();
             }
         }
         info!(portal = %portal, stream = %stream, "poller stopped");
