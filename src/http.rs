@@ -13,6 +13,7 @@
 //!   reaches a log, an error, `check`'s output or `/health`: a portal, proxy or error page that
 //!   echoes the request (its `Authorization` header) cannot make the agent print its key.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -99,35 +100,99 @@ impl Proxy {
     }
 }
 
-/// A reqwest client builder for a portal or an HTTP sink: rustls, TLS ≥ 1.2, no redirects (a
-/// redirect would carry the credential elsewhere), the given timeout; [`client`] adds the proxy.
-fn client_builder(tls: &HttpTls, timeout: Duration) -> Result<reqwest::ClientBuilder, TlsError> {
-    let mut b = reqwest::Client::builder()
-        .user_agent(concat!("docspace-siem/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10).min(timeout))
-        .tls_version_min(reqwest::tls::Version::TLS_1_2);
-    if let Some(path) = &tls.ca_file {
-        let pem = std::fs::read(path).map_err(|e| crate::tls::pem_err(path, e))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| crate::tls::pem_err(path, e))?;
-        if certs.is_empty() {
-            return Err(crate::tls::pem_err(path, "holds no PEM certificate"));
-        }
-        b = b.tls_certs_merge(certs);
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = std::fs::read(cert).map_err(|e| crate::tls::pem_err(cert, e))?;
-        pem.extend(std::fs::read(key).map_err(|e| crate::tls::pem_err(key, e))?);
-        b = b
-            .identity(reqwest::Identity::from_pem(&pem).map_err(|e| crate::tls::pem_err(cert, e))?);
-    }
-    if tls.insecure_skip_verify {
-        b = b.tls_danger_accept_invalid_certs(true);
-    }
-    Ok(b)
+/// What makes two clients interchangeable: the files' contents (not their paths, so that a
+/// changed CA file read again gets a new client), the proxy as it applies to the target, and
+/// the timeout. Not `Debug`: it holds the client key and the proxy URL.
+#[derive(PartialEq, Eq, Hash)]
+struct ClientKey {
+    ca_pem: Option<Vec<u8>>,
+    identity_pem: Option<Vec<u8>>,
+    insecure_skip_verify: bool,
+    /// `None`: straight to the target; `Some(None)`: the environment's; `Some(Some(url))`.
+    proxy: Option<Option<String>>,
+    timeout: Duration,
 }
+
+impl ClientKey {
+    /// Reads the TLS files `tls` names (errors name the file) and settles the proxy for `target`.
+    fn new(tls: &HttpTls, timeout: Duration, target: &Url) -> Result<ClientKey, TlsError> {
+        let ca_pem = match &tls.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| crate::tls::pem_err(path, e))?),
+            None => None,
+        };
+        let identity_pem = match (&tls.cert_file, &tls.key_file) {
+            (Some(cert), Some(key)) => {
+                let mut pem = std::fs::read(cert).map_err(|e| crate::tls::pem_err(cert, e))?;
+                pem.extend(std::fs::read(key).map_err(|e| crate::tls::pem_err(key, e))?);
+                Some(pem)
+            }
+            _ => None,
+        };
+        let proxy = match &tls.proxy {
+            _ if is_loopback(target) => None,
+            Proxy::None => None,
+            Proxy::Env => Some(None),
+            Proxy::Url(u) => Some(Some(u.expose_secret().to_owned())),
+        };
+        Ok(ClientKey {
+            ca_pem,
+            identity_pem,
+            insecure_skip_verify: tls.insecure_skip_verify,
+            proxy,
+            timeout,
+        })
+    }
+
+    /// A reqwest client: rustls, TLS ≥ 1.2, no redirects (a redirect would carry the
+    /// credential elsewhere), the timeout, the CA, identity and proxy of the key.
+    fn build(&self, tls: &HttpTls) -> Result<reqwest::Client, TlsError> {
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("docspace-siem/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout)
+            .connect_timeout(Duration::from_secs(10).min(self.timeout))
+            // Idle connections kept per host: a portal's two streams poll at the same time, an
+            // HTTP sink sends one batch at a time. Each idle connection keeps its read buffer
+            // (hyper grows it to the largest page read, tens of KiB); without a cap, the
+            // connections of a catch-up's `concurrency` stay open to every portal, and polls
+            // every 30 s keep them from the pool's 90 s idle timeout.
+            .pool_max_idle_per_host(IDLE_PER_HOST)
+            .tls_version_min(reqwest::tls::Version::TLS_1_2);
+        if let (Some(pem), Some(path)) = (&self.ca_pem, &tls.ca_file) {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| crate::tls::pem_err(path, e))?;
+            if certs.is_empty() {
+                return Err(crate::tls::pem_err(path, "holds no PEM certificate"));
+            }
+            b = b.tls_certs_merge(certs);
+        }
+        if let (Some(pem), Some(cert)) = (&self.identity_pem, &tls.cert_file) {
+            b = b.identity(
+                reqwest::Identity::from_pem(pem).map_err(|e| crate::tls::pem_err(cert, e))?,
+            );
+        }
+        if self.insecure_skip_verify {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        let b = match &self.proxy {
+            None => b.no_proxy(),
+            // reqwest reads the variables itself when no proxy is configured on the builder.
+            Some(None) => b,
+            Some(Some(u)) => b.proxy(
+                reqwest::Proxy::all(u.as_str())
+                    .map_err(|_| TlsError::Http("proxy: not a usable proxy URL".to_owned()))?,
+            ),
+        };
+        b.build().map_err(|e| TlsError::Http(e.to_string()))
+    }
+}
+
+/// Idle connections a client keeps to one host (see [`ClientKey::build`]).
+const IDLE_PER_HOST: usize = 2;
+
+/// Distinct client settings kept for reuse; past this many the cache starts afresh (a client
+/// handed out lives on with its holder), so reloads that keep changing a file cannot grow it.
+const CLIENT_CACHE: usize = 32;
 
 /// Whether `url` names this machine (`localhost`, 127.0.0.0/8, `::1`).
 pub fn is_loopback(url: &Url) -> bool {
@@ -141,22 +206,28 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// The reqwest client of a portal or an HTTP sink aimed at `target`: TLS as
-/// `client_builder` sets it up, and the proxy as `tls.proxy` says (never one
-/// for a loopback target).
+/// The reqwest client of a portal or an HTTP sink aimed at `target`: rustls, TLS ≥ 1.2, no
+/// redirects, the timeout, and the proxy as `tls.proxy` says (never one for a loopback target).
+///
+/// Clients with the same settings are one client, shared: each reqwest client loads and parses
+/// the system's CA certificates into its own root store (about 250 KiB and a few milliseconds
+/// each), which made 500 portals cost 130 MiB. A shared client keeps one connection pool, in
+/// which each host (a portal) still has its own connections.
 pub fn client(tls: &HttpTls, timeout: Duration, target: &Url) -> Result<reqwest::Client, TlsError> {
-    let b = client_builder(tls, timeout)?;
-    let b = match &tls.proxy {
-        _ if is_loopback(target) => b.no_proxy(),
-        Proxy::None => b.no_proxy(),
-        // reqwest reads the variables itself when no proxy is configured on the builder.
-        Proxy::Env => b,
-        Proxy::Url(u) => b.proxy(
-            reqwest::Proxy::all(u.expose_secret())
-                .map_err(|_| TlsError::Http("proxy: not a usable proxy URL".to_owned()))?,
-        ),
-    };
-    b.build().map_err(|e| TlsError::Http(e.to_string()))
+    static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, reqwest::Client>>> = OnceLock::new();
+    let key = ClientKey::new(tls, timeout, target)?;
+    let cache = CLIENTS.get_or_init(Mutex::default);
+    if let Some(c) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(c.clone());
+    }
+    // Built outside the lock: two threads may build the same client; the later one is kept.
+    let client = key.build(tls)?;
+    let mut clients = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if clients.len() >= CLIENT_CACHE {
+        clients.clear();
+    }
+    clients.insert(key, client.clone());
+    Ok(client)
 }
 
 /// A header value that carries a credential (`Authorization`, tokens, configured header
@@ -344,5 +415,46 @@ mod tests {
         assert!(!is_loopback(
             &Url::parse("https://docspace.example.com/").unwrap()
         ));
+    }
+
+    #[test]
+    fn clients_with_the_same_settings_share_one_key_and_a_changed_file_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::copy("tests/fixtures/test-ca.pem", &ca).unwrap();
+        let tls = HttpTls {
+            ca_file: Some(ca.clone()),
+            ..HttpTls::default()
+        };
+        let t = Duration::from_secs(30);
+        let a = Url::parse("https://a.example.com/").unwrap();
+        let b = Url::parse("https://b.example.com:8443/").unwrap();
+        let key = |tls: &HttpTls, t, u: &Url| ClientKey::new(tls, t, u).unwrap();
+        // Two portals on different hosts with the same settings: one client.
+        assert!(key(&tls, t, &a) == key(&tls, t, &b));
+        assert!(key(&tls, t, &a) != key(&tls, Duration::from_secs(5), &a));
+        let insecure = HttpTls {
+            insecure_skip_verify: true,
+            ..tls.clone()
+        };
+        assert!(key(&tls, t, &a) != key(&insecure, t, &a));
+        // The proxy counts only where it applies: never for a loopback target.
+        let env = HttpTls {
+            proxy: Proxy::Env,
+            ..tls.clone()
+        };
+        assert!(key(&tls, t, &a) != key(&env, t, &a));
+        let local = Url::parse("http://127.0.0.1:8080/").unwrap();
+        assert!(key(&tls, t, &local) == key(&env, t, &local));
+        // A CA file changed on disk (a reload after a rotation) gets a new client.
+        let before = key(&tls, t, &a);
+        std::fs::write(&ca, b"-----BEGIN CERTIFICATE-----\n").unwrap();
+        assert!(before != key(&tls, t, &a));
+        // Building still names a bad file, and a missing one.
+        let e = client(&tls, t, &a).unwrap_err().to_string();
+        assert!(e.contains("ca.pem"), "{e}");
+        std::fs::remove_file(&ca).unwrap();
+        let e = client(&tls, t, &a).unwrap_err().to_string();
+        assert!(e.contains("ca.pem"), "{e}");
     }
 }

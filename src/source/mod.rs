@@ -109,8 +109,28 @@ pub struct PortalConfig {
 
 /// Longest catch-up window after doubling.
 const MAX_SPAN: Duration = Duration::from_secs(30 * 86_400);
-/// Events read before a caught-up poller returns free heap to the system.
+/// Events read (by all pollers together) before a caught-up poller returns free heap to the
+/// system: counted process-wide, since 500 portals of 30 events each free as much as one of
+/// 15,000, and no poller of theirs would reach the count alone.
 const TRIM_AFTER_EVENTS: usize = 5_000;
+
+/// Events read by every poller since the last trim (see [`TRIM_AFTER_EVENTS`]).
+static UNTRIMMED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How long a caught-up poller lets its last batches drain before the trim.
+const TRIM_DELAY: Duration = Duration::from_secs(2);
+
+/// Returns free heap to the system, once per [`TRIM_AFTER_EVENTS`] read by all pollers.
+fn trim_free_memory() {
+    let read = UNTRIMMED.swap(0, Ordering::Relaxed);
+    if read >= TRIM_AFTER_EVENTS {
+        crate::pipeline::release_free_memory();
+    } else {
+        // Another poller trimmed first: what was read since then still counts.
+        UNTRIMMED.fetch_add(read, Ordering::Relaxed);
+    }
+}
+
 /// Shortest window after halving.
 const MIN_SPAN: Duration = Duration::from_secs(1);
 
@@ -346,8 +366,6 @@ impl Poller {
         let mut live = false;
         // When the last window read began (wall clock), in this process.
         let mut prev_read: Option<OffsetDateTime> = None;
-        // Events emitted since the process last gave free heap back to the system.
-        let mut since_trim = 0usize;
         let tail = overlap.min(
             time::Duration::try_from(self.cfg.poll_interval).unwrap_or(time::Duration::SECOND),
         );
@@ -533,7 +551,7 @@ impl Poller {
                 }
             }
             let dense = window.events.len();
-            since_trim += dense;
+            UNTRIMMED.fetch_add(dense, Ordering::Relaxed);
             let events = fresh_sorted(window.events, &self.cursor.seen);
             // Ids are remembered back to where the next read may start. Live, that is the next
             // full re-read (`anchor`). In a catch-up, it is the overlap before the watermark:
@@ -580,18 +598,28 @@ impl Poller {
                 caught_up,
             );
             // Caught up: the next poll is due one poll_interval from now, not at once (the
-            // watermark trails `now − settle` by mere milliseconds by then).
-            if caught_up
-                && self.chase.is_none()
-                && !pause(&cancel, self.cfg.poll_interval, &self.stats).await
-            {
-                break;
-            }
-            // After a catch-up, once its batches had a poll_interval to drain, give the heap
-            // it used back (glibc keeps freed memory otherwise: idle RSS would stay at the peak).
-            if caught_up && since_trim >= TRIM_AFTER_EVENTS {
-                since_trim = 0;
-                crate::pipeline::release_free_memory();
+            // watermark trails `now − settle` by mere milliseconds by then). After a catch-up,
+            // once its batches had TRIM_DELAY to drain, the heap it used goes back to the
+            // system (glibc keeps freed memory otherwise: idle RSS would stay at the peak).
+            let trim = caught_up && UNTRIMMED.load(Ordering::Relaxed) >= TRIM_AFTER_EVENTS;
+            if caught_up && self.chase.is_none() {
+                let first = if trim {
+                    TRIM_DELAY.min(self.cfg.poll_interval)
+                } else {
+                    self.cfg.poll_interval
+                };
+                if !pause(&cancel, first, &self.stats).await {
+                    break;
+                }
+                if trim {
+                    trim_free_memory();
+                    let rest = self.cfg.poll_interval.saturating_sub(first);
+                    if !pause(&cancel, rest, &self.stats).await {
+                        break;
+                    }
+                }
+            } else if trim {
+                trim_free_memory();
             }
         }
         info!(portal = %portal, stream = %stream, "poller stopped");

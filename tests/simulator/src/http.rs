@@ -120,7 +120,15 @@ pub(crate) async fn handle(State(sim): State<Simulator>, req: Request) -> Respon
         .map(|v| v.as_bytes().to_vec());
     let (limited, latency) = {
         let mut g = sim.lock();
-        (g.rate_check(), g.latency)
+        let spread = g.latency_max.saturating_sub(g.latency);
+        let extra = if spread.is_zero() {
+            Duration::ZERO
+        } else {
+            // Nanosecond draws; a spread over u64::MAX ns (584 years) is not a latency.
+            let nanos = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX);
+            Duration::from_nanos(g.rng.u64(0..=nanos))
+        };
+        (g.rate_check(), g.latency + extra)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

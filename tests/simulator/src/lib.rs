@@ -460,6 +460,7 @@ impl Simulator {
             login: Table::new(LOGIN_FIRST_ID),
             audit: Table::new(AUDIT_FIRST_ID),
             latency: Duration::ZERO,
+            latency_max: Duration::ZERO,
             rate: None,
             rate_limited: 0,
             faults: VecDeque::new(),
@@ -533,7 +534,15 @@ impl Simulator {
     /// Adds `latency` to every answer (a real portal's round trip plus server time; 0 = none).
     /// Requests wait concurrently, like separate connections to a real server.
     pub fn set_latency(&self, latency: Duration) {
-        self.lock().latency = latency;
+        self.set_latency_range(latency, latency);
+    }
+
+    /// Adds a latency drawn uniformly from `[min, max]` to every answer, each request its own
+    /// draw (a real portal whose answers take 5–50 ms); `max` below `min` counts as `min`.
+    pub fn set_latency_range(&self, min: Duration, max: Duration) {
+        let mut g = self.lock();
+        g.latency = min;
+        g.latency_max = max.max(min);
     }
 
     /// Turns on DocSpace's sliding-window rate limiter: beyond `per_minute` requests within

@@ -32,6 +32,10 @@ struct Args {
     /// Added to every answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// With a value above `latency-ms`, each answer waits a uniform draw from
+    /// [latency-ms, latency-max-ms] milliseconds instead.
+    #[arg(long, default_value_t = 0)]
+    latency_max_ms: u64,
     /// The portal's rate limit, requests a minute (0 = off).
     #[arg(long, default_value_t = 0)]
     rate_per_minute: u32,
@@ -50,7 +54,10 @@ async fn main() -> ExitCode {
     let to = now - time::Duration::seconds(5);
     sim.generate(SimStream::Login, args.login, from, to);
     sim.generate(SimStream::Audit, args.audit, from, to);
-    sim.set_latency(std::time::Duration::from_millis(args.latency_ms));
+    sim.set_latency_range(
+        std::time::Duration::from_millis(args.latency_ms),
+        std::time::Duration::from_millis(args.latency_max_ms),
+    );
     sim.set_rate_limit(Some(args.rate_per_minute));
     let server = match sim.serve(args.listen).await {
         Ok(s) => s,

@@ -123,6 +123,8 @@ pub(crate) struct Inner {
     pub(crate) burst: Option<Burst>,
     /// Added to every answer (network round trip plus server time).
     pub(crate) latency: Duration,
+    /// With `latency_max > latency`, each answer waits a uniform draw from the range.
+    pub(crate) latency_max: Duration,
     /// The portal's rate limiter, when on.
     pub(crate) rate: Option<RateWindow>,
     /// Requests answered 429 by the rate limiter.

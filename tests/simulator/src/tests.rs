@@ -893,6 +893,23 @@ async fn rate_limit_answers_429_with_retry_after_and_latency_delays() {
     assert_eq!(get(srv.addr, LOGIN).await.status, 200);
 }
 
+#[tokio::test]
+async fn latency_range_delays_each_answer_at_least_its_minimum() {
+    let sim = sim(SimZone::Utc);
+    sim.set_latency_range(Duration::from_millis(20), Duration::from_millis(30));
+    let srv = serve(&sim).await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        assert_eq!(get(srv.addr, LOGIN).await.status, 200);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+    }
+    // A maximum below the minimum is the minimum: a fixed latency, not a panic.
+    sim.set_latency_range(Duration::from_millis(25), Duration::from_millis(1));
+    let started = std::time::Instant::now();
+    assert_eq!(get(srv.addr, LOGIN).await.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(25));
+}
+
 const QUOTA: &str = "/api/2.0/portal/quota";
 
 async fn serve(sim: &Simulator) -> SimServer {
