@@ -62,6 +62,9 @@ pub struct Alert {
     pub portal: String,
     /// The portal's base URL.
     pub portal_url: String,
+    /// The portal's labels (a customer's name or id, …), so an alert is routed and read like
+    /// the events it is about.
+    pub labels: Vec<(String, String)>,
     /// Stream of the firing event.
     pub stream: Stream,
     /// One plain-text sentence: what happened, to whom, from where (unescaped).
@@ -557,6 +560,7 @@ pub(super) fn new_alert(rule: &RuleConfig, by: By, key: &str, ev: &Event) -> Ale
         events: vec![ev.id],
         portal: ev.portal.name.clone(),
         portal_url: ev.portal.url.clone(),
+        labels: ev.portal.labels.clone(),
         stream: ev.stream,
         summary: String::new(),
         parts: Vec::new(),

@@ -700,3 +700,33 @@ fn alerts_as_ecs_documents_pass_the_official_validator() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_alert_carries_its_portal_labels_into_ecs() {
+    let labelled = Arc::new(
+        PortalInfo::new("acme", "https://acme.example.com")
+            .with_labels([("customer".to_owned(), "acme".to_owned())]),
+    );
+    let evs: Vec<Event> = (0..10)
+        .map(|i| {
+            let mut e = fail(i, i, "bob@example.com", "192.0.2.66");
+            e.portal = labelled.clone();
+            e
+        })
+        .collect();
+    let alerts = engine(&["brute_force"]).observe_batch(&refs(&evs));
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(
+        alerts[0].labels,
+        [("customer".to_owned(), "acme".to_owned())]
+    );
+    let doc = to_ecs(&alerts[0]);
+    assert_eq!(doc["labels"], json!({ "customer": "acme" }));
+    assert_eq!(doc["organization"]["name"], "acme");
+    // An unlabelled portal's alert has no `labels` object at all.
+    let plain: Vec<Event> = (0..10)
+        .map(|i| fail(i, i, "bob@example.com", "192.0.2.66"))
+        .collect();
+    let alerts = engine(&["brute_force"]).observe_batch(&refs(&plain));
+    assert!(to_ecs(&alerts[0]).get("labels").is_none());
+}

@@ -132,6 +132,15 @@ pub fn to_ecs(a: &Alert) -> Value {
         "organization".into(),
         json!({ "id": keyword(&host), "name": a.portal }),
     );
+    if !a.labels.is_empty() {
+        // ECS `labels`: the portal's labels, as every event of the portal carries them.
+        let labels: Map<String, Value> = a
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(keyword(v))))
+            .collect();
+        doc.insert("labels".into(), Value::Object(labels));
+    }
     let mut alert = Map::new();
     alert.insert("rule".into(), json!(a.rule));
     alert.insert("kind".into(), json!(a.kind.as_str()));
