@@ -15,8 +15,6 @@
 //! A missing validator fails these tests (it is installed by tests/run.sh), never skips them.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use docspace_siem::actions::ACTIONS;
@@ -33,20 +31,7 @@ use crate::support::{HttpCollector, Scenario, run_cli, shared};
 /// Runs the OCSF validator over NDJSON; panics with its report unless every line is valid.
 fn validate_ocsf(ndjson: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocsf/validate_ocsf.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(ndjson.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let out = crate::support::run_with_stdin("python3", &[script], ndjson.as_bytes());
     assert!(
         out.status.success(),
         "OCSF validator failed (install it with tests/run.sh):\n{}\n{}",

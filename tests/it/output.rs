@@ -12,8 +12,6 @@
 //!   still stored once in Elasticsearch, under its own `_id` (= `docspace.unique_id`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use docspace_siem::actions::ACTIONS;
@@ -51,20 +49,7 @@ fn leef_attrs(line: &str) -> BTreeMap<String, String> {
 
 /// Runs a Python program over `input` on stdin; its stdout, or a panic with its stderr.
 fn python(program: &str, input: &str) -> String {
-    let mut child = Command::new("python3")
-        .args(["-c", program])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let out = crate::support::run_with_stdin("python3", &["-c", program], input.as_bytes());
     assert!(
         out.status.success(),
         "python failed:\n{}",

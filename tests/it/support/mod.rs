@@ -193,6 +193,26 @@ impl Drop for Agent {
     }
 }
 
+/// Runs `program` with `args` to completion, `input` on its stdin: how the tests feed the real
+/// third-party checkers (Python validators and parsers) what the agent wrote.
+pub fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
 /// Runs the binary to completion with args and optional stdin.
 pub fn run_cli(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
     let mut child = Command::new(bin())
