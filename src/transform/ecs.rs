@@ -19,7 +19,9 @@ use serde_json::Value;
 use serde_json::json;
 
 use crate::event::{Event, Outcome, PortalInfo, Stream};
-use crate::transform::{Output, action, put_ip, put_json_str, put_utc_millis, with_portal};
+use crate::transform::{
+    Output, action, opt_str, put_ip, put_json_str, put_str_array, put_utc_millis, with_portal,
+};
 
 /// `,"ecs":{"version":"…"},"event":{"action":`: the constant text between `docspace` and
 /// `event.action`.
@@ -112,14 +114,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     out.put(ev.stream.as_str().as_bytes());
     out.put(b"\"");
     if !ev.target.is_empty() {
-        out.put(b",\"target\":[");
-        for (i, t) in ev.target.iter().enumerate() {
-            if i > 0 {
-                out.put(b",");
-            }
-            put_json_str(out, t);
-        }
-        out.put(b"]");
+        put_str_array(out, b",\"target\":", &ev.target);
     }
     with_portal(&ev.portal, |p| out.put(&p.ecs_unique_id));
     out.put(ev.stream.as_str().as_bytes());
@@ -315,16 +310,6 @@ pub(crate) fn labels_text(portal: &PortalInfo) -> Vec<u8> {
         out.put(b"}");
     }
     out
-}
-
-/// `key` (with its comma and colon) and the value, when present and not empty (unset values
-/// are omitted, never `null`).
-#[inline]
-fn opt_str<O: Output + ?Sized>(out: &mut O, key: &[u8], v: Option<&str>) {
-    if let Some(v) = v.filter(|v| !v.is_empty()) {
-        out.put(key);
-        put_json_str(out, v);
-    }
 }
 
 /// As [`opt_str`], for a keyword field: cut at [`IGNORE_ABOVE`] characters.

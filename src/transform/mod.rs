@@ -571,6 +571,29 @@ fn low_bytes(n: usize) -> u64 {
     (1u64 << (8 * n)) - 1
 }
 
+/// `key` (with its comma and colon) and the value, when present and not empty (unset values
+/// are omitted, never `null`): how the JSON encoders (ECS, OCSF) write an optional string.
+#[inline]
+pub(crate) fn opt_str<O: Output + ?Sized>(out: &mut O, key: &[u8], v: Option<&str>) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
+        out.put(key);
+        put_json_str(out, v);
+    }
+}
+
+/// `key` (with its comma and colon) and `items` as a JSON array of strings.
+pub(crate) fn put_str_array<O: Output + ?Sized>(out: &mut O, key: &[u8], items: &[String]) {
+    out.put(key);
+    out.put(b"[");
+    for (i, t) in items.iter().enumerate() {
+        if i > 0 {
+            out.put(b",");
+        }
+        put_json_str(out, t);
+    }
+    out.put(b"]");
+}
+
 /// Appends `v` as a JSON string, quotes included, exactly as `serde_json::to_writer` writes a
 /// `&str`, except that the line separators NEL, U+2028 and U+2029 are escaped as well
 /// (`\u0085`, `\u2028`, `\u2029`; see [`separator_escape`]). Runs of bytes that need no

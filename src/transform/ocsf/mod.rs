@@ -18,7 +18,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::event::{Event, Outcome, PortalInfo};
-use crate::transform::{Output, epoch_millis, put_ip, put_json_str, valid_ip};
+use crate::transform::{
+    Output, epoch_millis, opt_str, put_ip, put_json_str, put_str_array, valid_ip,
+};
 use classes::{Class, Mapping, OTHER};
 
 /// The OCSF schema version the output claims (`metadata.version`).
@@ -220,14 +222,7 @@ pub fn encode<O: Output + ?Sized>(ev: &Event, out: &mut O) {
     out.put(ev.stream.as_str().as_bytes());
     out.put(b"\"");
     if !ev.target.is_empty() {
-        out.put(b",\"target\":[");
-        for (i, t) in ev.target.iter().enumerate() {
-            if i > 0 {
-                out.put(b",");
-            }
-            put_json_str(out, t);
-        }
-        out.put(b"]");
+        put_str_array(out, b",\"target\":", &ev.target);
     }
     out.put(b",\"unique_id\":");
     with_portal(&ev.portal, |p| out.put(&p.unique_id));
@@ -409,14 +404,6 @@ fn looks_like_email(v: &str) -> bool {
 
 fn nonempty(v: Option<&str>) -> Option<&str> {
     v.filter(|v| !v.is_empty())
-}
-
-/// `key` (with its comma and colon) and the value, when present and not empty.
-fn opt_str<O: Output + ?Sized>(out: &mut O, key: &[u8], v: Option<&str>) {
-    if let Some(v) = nonempty(v) {
-        out.put(key);
-        put_json_str(out, v);
-    }
 }
 
 /// A JSON object whose keys depend on what the event has: keys are constants (no escaping),
