@@ -1,5 +1,22 @@
-# Helpers shared by benches/paced.sh and benches/portals.sh (sourced, not run). They expect
-# `work` (a scratch directory) and `pids` (an array the caller's cleanup kills) to be set.
+# Helpers shared by benches/paced.sh and benches/portals.sh (sourced, not run). The caller
+# runs `setup_work NAME` first: it sets `work` (a scratch directory), `state_root` and `pids`
+# (an array of processes the exit trap kills).
+
+# A scratch directory for this run, removed at exit (KEEP=1 keeps it) with every process in
+# `pids`; agents' state goes under STATE_ROOT when set (/dev/shm leaves fsync out).
+setup_work() { # NAME
+  work=$(mktemp -d "/tmp/docspace-siem-$1.XXXXXX")
+  pids=()
+  state_root=$work
+  [ -n "${STATE_ROOT:-}" ] && state_root=$STATE_ROOT/$(basename "$work")
+  trap cleanup EXIT
+}
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ "$state_root" != "$work" ] && rm -rf "$state_root"
+  [ "${KEEP:-0}" = 1 ] && echo "work directory kept: $work" || rm -rf "$work"
+}
 
 tck=$(getconf CLK_TCK)
 now_ns() { date +%s%N; }

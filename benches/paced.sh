@@ -45,19 +45,9 @@ done
 cases=${CASES:-"full latency limited"}
 days=30
 
-work=$(mktemp -d /tmp/docspace-siem-paced.XXXXXX)
-pids=()
-state_root=$work
-[ -n "${STATE_ROOT:-}" ] && state_root=$STATE_ROOT/$(basename "$work")
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ "$state_root" != "$work" ] && rm -rf "$state_root"
-  [ "${KEEP:-0}" = 1 ] && echo "work directory kept: $work" || rm -rf "$work"
-}
-trap cleanup EXIT
 # shellcheck source=benches/common.sh
 source benches/common.sh
+setup_work paced
 find_binaries
 
 declare -A R

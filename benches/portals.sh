@@ -43,19 +43,9 @@ settle_secs=${SETTLE_SECS:-5}
 poll=${POLL:-30s}
 days=1
 
-work=$(mktemp -d /tmp/docspace-siem-portals.XXXXXX)
-pids=()
-state_root=$work
-[ -n "${STATE_ROOT:-}" ] && state_root=$STATE_ROOT/$(basename "$work")
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ "$state_root" != "$work" ] && rm -rf "$state_root"
-  [ "${KEEP:-0}" = 1 ] && echo "work directory kept: $work" || rm -rf "$work"
-}
-trap cleanup EXIT
 # shellcheck source=benches/common.sh
 source benches/common.sh
+setup_work portals
 find_binaries
 
 echo "== docspace-siem many-portals benchmark: N = ${ns[*]}, $rows rows each, poll_interval $poll"
